@@ -1,0 +1,173 @@
+//! Time, as every time-dependent part of atrest sees it.
+//!
+//! Nothing in atrest reads the system time directly: key deletion windows, automatic
+//! rotation and key ages all ask a [`Clock`]. Tests and the CLI's emulator time use a
+//! [`ManualClock`] or an [`OffsetClock`] so that "90 days later" takes a microsecond.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A point in time: milliseconds since the Unix epoch, UTC.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    pub const EPOCH: Timestamp = Timestamp(0);
+
+    pub const fn from_millis(millis: u64) -> Self {
+        Timestamp(millis)
+    }
+
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch, as AWS APIs report dates.
+    pub const fn as_secs(self) -> u64 {
+        self.0 / 1000
+    }
+
+    pub fn saturating_add(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_add(duration_millis(d)))
+    }
+
+    /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = UNIX_EPOCH + Duration::from_secs(self.as_secs());
+        write!(f, "{}", humantime::format_rfc3339_seconds(secs))
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({self})")
+    }
+}
+
+/// The number of whole days in a duration, as AWS counts windows and periods.
+pub const fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 86_400)
+}
+
+fn duration_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// The clocks are shared by every layer of one process.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The real time of this machine.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Timestamp(duration_millis(since))
+    }
+}
+
+/// A clock that stands still until a test moves it.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: AtomicU64,
+}
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock {
+            now: AtomicU64::new(start.0),
+        }
+    }
+
+    /// Starts at the current system time.
+    pub fn starting_now() -> Self {
+        Self::new(SystemClock.now())
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.now.fetch_add(duration_millis(by), Ordering::SeqCst);
+    }
+
+    pub fn set(&self, to: Timestamp) {
+        self.now.store(to.0, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.now.load(Ordering::SeqCst))
+    }
+}
+
+/// Real time plus a fixed offset: the CLI's emulator time, which moves with the wall
+/// clock and jumps forward when the user advances it.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    offset: Duration,
+}
+
+impl OffsetClock {
+    pub fn new(offset: Duration) -> Self {
+        OffsetClock { offset }
+    }
+
+    pub fn offset(&self) -> Duration {
+        self.offset
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now().saturating_add(self.offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_advanced() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        assert_eq!(clock.now(), Timestamp::from_millis(1_000));
+        clock.advance(days(90));
+        assert_eq!(clock.now().since(Timestamp::from_millis(1_000)), days(90));
+    }
+
+    #[test]
+    fn offset_clock_is_ahead_of_system_time() {
+        let clock = OffsetClock::new(days(91));
+        assert!(clock.now().since(SystemClock.now()) >= days(91) - Duration::from_secs(60));
+    }
+
+    #[test]
+    fn timestamps_print_as_rfc3339() {
+        assert_eq!(
+            Timestamp::from_millis(86_400_000).to_string(),
+            "1970-01-02T00:00:00Z"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! Key policies: which principals may call which actions on a key.
+//!
+//! The document is AWS's JSON (`Version`, `Statement` with `Effect`, `Principal.AWS`,
+//! `Action`, `Resource`). atrest evaluates the subset Atlas's model needs: principals by
+//! ARN, account root or `*`; actions exact or with a trailing `*`; an explicit Deny wins.
+//! Granting an account's root delegates to that account's IAM, which atrest does not
+//! emulate: every principal of that account is then allowed, as with AWS's default policy.
+//! Conditions are refused rather than ignored.
+
+use serde_json::{json, Value};
+
+use super::{Caller, KmsError};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPolicy {
+    statements: Vec<Statement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Statement {
+    sid: Option<String>,
+    allow: bool,
+    principals: Vec<String>,
+    actions: Vec<String>,
+}
+
+impl KeyPolicy {
+    /// AWS's default key policy: the key's own account has full access.
+    pub fn default_for(account: &str) -> Self {
+        KeyPolicy {
+            statements: vec![Statement {
+                sid: Some("Enable IAM User Permissions".into()),
+                allow: true,
+                principals: vec![format!("arn:aws:iam::{account}:root")],
+                actions: vec!["kms:*".into()],
+            }],
+        }
+    }
+
+    pub fn parse(document: &str) -> Result<Self, KmsError> {
+        let bad = |why: String| KmsError::MalformedPolicyDocument(why);
+        let doc: Value =
+            serde_json::from_str(document).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let statements = match doc.get("Statement") {
+            Some(Value::Array(list)) => list.clone(),
+            Some(single @ Value::Object(_)) => vec![single.clone()],
+            _ => return Err(bad("the policy has no Statement list".into())),
+        };
+        if statements.is_empty() {
+            return Err(bad("the policy has an empty Statement list".into()));
+        }
+        let statements = statements
+            .iter()
+            .map(Statement::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(KeyPolicy { statements })
+    }
+
+    pub fn to_json(&self) -> String {
+        let statements: Vec<Value> = self.statements.iter().map(Statement::to_json).collect();
+        let doc = json!({ "Version": "2012-10-17", "Id": "key-policy", "Statement": statements });
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    }
+
+    /// Whether `caller` may call `action` (e.g. `kms:Decrypt`) on a key of `key_account`.
+    pub fn allows(&self, caller: &Caller, action: &str) -> bool {
+        let matching = |allow: bool| {
+            self.statements
+                .iter()
+                .filter(|s| s.allow == allow)
+                .any(|s| s.matches_principal(caller) && s.matches_action(action))
+        };
+        !matching(false) && matching(true)
+    }
+}
+
+impl Statement {
+    fn parse(v: &Value) -> Result<Self, KmsError> {
+        let bad = |why: &str| KmsError::MalformedPolicyDocument(why.to_string());
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("each Statement must be an object"))?;
+        if obj.contains_key("Condition") {
+            return Err(bad(
+                "Condition blocks are not emulated; remove them or grant without conditions",
+            ));
+        }
+        if obj.contains_key("NotAction") || obj.contains_key("NotPrincipal") {
+            return Err(bad("NotAction and NotPrincipal are not emulated"));
+        }
+        let allow = match obj.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => true,
+            Some("Deny") => false,
+            _ => {
+                return Err(bad(
+                    "each Statement needs \"Effect\": \"Allow\" or \"Deny\"",
+                ))
+            }
+        };
+        let principals = match obj.get("Principal") {
+            Some(Value::String(s)) if s == "*" => vec!["*".to_string()],
+            Some(Value::Object(p)) => match p.get("AWS") {
+                Some(v) => string_or_list(v)
+                    .ok_or_else(|| bad("Principal.AWS must be a string or a list"))?,
+                None => return Err(bad("only AWS principals are emulated (Principal.AWS)")),
+            },
+            _ => return Err(bad("each Statement needs a Principal")),
+        };
+        let principals = principals
+            .into_iter()
+            .map(|p| {
+                normalize_principal(&p).ok_or_else(|| {
+                    bad(&format!(
+                        "principal {p:?} is not an account id, IAM ARN or *"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let actions = obj
+            .get("Action")
+            .and_then(string_or_list)
+            .ok_or_else(|| bad("each Statement needs an Action string or list"))?;
+        if let Some(a) = actions
+            .iter()
+            .find(|a| !(a == &"*" || a.to_ascii_lowercase().starts_with("kms:")))
+        {
+            return Err(bad(&format!("action {a:?} is not a kms: action")));
+        }
+        let sid = obj.get("Sid").and_then(Value::as_str).map(str::to_string);
+        Ok(Statement {
+            sid,
+            allow,
+            principals,
+            actions,
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        let mut v = json!({
+            "Effect": if self.allow { "Allow" } else { "Deny" },
+            "Principal": { "AWS": self.principals },
+            "Action": self.actions,
+            "Resource": "*",
+        });
+        if let Some(sid) = &self.sid {
+            v["Sid"] = json!(sid);
+        }
+        v
+    }
+
+    fn matches_principal(&self, caller: &Caller) -> bool {
+        let root = format!("arn:aws:iam::{}:root", caller.account());
+        self.principals
+            .iter()
+            .any(|p| p == "*" || *p == root || p == caller.principal())
+    }
+
+    fn matches_action(&self, action: &str) -> bool {
+        self.actions
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => action
+                    .to_ascii_lowercase()
+                    .starts_with(&prefix.to_ascii_lowercase()),
+                None => pattern.eq_ignore_ascii_case(action),
+            })
+    }
+}
+
+fn string_or_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// A bare account id means that account's root, as in AWS.
+fn normalize_principal(p: &str) -> Option<String> {
+    if p == "*" {
+        return Some(p.to_string());
+    }
+    if super::keyref::validate_account(p).is_ok() {
+        return Some(format!("arn:aws:iam::{p}:root"));
+    }
+    super::parse_principal_arn(p).ok().map(|_| p.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(arn: &str) -> Caller {
+        Caller::new(arn, "us-east-1").unwrap()
+    }
+
+    #[test]
+    fn default_policy_trusts_the_whole_account() {
+        let p = KeyPolicy::default_for("111122223333");
+        assert!(p.allows(&caller("arn:aws:iam::111122223333:role/any"), "kms:Decrypt"));
+        assert!(!p.allows(&caller("arn:aws:iam::444455556666:root"), "kms:Decrypt"));
+    }
+
+    #[test]
+    fn grants_are_per_principal_and_action_and_deny_wins() {
+        let p = KeyPolicy::parse(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:role/atlas"},
+                 "Action":["kms:Encrypt","kms:Describe*"],"Resource":"*"},
+                {"Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:DescribeKey","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        let atlas = caller("arn:aws:iam::444455556666:role/atlas");
+        assert!(p.allows(&atlas, "kms:Encrypt"));
+        assert!(!p.allows(&atlas, "kms:Decrypt"));
+        assert!(!p.allows(&atlas, "kms:DescribeKey"));
+        assert!(!p.allows(
+            &caller("arn:aws:iam::444455556666:role/other"),
+            "kms:Encrypt"
+        ));
+        assert_eq!(KeyPolicy::parse(&p.to_json()).unwrap(), p);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_evaluate() {
+        for doc in [
+            "nope",
+            r#"{"Statement":[]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Condition":{}}]}"#,
+            r#"{"Statement":[{"Effect":"Maybe","Principal":{"AWS":"*"},"Action":"kms:*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"kms:*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"s3:GetObject"}]}"#,
+        ] {
+            assert!(
+                matches!(
+                    KeyPolicy::parse(doc),
+                    Err(KmsError::MalformedPolicyDocument(_))
+                ),
+                "{doc}"
+            );
+        }
+    }
+}

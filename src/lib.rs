@@ -1,0 +1,61 @@
+//! atrest: encryption at rest with customer-managed keys, on one machine.
+//!
+//! A RocksDB storage engine whose every value is envelope-encrypted the way MongoDB Atlas
+//! does it with AWS KMS: a customer master key (CMK) in a KMS wraps one master key per
+//! node; the master key wraps one data key per database; data keys seal records with
+//! AES-256-GCM. The KMS is [`kms::LocalKms`], a strict embedded AWS KMS emulator, or any
+//! other [`kms::Kms`].
+//!
+//! Layers, each a module, each using only those below it:
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`control`] | the atrest root: settings, the KMS, the node store, emulator time |
+//! | [`store`] | one node's encrypted RocksDB: databases, put/get/delete/scan/batch |
+//! | [`keys`] | the envelope: master key wrapped by the CMK, data keys wrapped by it |
+//! | [`kms`] | the `Kms` trait, AWS's error vocabulary, `LocalKms` |
+//! | [`crypto`], [`format`] | AES-256-GCM and secret types; versioned binary encodings |
+//! | [`clock`], [`durable`] | time as a `Clock`; atomic file replacement |
+//!
+//! # Embedding a test database
+//!
+//! ```
+//! use std::sync::Arc;
+//! use atrest::clock::SystemClock;
+//! use atrest::kms::{Caller, CreateKeyRequest, LocalKms};
+//! use atrest::store::{KeyRange, Store, StoreOptions, WriteBatch};
+//!
+//! let dir = tempfile::tempdir()?;
+//! // The KMS, and a customer master key in it.
+//! let kms = LocalKms::open(dir.path().join("kms"), Arc::new(SystemClock))?;
+//! let client = kms.client(Caller::account_root("111122223333", "us-east-1")?);
+//! let cmk = client.create_key(CreateKeyRequest::default())?.arn;
+//!
+//! // A node store whose master key the CMK wraps.
+//! let store = Store::create(dir.path().join("node-0"), Arc::new(client.clone()), &cmk, StoreOptions::default())?;
+//! store.put("users", b"alice", b"admin")?;
+//! let mut batch = WriteBatch::new();
+//! batch.put("users", "bob", "reader").put("audit", "1", "bob added");
+//! store.write(&batch)?;
+//! assert_eq!(store.get("users", b"alice")?.as_deref(), Some(&b"admin"[..]));
+//! let users: Vec<_> = store.scan("users", KeyRange::All)?.collect::<Result<_, _>>()?;
+//! assert_eq!(users.len(), 2);
+//! drop(store); // closes RocksDB
+//!
+//! // Without the CMK, the data is out of reach; with it back, nothing is lost.
+//! client.disable_key(&cmk)?;
+//! assert!(Store::open(dir.path().join("node-0"), Arc::new(client.clone()), &cmk, StoreOptions::default()).is_err());
+//! client.enable_key(&cmk)?;
+//! let store = Store::open(dir.path().join("node-0"), Arc::new(client), &cmk, StoreOptions::default())?;
+//! assert_eq!(store.get("audit", b"1")?.as_deref(), Some(&b"bob added"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod clock;
+pub mod control;
+pub mod crypto;
+pub mod durable;
+pub mod format;
+pub mod keys;
+pub mod kms;
+pub mod store;

@@ -1,0 +1,307 @@
+//! The `atrest` binary, as a user drives it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde_json::Value;
+
+fn atrest(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_atrest"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("ATREST_ROOT")
+        .env_remove("ATREST_CALLER")
+        .env_remove("ATREST_REGION")
+        .output()
+        .unwrap()
+}
+
+fn ok(root: &Path, args: &[&str]) -> String {
+    let out = atrest(root, args);
+    assert!(
+        out.status.success(),
+        "atrest {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(root: &Path, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    serde_json::from_str(&ok(root, &args)).unwrap()
+}
+
+fn fails(root: &Path, args: &[&str], expected: &str) -> String {
+    let out = atrest(root, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "atrest {args:?} succeeded but should fail with {expected}"
+    );
+    assert!(
+        stderr.contains(expected),
+        "atrest {args:?}: expected {expected}, got: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn kms_commands_behave_as_the_aws_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let created = json(root, &["kms", "create-key", "--description", "test key"]);
+    let key_id = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(created["KeyMetadata"]["KeyState"], "Enabled");
+    assert_eq!(created["KeyMetadata"]["KeySpec"], "SYMMETRIC_DEFAULT");
+    ok(
+        root,
+        &[
+            "kms",
+            "create-alias",
+            "--alias-name",
+            "alias/cli",
+            "--target-key-id",
+            &key_id,
+        ],
+    );
+    let listed = json(root, &["kms", "list-aliases"]);
+    assert_eq!(listed["Aliases"][0]["TargetKeyId"], key_id.as_str());
+    let plaintext = BASE64.encode(b"hello from the cli");
+    let encrypted = json(
+        root,
+        &[
+            "kms",
+            "encrypt",
+            "--key-id",
+            "alias/cli",
+            "--plaintext",
+            &plaintext,
+            "--encryption-context",
+            "app=cli,env=test",
+        ],
+    );
+    let blob = encrypted["CiphertextBlob"].as_str().unwrap();
+    let decrypted = json(
+        root,
+        &[
+            "kms",
+            "decrypt",
+            "--key-id",
+            &key_id,
+            "--ciphertext-blob",
+            blob,
+            "--encryption-context",
+            r#"{"env":"test","app":"cli"}"#,
+        ],
+    );
+    assert_eq!(decrypted["Plaintext"], plaintext.as_str());
+    fails(
+        root,
+        &["kms", "decrypt", "--ciphertext-blob", blob],
+        "InvalidCiphertextException",
+    );
+
+    ok(root, &["kms", "disable-key", "--key-id", &key_id]);
+    let stderr = fails(
+        root,
+        &[
+            "kms",
+            "encrypt",
+            "--key-id",
+            &key_id,
+            "--plaintext",
+            &plaintext,
+        ],
+        "DisabledException",
+    );
+    assert!(stderr.contains("hint: enable the key"), "{stderr}");
+    ok(root, &["kms", "enable-key", "--key-id", &key_id]);
+
+    ok(root, &["kms", "rotate-key-on-demand", "--key-id", &key_id]);
+    let rotations = json(root, &["kms", "list-key-rotations", "--key-id", &key_id]);
+    assert_eq!(rotations["Rotations"][0]["RotationType"], "ON_DEMAND");
+    let again = json(
+        root,
+        &[
+            "kms",
+            "decrypt",
+            "--ciphertext-blob",
+            blob,
+            "--encryption-context",
+            "app=cli,env=test",
+        ],
+    );
+    assert_eq!(again["Plaintext"], plaintext.as_str());
+
+    ok(
+        root,
+        &[
+            "kms",
+            "enable-key-rotation",
+            "--key-id",
+            &key_id,
+            "--rotation-period-in-days",
+            "90",
+        ],
+    );
+    let status = json(
+        root,
+        &["kms", "get-key-rotation-status", "--key-id", &key_id],
+    );
+    assert_eq!(status["KeyRotationEnabled"], true);
+    assert_eq!(status["RotationPeriodInDays"], 90);
+
+    let scheduled = json(
+        root,
+        &[
+            "kms",
+            "schedule-key-deletion",
+            "--key-id",
+            &key_id,
+            "--pending-window-in-days",
+            "7",
+        ],
+    );
+    assert_eq!(scheduled["KeyState"], "PendingDeletion");
+    fails(
+        root,
+        &["kms", "enable-key", "--key-id", &key_id],
+        "KMSInvalidStateException",
+    );
+    ok(root, &["clock", "advance", "8d"]);
+    ok(root, &["tick"]);
+    fails(
+        root,
+        &["kms", "describe-key", "--key-id", &key_id],
+        "NotFoundException",
+    );
+    fails(
+        root,
+        &["kms", "create-key", "--key-spec", "NOPE"],
+        "ValidationException",
+    );
+}
+
+#[test]
+fn policies_and_callers_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let arn = json(root, &["kms", "create-key"])["KeyMetadata"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let role = "arn:aws:iam::444455556666:role/atlas";
+    let policy = format!(
+        r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"111122223333"}},"Action":"kms:*","Resource":"*"}},
+            {{"Effect":"Allow","Principal":{{"AWS":"{role}"}},"Action":["kms:Encrypt","kms:DescribeKey"],"Resource":"*"}}]}}"#
+    );
+    let policy_file = dir.path().join("policy.json");
+    std::fs::write(&policy_file, policy).unwrap();
+    ok(
+        root,
+        &[
+            "kms",
+            "put-key-policy",
+            "--key-id",
+            &arn,
+            "--policy",
+            &format!("file://{}", policy_file.display()),
+        ],
+    );
+    let blob = json(
+        root,
+        &[
+            "--caller",
+            role,
+            "kms",
+            "encrypt",
+            "--key-id",
+            &arn,
+            "--plaintext",
+            "AAAA",
+        ],
+    )["CiphertextBlob"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stderr = fails(
+        root,
+        &[
+            "--caller",
+            role,
+            "kms",
+            "decrypt",
+            "--key-id",
+            &arn,
+            "--ciphertext-blob",
+            &blob,
+        ],
+        "AccessDeniedException",
+    );
+    assert!(stderr.contains("kms:Decrypt"), "{stderr}");
+    let id = arn.rsplit('/').next().unwrap();
+    fails(
+        root,
+        &["--caller", role, "kms", "describe-key", "--key-id", id],
+        "full key ARN",
+    );
+}
+
+#[test]
+fn store_commands_and_the_cmk_hold_over_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fails(root, &["get", "db", "k"], "not initialised");
+    let settings = json(root, &["init"]);
+    let cmk = settings["cmk"].as_str().unwrap().to_string();
+    fails(root, &["init"], "already initialised");
+    ok(root, &["put", "shop", "order:1", "pizza"]);
+    ok(root, &["put", "shop", "order:2", "pasta"]);
+    ok(root, &["put", "shop", "user:1", "alice"]);
+    assert_eq!(ok(root, &["get", "shop", "order:2"]).trim(), "pasta");
+    assert_eq!(
+        ok(root, &["scan", "shop", "--prefix", "order:"]),
+        "order:1\tpizza\norder:2\tpasta\n"
+    );
+    ok(root, &["delete", "shop", "order:1"]);
+    fails(root, &["get", "shop", "order:1"], "no key");
+    assert!(ok(
+        root,
+        &["load", "bulk", "--count", "2500", "--value-size", "100"]
+    )
+    .contains("loaded 2500 records"));
+    let status = json(root, &["status"]);
+    assert_eq!(status["store"]["cmk_arn"], cmk.as_str());
+    assert_eq!(status["store"]["master_key_version"], 1);
+    assert_eq!(status["store"]["databases"].as_array().unwrap().len(), 2);
+    assert_eq!(status["cmk"]["KeyState"], "Enabled");
+    assert!(ok(root, &["status"]).contains("master key  version 1"));
+
+    ok(root, &["kms", "disable-key", "--key-id", &cmk]);
+    let stderr = fails(root, &["get", "shop", "user:1"], "DisabledException");
+    assert!(
+        stderr.contains(&cmk) && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    ok(root, &["kms", "enable-key", "--key-id", &cmk]);
+    assert_eq!(ok(root, &["get", "shop", "user:1"]).trim(), "alice");
+}
+
+#[test]
+fn a_corrupt_kms_state_file_is_reported_not_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ok(root, &["kms", "create-key"]);
+    let state = root.join("kms/state.json");
+    std::fs::write(&state, b"{ not json").unwrap();
+    let stderr = fails(root, &["kms", "list-keys"], "KMSInternalException");
+    assert!(stderr.contains("state.json"), "{stderr}");
+    assert_eq!(std::fs::read(&state).unwrap(), b"{ not json");
+}
