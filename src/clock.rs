@@ -17,12 +17,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Timestamp(u64);
 
 impl Timestamp {
+    /// The Unix epoch.
     pub const EPOCH: Timestamp = Timestamp(0);
 
+    /// A timestamp `millis` milliseconds after the epoch.
     pub const fn from_millis(millis: u64) -> Self {
         Timestamp(millis)
     }
 
+    /// Milliseconds since the epoch.
     pub const fn as_millis(self) -> u64 {
         self.0
     }
@@ -32,6 +35,7 @@ impl Timestamp {
         self.0 / 1000
     }
 
+    /// `self` plus `d`, saturating at the far future.
     pub fn saturating_add(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(duration_millis(d)))
     }
@@ -41,6 +45,7 @@ impl Timestamp {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
+    /// The same instant as a [`SystemTime`].
     pub fn to_system_time(self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.0)
     }
@@ -70,6 +75,7 @@ fn duration_millis(d: Duration) -> u64 {
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time by this clock.
     fn now(&self) -> Timestamp;
 }
 
@@ -96,6 +102,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock standing at `start`.
     pub fn new(start: Timestamp) -> Self {
         ManualClock {
             now: AtomicU64::new(start.0),
@@ -107,10 +114,12 @@ impl ManualClock {
         Self::new(SystemClock.now())
     }
 
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         self.now.fetch_add(duration_millis(by), Ordering::SeqCst);
     }
 
+    /// Sets the clock to `to` (which may be earlier).
     pub fn set(&self, to: Timestamp) {
         self.now.store(to.0, Ordering::SeqCst);
     }
@@ -130,10 +139,12 @@ pub struct OffsetClock {
 }
 
 impl OffsetClock {
+    /// Real time plus `offset`.
     pub fn new(offset: Duration) -> Self {
         OffsetClock { offset }
     }
 
+    /// How far ahead of real time this clock runs.
     pub fn offset(&self) -> Duration {
         self.offset
     }

@@ -9,6 +9,7 @@
 //! ROOT/clock.json    emulator time: offset added to real time
 //! ROOT/kms/          LocalKms state (the emulated HSM; owner-only)
 //! ROOT/store/        the node's RocksDB
+//! ROOT/snapshots/    snapshot files, ID.atrsnap
 //! ```
 
 use std::fs;
@@ -18,29 +19,55 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{OffsetClock, SharedClock};
+use crate::clock::{days, Clock, OffsetClock, SharedClock, Timestamp};
 use crate::durable::write_atomic;
 use crate::kms::{Caller, CreateKeyRequest, KmsError, LocalKms, LocalKmsClient};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{
+    list_snapshots, restore_snapshot, snapshot_info, verify_snapshot, DataKeyLimits,
+    LocalDirStorage, RestoreTarget, SnapshotError, SnapshotInfo, SnapshotStorage, Store,
+    StoreError, StoreOptions, StoreTick, DEFAULT_MASTER_KEY_ROTATION_DAYS,
+};
 
+/// The AWS account `init` uses unless told otherwise.
 pub const DEFAULT_ACCOUNT: &str = "111122223333";
+/// The AWS region `init` uses unless told otherwise.
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// The alias `init` gives the project's first CMK.
 pub const DEFAULT_CMK_ALIAS: &str = "alias/atrest-default";
 const SETTINGS_FORMAT: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
+/// Errors of the atrest root: each says what is wrong and what to do.
 pub enum ControlError {
     #[error(transparent)]
+    /// A KMS call failed.
     Kms(#[from] KmsError),
     #[error(transparent)]
+    /// The store failed.
     Store(#[from] StoreError),
     #[error("{path} is not initialised: run `atrest --root {path} init` first")]
+    /// The root has no settings yet.
     NotInitialised { path: PathBuf },
     #[error(
         "{path} is already initialised (its store and CMK exist); use it, or choose another --root"
     )]
+    /// `init` was run on a root that already has a store.
     AlreadyInitialised { path: PathBuf },
+    #[error(transparent)]
+    /// A snapshot operation failed.
+    Snapshot(#[from] SnapshotError),
+    #[error("{key} still protects data: snapshots {snapshots:?}, stores {stores:?}; deleting it would make them unreadable for good (pass --force to delete anyway)")]
+    /// A CMK is still needed by snapshots or stores.
+    KeyInUse {
+        key: String,
+        snapshots: Vec<String>,
+        stores: Vec<String>,
+    },
+    #[error("a CMK rotation to {to} is in progress; finish it with `atrest project set-key --key {to}` first")]
+    /// Another CMK rotation must finish first.
+    RotationInProgress { to: String },
     #[error("{path} is unreadable: {reason}")]
+    /// A settings file or directory of the root is unusable.
     Settings { path: PathBuf, reason: String },
 }
 
@@ -50,6 +77,7 @@ impl ControlError {
         match self {
             ControlError::Kms(e) => Some(e),
             ControlError::Store(e) => e.kms_error(),
+            ControlError::Snapshot(e) => e.kms_error(),
             _ => None,
         }
     }
@@ -58,13 +86,114 @@ impl ControlError {
 /// Settings of a root, saved in `atrest.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Settings {
+    /// The settings file's format version.
     pub format: u32,
+    /// The AWS account of the project's keys.
     pub account: String,
+    /// The region of the project (and of its KMS endpoint).
     pub region: String,
     /// The IAM principal atrest calls the KMS as.
     pub principal: String,
     /// The project's CMK, as its ARN.
     pub cmk: String,
+    /// A CMK rotation that has started and not yet reached every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmk_rotation: Option<CmkRotation>,
+    #[serde(flatten)]
+    /// How often keys below the CMK are replaced.
+    pub rotation: RotationSettings,
+    #[serde(default)]
+    /// Which snapshots to keep.
+    pub snapshot_retention: Retention,
+}
+
+/// Which snapshots to keep; applied by `snapshot retention` and by `tick`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many, the newest.
+    pub keep: Option<usize>,
+    /// Delete snapshots older than this many days.
+    pub max_age_days: Option<u64>,
+}
+
+/// Who depends on a CMK, and so whether it can be deleted without losing data.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyUsage {
+    /// The key's ARN.
+    pub key_arn: String,
+    /// Snapshots encrypted under the key: deleting it makes them unrestorable.
+    pub snapshots: Vec<SnapshotInfo>,
+    /// Stores whose master key the key wraps.
+    pub stores: Vec<String>,
+    /// A CMK rotation that still needs the key.
+    pub rotation_in_progress: bool,
+    /// True when nothing depends on the key.
+    pub safe_to_delete: bool,
+}
+
+/// A CMK rotation under way: both keys must stay usable until it is done.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CmkRotation {
+    /// The CMK being replaced.
+    pub from: String,
+    /// The CMK replacing it.
+    pub to: String,
+    /// When the rotation started.
+    pub started: Timestamp,
+}
+
+/// How often keys below the CMK are replaced.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RotationSettings {
+    /// Automatic master-key rotation period; 0 turns it off. Atlas uses 90.
+    pub master_key_rotation_days: u64,
+    /// Seals per data key before a new one takes over.
+    pub data_key_max_uses: u64,
+    /// Age in days after which a data key is replaced; `None`: no age limit.
+    #[serde(default)]
+    pub data_key_max_age_days: Option<u64>,
+}
+
+impl Default for RotationSettings {
+    fn default() -> Self {
+        RotationSettings {
+            master_key_rotation_days: DEFAULT_MASTER_KEY_ROTATION_DAYS,
+            data_key_max_uses: DataKeyLimits::default().max_uses,
+            data_key_max_age_days: None,
+        }
+    }
+}
+
+/// What `init` creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitOptions {
+    /// The AWS account the keys belong to.
+    pub account: String,
+    /// The project's region.
+    pub region: String,
+    /// Rotation periods and limits.
+    pub rotation: RotationSettings,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            account: DEFAULT_ACCOUNT.to_string(),
+            region: DEFAULT_REGION.to_string(),
+            rotation: RotationSettings::default(),
+        }
+    }
+}
+
+/// What [`Root::tick`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RootTick {
+    /// KMS events applied: key deletions and material rotations.
+    pub kms_events: usize,
+    /// `None` before `init`.
+    pub store: Option<StoreTick>,
+    /// Snapshots deleted by retention.
+    pub snapshots_deleted: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -98,10 +227,12 @@ impl Root {
         Ok(Root { dir, clock, kms })
     }
 
+    /// The root directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The root's emulator clock.
     pub fn clock(&self) -> SharedClock {
         self.clock.clone()
     }
@@ -123,6 +254,7 @@ impl Root {
         Ok(())
     }
 
+    /// The root's embedded KMS.
     pub fn local_kms(&self) -> &Arc<LocalKms> {
         &self.kms
     }
@@ -167,13 +299,13 @@ impl Root {
     }
 
     /// Creates the project's CMK (alias `alias/atrest-default`) and the node's store.
-    pub fn init(&self, account: &str, region: &str) -> Result<Settings, ControlError> {
+    pub fn init(&self, options: &InitOptions) -> Result<Settings, ControlError> {
         if self.settings()?.is_some() || self.store_path().join("CURRENT").exists() {
             return Err(ControlError::AlreadyInitialised {
                 path: self.dir.clone(),
             });
         }
-        let caller = Caller::account_root(account, region)?;
+        let caller = Caller::account_root(&options.account, &options.region)?;
         let client = self.kms.client(caller.clone());
         let cmk = match client.describe_key(DEFAULT_CMK_ALIAS) {
             Ok(existing) => existing,
@@ -189,38 +321,272 @@ impl Root {
         };
         let settings = Settings {
             format: SETTINGS_FORMAT,
-            account: account.to_string(),
-            region: region.to_string(),
+            account: options.account.clone(),
+            region: options.region.clone(),
             principal: caller.principal().to_string(),
             cmk: cmk.arn,
+            cmk_rotation: None,
+            rotation: options.rotation,
+            snapshot_retention: Retention::default(),
         };
         drop(Store::create(
             self.store_path(),
             Arc::new(client),
             &settings.cmk,
-            self.store_options(),
+            self.store_options(&settings),
         )?);
         write_json(&self.settings_path(), &settings)?;
         Ok(settings)
     }
 
-    fn store_options(&self) -> StoreOptions {
+    fn store_options(&self, settings: &Settings) -> StoreOptions {
+        let rotation = settings.rotation;
         StoreOptions {
             clock: self.clock(),
+            master_key_rotation: Some(rotation.master_key_rotation_days)
+                .filter(|d| *d > 0)
+                .map(days),
+            data_key_limits: DataKeyLimits {
+                max_uses: rotation.data_key_max_uses.max(1),
+                max_age: rotation.data_key_max_age_days.map(days),
+                ..DataKeyLimits::default()
+            },
             ..StoreOptions::default()
         }
     }
 
-    /// Opens the node's store under the project's CMK.
+    /// Opens the node's store under the project's CMK. While a CMK rotation is under
+    /// way, the node may be wrapped by either key; both are accepted.
     pub fn open_store(&self) -> Result<Store, ControlError> {
         let settings = self.require_settings()?;
-        let client = self.kms_client(None, None)?;
-        Ok(Store::open(
-            self.store_path(),
-            Arc::new(client),
-            &settings.cmk,
-            self.store_options(),
+        let kms = || -> Result<Arc<dyn crate::kms::Kms>, ControlError> {
+            Ok(Arc::new(self.kms_client(None, None)?))
+        };
+        let options = self.store_options(&settings);
+        match Store::open(self.store_path(), kms()?, &settings.cmk, options.clone()) {
+            Err(StoreError::WrongCmk { expected, .. })
+                if settings
+                    .cmk_rotation
+                    .as_ref()
+                    .is_some_and(|r| r.to == expected || r.from == expected) =>
+            {
+                Ok(Store::open(self.store_path(), kms()?, &expected, options)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// CMK rotation: points the project at `key` (id, alias or ARN) and re-wraps the
+    /// node's master key under it. The old key must stay enabled until this returns; if
+    /// it is interrupted, running it again with the same key finishes it.
+    pub fn set_key(&self, key: &str) -> Result<Settings, ControlError> {
+        let mut settings = self.require_settings()?;
+        let target = self.kms_client(None, None)?.describe_key(key)?.arn;
+        if let Some(rotation) = &settings.cmk_rotation {
+            if rotation.to != target {
+                return Err(ControlError::RotationInProgress {
+                    to: rotation.to.clone(),
+                });
+            }
+        } else if target == settings.cmk {
+            return Ok(settings);
+        } else {
+            settings.cmk_rotation = Some(CmkRotation {
+                from: settings.cmk.clone(),
+                to: target.clone(),
+                started: self.clock.now(),
+            });
+            write_json(&self.settings_path(), &settings)?;
+        }
+        let store = self.open_store()?;
+        if store.keystore().cmk_arn() != target {
+            store.rewrap_master_key(&target)?;
+        }
+        settings.cmk = target;
+        settings.cmk_rotation = None;
+        write_json(&self.settings_path(), &settings)?;
+        Ok(settings)
+    }
+
+    /// Runs what emulator time has made due: KMS deletions and material rotations, then
+    /// the store's master-key rotation and data-key rollover.
+    pub fn tick(&self) -> Result<RootTick, ControlError> {
+        let kms_events = self.kms.tick()?;
+        let Some(settings) = self.settings()? else {
+            return Ok(RootTick {
+                kms_events,
+                ..RootTick::default()
+            });
+        };
+        let store = Some(self.open_store()?.tick()?);
+        let snapshots_deleted = self.apply_retention(settings.snapshot_retention)?;
+        Ok(RootTick {
+            kms_events,
+            store,
+            snapshots_deleted,
+        })
+    }
+
+    /// Where this root's snapshot files live.
+    pub fn snapshot_storage(&self) -> Result<LocalDirStorage, ControlError> {
+        let dir = self.dir.join("snapshots");
+        LocalDirStorage::new(&dir).map_err(|e| ControlError::Settings {
+            path: dir,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Takes a snapshot of the node, encrypted under its current CMK.
+    pub fn create_snapshot(
+        &self,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SnapshotInfo, ControlError> {
+        Ok(self
+            .open_store()?
+            .create_snapshot(&self.snapshot_storage()?, progress)?)
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, ControlError> {
+        Ok(list_snapshots(&self.snapshot_storage()?)?)
+    }
+
+    /// Deletes snapshot `id`.
+    pub fn delete_snapshot(&self, id: &str) -> Result<(), ControlError> {
+        let storage = self.snapshot_storage()?;
+        snapshot_info(&storage, id)?;
+        storage.delete(id).map_err(|e| ControlError::Settings {
+            path: self.dir.join("snapshots"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Decrypts and checks every byte of a snapshot without restoring it.
+    pub fn verify_snapshot(&self, id: &str) -> Result<SnapshotInfo, ControlError> {
+        Ok(verify_snapshot(
+            &self.snapshot_storage()?,
+            id,
+            &self.kms_client(None, None)?,
         )?)
+    }
+
+    /// Saves `retention` as the root's policy and applies it now.
+    pub fn set_retention(&self, retention: Retention) -> Result<Vec<String>, ControlError> {
+        let mut settings = self.require_settings()?;
+        settings.snapshot_retention = retention;
+        write_json(&self.settings_path(), &settings)?;
+        self.apply_retention(retention)
+    }
+
+    /// Deletes the snapshots `retention` does not keep; returns their ids.
+    pub fn apply_retention(&self, retention: Retention) -> Result<Vec<String>, ControlError> {
+        let now = self.clock.now();
+        let all = self.snapshots()?;
+        let newest_first: Vec<&SnapshotInfo> = all.iter().rev().collect();
+        let mut deleted = Vec::new();
+        for (rank, snapshot) in newest_first.into_iter().enumerate() {
+            let too_many = retention.keep.is_some_and(|keep| rank >= keep);
+            let too_old = retention
+                .max_age_days
+                .is_some_and(|d| now.since(snapshot.created) > days(d));
+            if too_many || too_old {
+                self.delete_snapshot(&snapshot.id)?;
+                deleted.push(snapshot.id.clone());
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Which snapshots and stores depend on `key` (id, alias or ARN).
+    pub fn key_usage(&self, key: &str) -> Result<KeyUsage, ControlError> {
+        let arn = self.kms_client(None, None)?.describe_key(key)?.arn;
+        let snapshots: Vec<SnapshotInfo> = self
+            .snapshots()?
+            .into_iter()
+            .filter(|s| s.cmk_arn == arn)
+            .collect();
+        let settings = self.settings()?;
+        let mut stores = Vec::new();
+        if settings.as_ref().is_some_and(|s| s.cmk == arn) {
+            stores.push(self.store_path().display().to_string());
+        }
+        let rotation_in_progress = settings
+            .and_then(|s| s.cmk_rotation)
+            .is_some_and(|r| r.from == arn || r.to == arn);
+        let safe_to_delete = snapshots.is_empty() && stores.is_empty() && !rotation_in_progress;
+        Ok(KeyUsage {
+            key_arn: arn,
+            snapshots,
+            stores,
+            rotation_in_progress,
+            safe_to_delete,
+        })
+    }
+
+    /// ScheduleKeyDeletion, refused while snapshots or stores depend on the key unless
+    /// `force`: deleting it would make them unreadable for good.
+    pub fn schedule_key_deletion(
+        &self,
+        client: &LocalKmsClient,
+        key: &str,
+        window_days: Option<u32>,
+        force: bool,
+    ) -> Result<Timestamp, ControlError> {
+        if !force {
+            let usage = self.key_usage(key)?;
+            if !usage.safe_to_delete {
+                return Err(ControlError::KeyInUse {
+                    key: usage.key_arn,
+                    snapshots: usage.snapshots.into_iter().map(|s| s.id).collect(),
+                    stores: usage.stores,
+                });
+            }
+        }
+        Ok(client.schedule_key_deletion(key, window_days)?)
+    }
+
+    /// Restores snapshot `id` into this root's store, or into the store of the root at
+    /// `target`: another project, which must be in the snapshot's region, or a new one
+    /// (an uninitialised directory), initialised like this one. The snapshot's
+    /// CMK must be enabled; the restored node is re-keyed under the target's CMK.
+    pub fn restore_snapshot(
+        &self,
+        id: &str,
+        target: Option<&Path>,
+    ) -> Result<SnapshotInfo, ControlError> {
+        let storage = self.snapshot_storage()?;
+        let info = snapshot_info(&storage, id)?;
+        let snapshot_kms: Arc<dyn crate::kms::Kms> = Arc::new(self.kms_client(None, None)?);
+        let other;
+        let target_root = match target {
+            Some(dir) if fs::canonicalize(dir).ok() != fs::canonicalize(&self.dir).ok() => {
+                other = Root::open(dir)?;
+                if other.settings()?.is_none() {
+                    // A new project, like this one: same account, region and policies.
+                    let mine = self.require_settings()?;
+                    other.init(&InitOptions { account: mine.account, region: mine.region, rotation: mine.rotation })?;
+                }
+                &other
+            }
+            _ => self,
+        };
+        let settings = target_root.require_settings()?;
+        let options = target_root.store_options(&settings);
+        let path = target_root.store_path();
+        let store = restore_snapshot(
+            &storage,
+            id,
+            snapshot_kms,
+            RestoreTarget {
+                path: &path,
+                kms: Arc::new(target_root.kms_client(None, None)?),
+                cmk: &settings.cmk,
+                region: &settings.region,
+                options,
+            },
+        )?;
+        drop(store);
+        Ok(info)
     }
 }
 

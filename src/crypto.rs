@@ -10,21 +10,29 @@ use std::fmt;
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
 
+/// Bytes in an AES-256 key.
 pub const KEY_LEN: usize = 32;
+/// Bytes in a GCM nonce.
 pub const NONCE_LEN: usize = 12;
+/// Bytes in a GCM authentication tag.
 pub const TAG_LEN: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Errors of sealing and opening.
 pub enum CryptoError {
     #[error(
         "authentication failed: the key, the associated data or the bytes are not the ones sealed"
     )]
+    /// The tag did not verify.
     Authentication,
     #[error("a key must be {KEY_LEN} bytes, got {0}")]
+    /// Key bytes of the wrong length.
     KeyLength(usize),
     #[error("sealed data is {0} bytes, shorter than the {TAG_LEN}-byte tag")]
+    /// Sealed bytes too short to hold a tag.
     TooShort(usize),
     #[error("the {0} backend is not compiled into this build (enable its cargo feature)")]
+    /// The chosen backend was not compiled in.
     BackendMissing(Backend),
 }
 
@@ -40,6 +48,7 @@ impl SecretKey {
         SecretKey(key)
     }
 
+    /// A key from exactly [`KEY_LEN`] bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         let array: [u8; KEY_LEN] = bytes
             .try_into()
@@ -64,6 +73,7 @@ impl fmt::Debug for SecretKey {
 pub struct Nonce(pub [u8; NONCE_LEN]);
 
 impl Nonce {
+    /// A fresh random nonce from the thread-local CSPRNG (no syscall).
     pub fn random() -> Self {
         let mut n = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut n);
@@ -74,7 +84,9 @@ impl Nonce {
 /// Which AES-GCM implementation does the work.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Backend {
+    /// aws-lc-rs: AES-NI and CLMUL assembly; the fast default.
     AwsLc,
+    /// RustCrypto's aes-gcm: pure Rust.
     RustCrypto,
 }
 
@@ -128,6 +140,7 @@ impl fmt::Debug for Aead {
 }
 
 impl Aead {
+    /// Builds the key schedule of `key` for `backend`.
     pub fn new(key: &SecretKey, backend: Backend) -> Result<Self, CryptoError> {
         let inner = match backend {
             #[cfg(feature = "aws-lc")]
@@ -150,6 +163,7 @@ impl Aead {
         Ok(Aead { inner })
     }
 
+    /// The backend doing the work.
     pub fn backend(&self) -> Backend {
         match self.inner {
             #[cfg(feature = "aws-lc")]
@@ -265,6 +279,216 @@ impl Aead {
         let len = buf.len() - TAG_LEN;
         buf.truncate(len);
         Ok(buf)
+    }
+}
+
+/// The chunked AEAD stream of snapshot files (the STREAM construction): each chunk is
+/// sealed with nonce = 7-byte random prefix | chunk counter (u32) | last-chunk flag, and
+/// the stream header as associated data, so altered, reordered, dropped or truncated
+/// chunks, and chunks from another stream, all fail to open.
+pub mod stream {
+    use std::io::{self, Read, Write};
+
+    use super::{Aead, Nonce, TAG_LEN};
+
+    /// Bytes of the random nonce prefix of a stream.
+    pub const PREFIX_LEN: usize = 7;
+
+    fn nonce(prefix: &[u8; PREFIX_LEN], counter: u32, last: bool) -> Nonce {
+        let mut n = [0u8; 12];
+        n[..PREFIX_LEN].copy_from_slice(prefix);
+        n[PREFIX_LEN..11].copy_from_slice(&counter.to_be_bytes());
+        n[11] = u8::from(last);
+        Nonce(n)
+    }
+
+    fn chunk_error(what: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, what)
+    }
+
+    /// Seals everything written to it into length-prefixed chunks of `chunk_size`
+    /// plaintext bytes. [`Sealer::finish`] writes the final chunk; without it the stream
+    /// reads as truncated.
+    pub struct Sealer<'a, W: Write> {
+        out: W,
+        aead: &'a Aead,
+        aad: &'a [u8],
+        prefix: [u8; PREFIX_LEN],
+        counter: u32,
+        chunk_size: usize,
+        buf: Vec<u8>,
+    }
+
+    impl<'a, W: Write> Sealer<'a, W> {
+        /// A sealer writing to `out`, binding every chunk to `aad`.
+        pub fn new(
+            out: W,
+            aead: &'a Aead,
+            aad: &'a [u8],
+            prefix: [u8; PREFIX_LEN],
+            chunk_size: usize,
+        ) -> Self {
+            Sealer {
+                out,
+                aead,
+                aad,
+                prefix,
+                counter: 0,
+                chunk_size,
+                buf: Vec::with_capacity(chunk_size + TAG_LEN),
+            }
+        }
+
+        fn seal_chunk(&mut self, last: bool) -> io::Result<()> {
+            let len = self.buf.len();
+            self.buf.resize(len + TAG_LEN, 0);
+            let nonce = nonce(&self.prefix, self.counter, last);
+            self.aead
+                .seal_in_place(&nonce, self.aad, &mut self.buf)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            self.out.write_all(&(self.buf.len() as u32).to_be_bytes())?;
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+            self.counter = self
+                .counter
+                .checked_add(1)
+                .ok_or_else(|| io::Error::other("a stream holds at most 2^32 chunks"))?;
+            Ok(())
+        }
+
+        /// Seals the final chunk and returns the inner writer.
+        pub fn finish(mut self) -> io::Result<W> {
+            self.seal_chunk(true)?;
+            self.out.flush()?;
+            Ok(self.out)
+        }
+    }
+
+    impl<W: Write> Write for Sealer<'_, W> {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            let take = data.len().min(self.chunk_size - self.buf.len());
+            self.buf.extend_from_slice(&data[..take]);
+            if self.buf.len() == self.chunk_size {
+                self.seal_chunk(false)?;
+            }
+            Ok(take)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            self.out.flush()
+        }
+    }
+
+    /// Opens a stream made by [`Sealer`], yielding plaintext only after its chunk has
+    /// authenticated. Reading to the end also checks that the final chunk was present and
+    /// that nothing follows it.
+    pub struct Opener<'a, R: Read> {
+        input: R,
+        aead: &'a Aead,
+        aad: &'a [u8],
+        prefix: [u8; PREFIX_LEN],
+        counter: u32,
+        chunk_size: usize,
+        buf: Vec<u8>,
+        plain_len: usize,
+        pos: usize,
+        finished: bool,
+    }
+
+    impl<'a, R: Read> Opener<'a, R> {
+        /// An opener reading from `input`; `aad`, `prefix` and `chunk_size` must be the sealer's.
+        pub fn new(
+            input: R,
+            aead: &'a Aead,
+            aad: &'a [u8],
+            prefix: [u8; PREFIX_LEN],
+            chunk_size: usize,
+        ) -> Self {
+            Opener {
+                input,
+                aead,
+                aad,
+                prefix,
+                counter: 0,
+                chunk_size,
+                buf: Vec::new(),
+                plain_len: 0,
+                pos: 0,
+                finished: false,
+            }
+        }
+
+        /// Chunks opened so far.
+        pub fn chunks(&self) -> u32 {
+            self.counter
+        }
+
+        fn next_chunk(&mut self) -> io::Result<()> {
+            let mut len = [0u8; 4];
+            if let Err(e) = self.input.read_exact(&mut len) {
+                return Err(if e.kind() == io::ErrorKind::UnexpectedEof {
+                    chunk_error(format!(
+                        "the stream is truncated: it ends after chunk {} without its final chunk",
+                        self.counter
+                    ))
+                } else {
+                    e
+                });
+            }
+            let len = u32::from_be_bytes(len) as usize;
+            if !(TAG_LEN..=self.chunk_size + TAG_LEN).contains(&len) {
+                return Err(chunk_error(format!(
+                    "chunk {} has an impossible length {len}",
+                    self.counter
+                )));
+            }
+            self.buf.resize(len, 0);
+            self.input.read_exact(&mut self.buf).map_err(|_| {
+                chunk_error(format!(
+                    "the stream is truncated inside chunk {}",
+                    self.counter
+                ))
+            })?;
+            // The sealer closes a chunk early only when it is the last one.
+            let last = len - TAG_LEN < self.chunk_size;
+            let nonce = nonce(&self.prefix, self.counter, last);
+            if self
+                .aead
+                .open_in_place(&nonce, self.aad, &mut self.buf)
+                .is_err()
+            {
+                return Err(chunk_error(format!(
+                    "chunk {} does not authenticate: the stream was altered, its chunks reordered, or it belongs to another snapshot",
+                    self.counter
+                )));
+            }
+            self.finished = last;
+            self.plain_len = len - TAG_LEN;
+            self.pos = 0;
+            self.counter = self.counter.saturating_add(1);
+            if self.finished {
+                let mut extra = [0u8; 1];
+                if self.input.read(&mut extra)? != 0 {
+                    return Err(chunk_error("bytes follow the final chunk".into()));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl<R: Read> Read for Opener<'_, R> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            while self.pos == self.plain_len {
+                if self.finished {
+                    return Ok(0);
+                }
+                self.next_chunk()?;
+            }
+            let n = out.len().min(self.plain_len - self.pos);
+            out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
     }
 }
 

@@ -9,8 +9,11 @@ use crate::crypto::{Nonce, NONCE_LEN, TAG_LEN};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot decode {what}: {reason}")]
+/// A decoder's refusal: what it was decoding and why it stopped.
 pub struct FormatError {
+    /// What was being decoded.
     pub what: &'static str,
+    /// Why it could not be.
     pub reason: String,
 }
 
@@ -140,7 +143,9 @@ impl Writer {
 //                               database (str16) | record key (rest)
 // ---------------------------------------------------------------------------------------
 
+/// The record envelope's version.
 pub const RECORD_VERSION: u8 = 1;
+/// Bytes before the ciphertext: version, data key id, nonce.
 pub const RECORD_HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 /// Bytes a sealed record adds to its plaintext.
 pub const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + TAG_LEN;
@@ -148,12 +153,16 @@ pub const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + TAG_LEN;
 /// A decoded record envelope; `sealed` (ciphertext then tag) borrows the input.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// The data key that sealed the value.
     pub data_key_id: u32,
+    /// The value's nonce.
     pub nonce: Nonce,
+    /// Ciphertext followed by the tag.
     pub sealed: &'a [u8],
 }
 
 impl<'a> Record<'a> {
+    /// Decodes a stored value; any input gives a record or an error.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new("record envelope", bytes);
         r.version(RECORD_VERSION)?;
@@ -206,14 +215,20 @@ pub fn record_aad(
 const MASTER_KEY_VERSION: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A node's master key as stored: wrapped by the CMK.
 pub struct WrappedMasterKey {
+    /// The master key's version, counting rotations from 1.
     pub version: u32,
+    /// When this master key was made, in ms since the epoch.
     pub created_ms: u64,
+    /// The ARN of the CMK that wraps it.
     pub cmk_arn: String,
+    /// The KMS ciphertext blob.
     pub kms_blob: Vec<u8>,
 }
 
 impl WrappedMasterKey {
+    /// The versioned encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         self.write(&mut w);
@@ -228,6 +243,7 @@ impl WrappedMasterKey {
             .bytes32(&self.kms_blob);
     }
 
+    /// Decodes [`WrappedMasterKey::encode`]'s output; any input gives a value or an error.
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new("wrapped master key", bytes);
         let key = Self::read(&mut r)?;
@@ -256,9 +272,11 @@ impl WrappedMasterKey {
 // ---------------------------------------------------------------------------------------
 
 const DATA_KEY_VERSION: u8 = 1;
+/// Bytes of a sealed 32-byte key: the key and its tag.
 pub const WRAPPED_KEY_LEN: usize = 32 + TAG_LEN;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether a data key writes or only reads.
 pub enum DataKeyStatus {
     /// Encrypts new writes for its database.
     Active,
@@ -267,24 +285,35 @@ pub enum DataKeyStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A database's data key as stored: sealed by the master key.
 pub struct WrappedDataKey {
+    /// The key's id, unique in its store.
     pub id: u32,
+    /// The database it belongs to.
     pub database: String,
+    /// The version of the master key that seals it.
     pub master_key_version: u32,
+    /// When it was made, in ms since the epoch.
     pub created_ms: u64,
+    /// Active or retired.
     pub status: DataKeyStatus,
+    /// Seals allowed so far (the persisted ceiling of the use count).
     pub uses_reserved: u64,
+    /// The nonce of the sealing.
     pub nonce: Nonce,
+    /// The sealed key.
     pub sealed: [u8; WRAPPED_KEY_LEN],
 }
 
 impl WrappedDataKey {
+    /// The associated data binding a sealed data key to its id, database and master key.
     pub fn aad(id: u32, database: &str, master_key_version: u32) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(10 + database.len()));
         w.u32(id).str16(database).u32(master_key_version);
         w.0
     }
 
+    /// The versioned encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         self.write(&mut w);
@@ -307,6 +336,7 @@ impl WrappedDataKey {
             .raw(&self.sealed);
     }
 
+    /// Decodes [`WrappedDataKey::encode`]'s output; any input gives a value or an error.
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new("wrapped data key", bytes);
         let key = Self::read(&mut r)?;
@@ -349,16 +379,24 @@ impl WrappedDataKey {
 const KEYSTORE_VERSION: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A node's whole keystore as stored.
 pub struct KeystoreRecord {
+    /// The store's identity.
     pub store_id: [u8; 16],
+    /// The node's cluster.
     pub cluster: String,
+    /// The node's name.
     pub node: String,
+    /// The id the next data key gets.
     pub next_data_key_id: u32,
+    /// The wrapped master key.
     pub master_key: WrappedMasterKey,
+    /// Every data key, active and retired.
     pub data_keys: Vec<WrappedDataKey>,
 }
 
 impl KeystoreRecord {
+    /// The versioned encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         w.u8(KEYSTORE_VERSION)
@@ -374,6 +412,7 @@ impl KeystoreRecord {
         w.0
     }
 
+    /// Decodes [`KeystoreRecord::encode`]'s output; any input gives a value or an error.
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new("keystore", bytes);
         r.version(KEYSTORE_VERSION)?;
@@ -398,6 +437,118 @@ impl KeystoreRecord {
             master_key,
             data_keys,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshot file header. The whole header, magic included, is the associated data of
+// every chunk of the stream that follows it.
+//
+//  | magic "ATRSNAP\0" (8) | version=1 | body length (u32) | body |
+//  body: | snapshot id (16) | store id (16) | cluster (str16) | node (str16) | created ms (u64) |
+//        | CMK ARN (str16) | CMK region (str16) | key material (str16) |
+//        | wrapped snapshot key (bytes32) | nonce prefix (7) | chunk size (u32) |
+// ---------------------------------------------------------------------------------------
+
+/// The first bytes of every snapshot file.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"ATRSNAP\0";
+const SNAPSHOT_VERSION: u8 = 1;
+/// Magic, version and body length: what must be read to know the header's size.
+pub const SNAPSHOT_PREFIX_LEN: usize = 8 + 1 + 4;
+const MAX_SNAPSHOT_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+/// The header of a snapshot file.
+pub struct SnapshotHeader {
+    /// The snapshot's random id.
+    pub snapshot_id: [u8; 16],
+    /// The id of the store it was taken of.
+    pub store_id: [u8; 16],
+    /// The store's cluster.
+    pub cluster: String,
+    /// The store's node.
+    pub node: String,
+    /// When it was taken, in ms since the epoch.
+    pub created_ms: u64,
+    /// The CMK that wraps the snapshot key: the one current when it was taken.
+    pub cmk_arn: String,
+    /// The CMK's region.
+    pub cmk_region: String,
+    /// The CMK's key material version when the snapshot was taken: a hint, not a secret.
+    pub key_material: String,
+    /// The snapshot key, wrapped by the CMK.
+    pub wrapped_key: Vec<u8>,
+    /// The nonce prefix of the chunk stream.
+    pub nonce_prefix: [u8; 7],
+    /// Plaintext bytes per chunk.
+    pub chunk_size: u32,
+}
+
+impl SnapshotHeader {
+    /// The versioned encoding, magic first.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Writer(Vec::new());
+        body.raw(&self.snapshot_id)
+            .raw(&self.store_id)
+            .str16(&self.cluster)
+            .str16(&self.node)
+            .u64(self.created_ms)
+            .str16(&self.cmk_arn)
+            .str16(&self.cmk_region)
+            .str16(&self.key_material)
+            .bytes32(&self.wrapped_key)
+            .raw(&self.nonce_prefix)
+            .u32(self.chunk_size);
+        let mut w = Writer(Vec::with_capacity(SNAPSHOT_PREFIX_LEN + body.0.len()));
+        w.raw(SNAPSHOT_MAGIC).u8(SNAPSHOT_VERSION).bytes32(&body.0);
+        w.0
+    }
+
+    /// The body length announced by the first [`SNAPSHOT_PREFIX_LEN`] bytes.
+    pub fn body_len(prefix: &[u8]) -> Result<usize, FormatError> {
+        let mut r = Reader::new("snapshot header", prefix);
+        if r.take(8)? != SNAPSHOT_MAGIC {
+            return Err(err("snapshot header", "not an atrest snapshot (bad magic)"));
+        }
+        r.version(SNAPSHOT_VERSION)?;
+        let len = r.u32()? as usize;
+        if len > MAX_SNAPSHOT_BODY {
+            return Err(err(
+                "snapshot header",
+                format!("header body of {len} bytes is larger than any atrest writes"),
+            ));
+        }
+        Ok(len)
+    }
+
+    /// Decodes a whole header: prefix then body.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let len = Self::body_len(bytes.get(..SNAPSHOT_PREFIX_LEN).unwrap_or(bytes))?;
+        let mut r = Reader::new("snapshot header", &bytes[SNAPSHOT_PREFIX_LEN..]);
+        let body = r.take(len)?;
+        r.finish()?;
+        let mut r = Reader::new("snapshot header", body);
+        let header = SnapshotHeader {
+            snapshot_id: r.array()?,
+            store_id: r.array()?,
+            cluster: r.str16()?,
+            node: r.str16()?,
+            created_ms: r.u64()?,
+            cmk_arn: r.str16()?,
+            cmk_region: r.str16()?,
+            key_material: r.str16()?,
+            wrapped_key: r.bytes32()?.to_vec(),
+            nonce_prefix: r.array()?,
+            chunk_size: r.u32()?,
+        };
+        r.finish()?;
+        if header.chunk_size == 0 || header.chunk_size as usize > 16 * 1024 * 1024 {
+            return Err(err(
+                "snapshot header",
+                format!("chunk size {} is out of range", header.chunk_size),
+            ));
+        }
+        Ok(header)
     }
 }
 
@@ -474,6 +625,29 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_header_round_trips_and_rejects_every_truncation() {
+        let h = SnapshotHeader {
+            snapshot_id: [1; 16],
+            store_id: [2; 16],
+            cluster: "c".into(),
+            node: "n".into(),
+            created_ms: 5,
+            cmk_arn: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                .into(),
+            cmk_region: "us-east-1".into(),
+            key_material: "3".into(),
+            wrapped_key: vec![9; 57],
+            nonce_prefix: [3; 7],
+            chunk_size: 65536,
+        };
+        let bytes = h.encode();
+        assert_eq!(SnapshotHeader::decode(&bytes).unwrap(), h);
+        for len in 0..bytes.len() {
+            assert!(SnapshotHeader::decode(&bytes[..len]).is_err());
+        }
+    }
+
+    #[test]
     fn record_header_round_trips() {
         let mut header = [0u8; RECORD_HEADER_LEN];
         Record::write_header(&mut header, 42, &Nonce([5; 12]));
@@ -494,6 +668,7 @@ mod tests {
             let _ = WrappedMasterKey::decode(&bytes);
             let _ = WrappedDataKey::decode(&bytes);
             let _ = KeystoreRecord::decode(&bytes);
+            let _ = SnapshotHeader::decode(&bytes);
         }
 
         #[test]

@@ -9,21 +9,25 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rand::RngCore;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
-use crate::crypto::{Aead, Backend, Nonce, SecretKey};
+use crate::crypto::{Aead, Backend, CryptoError, Nonce, SecretKey, TAG_LEN};
 use crate::format::{
-    DataKeyStatus, FormatError, KeystoreRecord, WrappedDataKey, WrappedMasterKey, WRAPPED_KEY_LEN,
+    record_aad, DataKeyStatus, FormatError, KeystoreRecord, Record, WrappedDataKey,
+    WrappedMasterKey, RECORD_HEADER_LEN, RECORD_OVERHEAD, WRAPPED_KEY_LEN,
 };
 use crate::kms::{EncryptionContext, Kms, KmsError};
 
 #[derive(Debug, thiserror::Error)]
+/// Errors of the key hierarchy below the CMK.
 pub enum KeysError {
     #[error("cannot {operation} the master key of store {store} with CMK {cmk}: {source}")]
+    /// A KMS call on the master key failed.
     Kms {
         operation: &'static str,
         store: StoreId,
@@ -33,10 +37,13 @@ pub enum KeysError {
     #[error(
         "the keystore of store {store} is corrupt: {reason}; restore the store from a snapshot"
     )]
+    /// The keystore does not hold together.
     Corrupt { store: StoreId, reason: String },
     #[error("the keystore cannot be read: {0}; restore the store from a snapshot")]
+    /// The keystore's bytes do not decode.
     Format(#[from] FormatError),
     #[error("store {0} has used every data key id; restore it into a new store")]
+    /// Every data key id (2^32) has been used.
     DataKeyIdsExhausted(StoreId),
 }
 
@@ -55,6 +62,7 @@ impl KeysError {
 pub struct StoreId(pub [u8; 16]);
 
 impl StoreId {
+    /// A fresh random store id.
     pub fn random() -> Self {
         let mut id = [0u8; 16];
         rand::rng().fill_bytes(&mut id);
@@ -83,42 +91,112 @@ impl Serialize for StoreId {
 /// Where a node sits: its cluster and its name in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeIdentity {
+    /// The cluster the node belongs to.
     pub cluster: String,
+    /// The node's name in its cluster.
     pub node: String,
 }
 
-/// The node's master key: the key schedule in memory, the KMS blob on disk.
+/// The node's master key: the key in memory, the KMS blob on disk.
 struct MasterKey {
     wrapped: WrappedMasterKey,
+    key: SecretKey,
     aead: Aead,
+}
+
+/// A data key's secret and its running use count, shared by every keystore version in
+/// which the key appears (active, then retired; wrapped by one master key, then another).
+struct KeyMaterial {
+    key: SecretKey,
+    aead: Aead,
+    /// Seals made with this key, counted from the last persisted reservation.
+    uses: AtomicU64,
 }
 
 /// One database's data key, unwrapped and ready to seal and open records.
 pub struct DataKey {
     wrapped: WrappedDataKey,
-    /// Shared with the same key's other states (active, then retired).
-    aead: Arc<Aead>,
+    material: Arc<KeyMaterial>,
 }
 
 impl DataKey {
+    /// The key's id, unique in its store.
     pub fn id(&self) -> u32 {
         self.wrapped.id
     }
 
+    /// The database the key belongs to.
     pub fn database(&self) -> &str {
         &self.wrapped.database
     }
 
+    /// When the key was made.
     pub fn created(&self) -> Timestamp {
         Timestamp::from_millis(self.wrapped.created_ms)
     }
 
+    /// Whether the key seals new writes.
     pub fn is_active(&self) -> bool {
         self.wrapped.status == DataKeyStatus::Active
     }
 
+    /// The key schedule, built once.
     pub fn aead(&self) -> &Aead {
-        &self.aead
+        &self.material.aead
+    }
+
+    /// Seals one record value for `key` in `database` of `store`: header, ciphertext and
+    /// tag in one allocation. `aad` is scratch space, reused across calls.
+    pub fn seal_record(
+        &self,
+        store: StoreId,
+        database: &str,
+        key: &[u8],
+        value: &[u8],
+        aad: &mut Vec<u8>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let nonce = Nonce::random();
+        let mut header = [0u8; RECORD_HEADER_LEN];
+        Record::write_header(&mut header, self.id(), &nonce);
+        let mut out = Vec::with_capacity(RECORD_OVERHEAD + value.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(value);
+        out.resize(RECORD_OVERHEAD + value.len(), 0);
+        record_aad(aad, &store.0, self.id(), database, key);
+        self.aead()
+            .seal_in_place(&nonce, aad, &mut out[RECORD_HEADER_LEN..])?;
+        Ok(out)
+    }
+
+    /// Opens a decoded record of `key` in `database` of `store`, sealed by this data key.
+    pub fn open_record(
+        &self,
+        store: StoreId,
+        database: &str,
+        key: &[u8],
+        record: &Record<'_>,
+        aad: &mut Vec<u8>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut plain = record.sealed.to_vec();
+        record_aad(aad, &store.0, record.data_key_id, database, key);
+        self.aead().open_in_place(&record.nonce, aad, &mut plain)?;
+        plain.truncate(plain.len() - TAG_LEN);
+        Ok(plain)
+    }
+
+    /// Counts one seal and returns the count including it.
+    pub fn record_use(&self) -> u64 {
+        self.material.uses.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Seals counted so far (an over-count after a restart, never an under-count).
+    pub fn uses(&self) -> u64 {
+        self.material.uses.load(Ordering::Relaxed)
+    }
+
+    /// The count the persisted keystore allows before another reservation.
+    pub fn reserved_uses(&self) -> u64 {
+        self.wrapped.uses_reserved
     }
 }
 
@@ -128,11 +206,12 @@ impl fmt::Debug for DataKey {
             .field("id", &self.id())
             .field("database", &self.database())
             .field("status", &self.wrapped.status)
+            .field("uses", &self.uses())
             .finish_non_exhaustive()
     }
 }
 
-/// A node's keys. Cheap to clone: keys are shared, never copied.
+/// A node's keys. Cheap to clone: key material is shared, never copied.
 #[derive(Clone)]
 pub struct Keystore {
     store_id: StoreId,
@@ -176,7 +255,16 @@ impl Keystore {
         now: Timestamp,
     ) -> Result<Self, KeysError> {
         let store_id = StoreId::random();
-        let master = wrap_new_master_key(kms, cmk, store_id, &identity, 1, backend, now)?;
+        let master = wrap_master_key(
+            kms,
+            cmk,
+            store_id,
+            &identity,
+            SecretKey::generate(),
+            1,
+            backend,
+            now,
+        )?;
         Ok(Keystore {
             store_id,
             identity,
@@ -199,15 +287,14 @@ impl Keystore {
         };
         let wrapped = record.master_key;
         let context = master_key_context(store_id, &identity, wrapped.version);
-        let kms_error = |source| KeysError::Kms {
-            operation: "decrypt",
-            store: store_id,
-            cmk: wrapped.cmk_arn.clone(),
-            source,
-        };
         let plain = kms
             .decrypt(&wrapped.cmk_arn, &wrapped.kms_blob, &context)
-            .map_err(kms_error)?;
+            .map_err(|source| KeysError::Kms {
+                operation: "decrypt",
+                store: store_id,
+                cmk: wrapped.cmk_arn.clone(),
+                source,
+            })?;
         let corrupt = |reason: String| KeysError::Corrupt {
             store: store_id,
             reason,
@@ -215,7 +302,7 @@ impl Keystore {
         let key = SecretKey::from_slice(&plain.plaintext)
             .map_err(|e| corrupt(format!("the master key from the KMS is unusable: {e}")))?;
         let aead = Aead::new(&key, backend).map_err(|e| corrupt(e.to_string()))?;
-        let master = MasterKey { wrapped, aead };
+        let master = MasterKey { wrapped, key, aead };
         let mut data_keys = BTreeMap::new();
         let mut active = HashMap::new();
         for wrapped in record.data_keys {
@@ -237,14 +324,11 @@ impl Keystore {
                 )));
             }
             let aead = Aead::new(&key, backend).map_err(|e| corrupt(e.to_string()))?;
+            // Uses since the last reservation are unknown: assume all were spent.
+            let uses = AtomicU64::new(wrapped.uses_reserved);
+            let material = Arc::new(KeyMaterial { key, aead, uses });
             if data_keys
-                .insert(
-                    wrapped.id,
-                    Arc::new(DataKey {
-                        wrapped,
-                        aead: Arc::new(aead),
-                    }),
-                )
+                .insert(wrapped.id, Arc::new(DataKey { wrapped, material }))
                 .is_some()
             {
                 return Err(corrupt("a data key id appears twice".into()));
@@ -261,6 +345,7 @@ impl Keystore {
         })
     }
 
+    /// The versioned encoding, with every key wrapped.
     pub fn encode(&self) -> Vec<u8> {
         KeystoreRecord {
             store_id: self.store_id.0,
@@ -273,10 +358,12 @@ impl Keystore {
         .encode()
     }
 
+    /// The store's identity.
     pub fn store_id(&self) -> StoreId {
         self.store_id
     }
 
+    /// The node's cluster and name.
     pub fn identity(&self) -> &NodeIdentity {
         &self.identity
     }
@@ -286,22 +373,31 @@ impl Keystore {
         &self.master.wrapped.cmk_arn
     }
 
+    /// The master key's version, counting rotations from 1.
     pub fn master_key_version(&self) -> u32 {
         self.master.wrapped.version
     }
 
+    /// When the master key was made.
     pub fn master_key_created(&self) -> Timestamp {
         Timestamp::from_millis(self.master.wrapped.created_ms)
     }
 
+    /// The data key with id `id`, active or retired.
     pub fn data_key(&self, id: u32) -> Option<&Arc<DataKey>> {
         self.data_keys.get(&id)
     }
 
+    /// The key that seals new writes to `database`.
     pub fn active_data_key(&self, database: &str) -> Option<&Arc<DataKey>> {
         self.active
             .get(database)
             .and_then(|id| self.data_keys.get(id))
+    }
+
+    /// Every data key, active and retired, in id order.
+    pub fn data_keys(&self) -> impl Iterator<Item = &Arc<DataKey>> {
+        self.data_keys.values()
     }
 
     /// Every database that has a data key, in name order.
@@ -311,46 +407,145 @@ impl Keystore {
         names
     }
 
-    /// A keystore where `database` has a new active data key; its previous one, if any,
-    /// is retired and keeps decrypting what it wrote.
-    pub fn with_new_data_key(&self, database: &str, now: Timestamp) -> Result<Keystore, KeysError> {
+    /// A keystore where `database` has a new active data key with `reserved_uses` seals
+    /// reserved; its previous one, if any, is retired and keeps decrypting what it wrote.
+    pub fn with_new_data_key(
+        &self,
+        database: &str,
+        reserved_uses: u64,
+        now: Timestamp,
+    ) -> Result<Keystore, KeysError> {
         let mut next = self.clone();
         let id = next.next_data_key_id;
         next.next_data_key_id = id
             .checked_add(1)
             .ok_or(KeysError::DataKeyIdsExhausted(self.store_id))?;
         if let Some(old) = next.active.get(database).copied() {
-            next.replace_status(old, DataKeyStatus::Retired);
+            next.update_data_key(old, |w| w.status = DataKeyStatus::Retired);
         }
         let key = SecretKey::generate();
-        let wrapped = wrap_data_key(&self.master, &key, id, database, now, DataKeyStatus::Active);
+        let mut wrapped =
+            wrap_data_key(&self.master, &key, id, database, now, DataKeyStatus::Active);
+        wrapped.uses_reserved = reserved_uses;
         let aead = Aead::new(&key, self.backend).map_err(|e| KeysError::Corrupt {
             store: self.store_id,
             reason: e.to_string(),
         })?;
-        next.data_keys.insert(
-            id,
-            Arc::new(DataKey {
-                wrapped,
-                aead: Arc::new(aead),
-            }),
-        );
+        let material = Arc::new(KeyMaterial {
+            key,
+            aead,
+            uses: AtomicU64::new(0),
+        });
+        next.data_keys
+            .insert(id, Arc::new(DataKey { wrapped, material }));
         next.active.insert(database.to_string(), id);
         Ok(next)
     }
 
-    fn replace_status(&mut self, id: u32, status: DataKeyStatus) {
+    /// A keystore where data key `id` may be used up to `reserved_uses` times.
+    pub fn with_reserved_uses(&self, id: u32, reserved_uses: u64) -> Keystore {
+        let mut next = self.clone();
+        next.update_data_key(id, |w| w.uses_reserved = w.uses_reserved.max(reserved_uses));
+        next
+    }
+
+    fn update_data_key(&mut self, id: u32, change: impl FnOnce(&mut WrappedDataKey)) {
         if let Some(key) = self.data_keys.get(&id) {
             let mut wrapped = key.wrapped.clone();
-            wrapped.status = status;
-            let aead = Arc::clone(&key.aead);
+            change(&mut wrapped);
+            let material = Arc::clone(&key.material);
             self.data_keys
-                .insert(id, Arc::new(DataKey { wrapped, aead }));
+                .insert(id, Arc::new(DataKey { wrapped, material }));
         }
     }
 
+    /// Master-key rotation: a new master key (next version) wrapped by the same CMK, and
+    /// every data key re-wrapped under it. The data keys themselves, and so every record,
+    /// are unchanged.
+    pub fn with_new_master_key(
+        &self,
+        kms: &dyn Kms,
+        now: Timestamp,
+    ) -> Result<Keystore, KeysError> {
+        self.rekeyed(kms, self.cmk_arn(), self.identity.clone(), now)
+    }
+
+    /// A new master key (next version) wrapped by `cmk` for the node `identity`, with
+    /// every data key re-wrapped under it: what a restored node does to become its target.
+    pub fn rekeyed(
+        &self,
+        kms: &dyn Kms,
+        cmk: &str,
+        identity: NodeIdentity,
+        now: Timestamp,
+    ) -> Result<Keystore, KeysError> {
+        let version =
+            self.master_key_version()
+                .checked_add(1)
+                .ok_or_else(|| KeysError::Corrupt {
+                    store: self.store_id,
+                    reason: "master key versions are exhausted".into(),
+                })?;
+        let master = wrap_master_key(
+            kms,
+            cmk,
+            self.store_id,
+            &identity,
+            SecretKey::generate(),
+            version,
+            self.backend,
+            now,
+        )?;
+        let mut next = self.rewrapped_under(master);
+        next.identity = identity;
+        Ok(next)
+    }
+
+    /// CMK rotation: the same master key, wrapped by `cmk` instead.
+    pub fn with_cmk(&self, kms: &dyn Kms, cmk: &str) -> Result<Keystore, KeysError> {
+        let master = wrap_master_key(
+            kms,
+            cmk,
+            self.store_id,
+            &self.identity,
+            self.master.key.clone(),
+            self.master_key_version(),
+            self.backend,
+            self.master_key_created(),
+        )?;
+        Ok(self.rewrapped_under(master))
+    }
+
+    fn rewrapped_under(&self, master: MasterKey) -> Keystore {
+        let mut next = self.clone();
+        next.data_keys = self
+            .data_keys
+            .values()
+            .map(|dk| {
+                let mut wrapped = wrap_data_key(
+                    &master,
+                    &dk.material.key,
+                    dk.id(),
+                    dk.database(),
+                    dk.created(),
+                    dk.wrapped.status,
+                );
+                wrapped.uses_reserved = dk.wrapped.uses_reserved;
+                (
+                    dk.id(),
+                    Arc::new(DataKey {
+                        wrapped,
+                        material: Arc::clone(&dk.material),
+                    }),
+                )
+            })
+            .collect();
+        next.master = Arc::new(master);
+        next
+    }
+
     /// A summary safe to print: no key bytes.
-    pub fn status(&self) -> KeystoreStatus {
+    pub fn status(&self, now: Timestamp) -> KeystoreStatus {
         KeystoreStatus {
             store_id: self.store_id,
             cluster: self.identity.cluster.clone(),
@@ -358,6 +553,7 @@ impl Keystore {
             cmk_arn: self.cmk_arn().to_string(),
             master_key_version: self.master_key_version(),
             master_key_created: self.master_key_created(),
+            master_key_next_rotation: None,
             databases: self
                 .databases()
                 .into_iter()
@@ -372,6 +568,8 @@ impl Keystore {
                         database: db.to_string(),
                         active_data_key: active.id(),
                         active_since: active.created(),
+                        active_age_days: now.since(active.created()).as_secs() / 86_400,
+                        active_uses: active.uses(),
                         data_keys: keys.len(),
                         oldest_data_key_created: keys
                             .iter()
@@ -388,34 +586,54 @@ impl Keystore {
 /// What `status` shows of a keystore.
 #[derive(Clone, Debug, Serialize)]
 pub struct KeystoreStatus {
+    /// The store's identity.
     pub store_id: StoreId,
+    /// The node's cluster.
     pub cluster: String,
+    /// The node's name.
     pub node: String,
+    /// The CMK wrapping the master key.
     pub cmk_arn: String,
+    /// The master key's version.
     pub master_key_version: u32,
+    /// When the master key was made.
     pub master_key_created: Timestamp,
+    /// When automatic rotation is next due; `None` where it is off.
+    pub master_key_next_rotation: Option<Timestamp>,
+    /// Per database, its data keys.
     pub databases: Vec<DatabaseKeys>,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// What `status` shows of one database's keys.
 pub struct DatabaseKeys {
+    /// The database.
     pub database: String,
+    /// The id of the key sealing new writes.
     pub active_data_key: u32,
+    /// When that key was made.
     pub active_since: Timestamp,
+    /// Its age in whole days.
+    pub active_age_days: u64,
+    /// Seals counted with the active key (over-counted after a restart, never under).
+    pub active_uses: u64,
+    /// Keys of this database, active and retired.
     pub data_keys: usize,
+    /// The oldest key still protecting data of this database (retired keys are kept).
     pub oldest_data_key_created: Timestamp,
 }
 
-fn wrap_new_master_key(
+#[allow(clippy::too_many_arguments)]
+fn wrap_master_key(
     kms: &dyn Kms,
     cmk: &str,
     store_id: StoreId,
     identity: &NodeIdentity,
+    key: SecretKey,
     version: u32,
     backend: Backend,
-    now: Timestamp,
+    created: Timestamp,
 ) -> Result<MasterKey, KeysError> {
-    let key = SecretKey::generate();
     let context = master_key_context(store_id, identity, version);
     let encrypted = kms
         .encrypt(cmk, key.expose(), &context)
@@ -425,17 +643,36 @@ fn wrap_new_master_key(
             cmk: cmk.to_string(),
             source,
         })?;
+    // A master key that its CMK cannot unwrap would lock the node out at the next open:
+    // prove the round trip (this caller may Decrypt, the key is usable) before using it.
+    let kms_error = |operation, source| KeysError::Kms {
+        operation,
+        store: store_id,
+        cmk: encrypted.key_arn.clone(),
+        source,
+    };
+    let check = kms
+        .decrypt(&encrypted.key_arn, &encrypted.ciphertext_blob, &context)
+        .map_err(|source| kms_error("decrypt (round-trip check of) the new wrapping of", source))?;
+    if check.plaintext.as_slice() != key.expose() {
+        return Err(kms_error(
+            "round-trip",
+            KmsError::InvalidCiphertext(
+                "the KMS returned different bytes than it encrypted".into(),
+            ),
+        ));
+    }
     let aead = Aead::new(&key, backend).map_err(|e| KeysError::Corrupt {
         store: store_id,
         reason: e.to_string(),
     })?;
     let wrapped = WrappedMasterKey {
         version,
-        created_ms: now.as_millis(),
+        created_ms: created.as_millis(),
         cmk_arn: encrypted.key_arn,
         kms_blob: encrypted.ciphertext_blob,
     };
-    Ok(MasterKey { wrapped, aead })
+    Ok(MasterKey { wrapped, key, aead })
 }
 
 fn wrap_data_key(
@@ -443,15 +680,15 @@ fn wrap_data_key(
     key: &SecretKey,
     id: u32,
     database: &str,
-    now: Timestamp,
+    created: Timestamp,
     status: DataKeyStatus,
 ) -> WrappedDataKey {
     let nonce = Nonce::random();
     let aad = WrappedDataKey::aad(id, database, master.wrapped.version);
     let mut sealed = [0u8; WRAPPED_KEY_LEN];
     sealed[..32].copy_from_slice(key.expose());
-    // Sealing a 32-byte buffer with a valid key cannot fail; the zeroed fallback would
-    // fail to unwrap loudly rather than silently.
+    // Sealing a 48-byte buffer with a valid key cannot fail; were it to, the zeroed
+    // entry would fail to unwrap loudly at the next open rather than silently.
     if master
         .aead
         .seal_in_place(&nonce, &aad, &mut sealed)
@@ -463,7 +700,7 @@ fn wrap_data_key(
         id,
         database: database.to_string(),
         master_key_version: master.wrapped.version,
-        created_ms: now.as_millis(),
+        created_ms: created.as_millis(),
         status,
         uses_reserved: 0,
         nonce,

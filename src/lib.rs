@@ -20,6 +20,7 @@
 //! # Embedding a test database
 //!
 //! ```
+//! # #[cfg(feature = "store")] {
 //! use std::sync::Arc;
 //! use atrest::clock::SystemClock;
 //! use atrest::kms::{Caller, CreateKeyRequest, LocalKms};
@@ -48,14 +49,19 @@
 //! client.enable_key(&cmk)?;
 //! let store = Store::open(dir.path().join("node-0"), Arc::new(client), &cmk, StoreOptions::default())?;
 //! assert_eq!(store.get("audit", b"1")?.as_deref(), Some(&b"bob added"[..]));
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod clock;
+#[cfg(feature = "store")]
 pub mod control;
 pub mod crypto;
 pub mod durable;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod kms;
+#[cfg(feature = "store")]
 pub mod store;

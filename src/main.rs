@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use atrest::control::{ControlError, Root, DEFAULT_ACCOUNT, DEFAULT_REGION};
+use atrest::control::{
+    ControlError, InitOptions, Retention, Root, RotationSettings, DEFAULT_ACCOUNT, DEFAULT_REGION,
+};
 use atrest::kms::{
     CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError, LocalKmsClient,
 };
@@ -60,7 +62,22 @@ enum Command {
         /// The AWS account the project's keys belong to.
         #[arg(long, default_value = DEFAULT_ACCOUNT)]
         account: String,
+        /// Rotate the master key automatically at this age (days); 0 turns it off.
+        #[arg(long, default_value_t = RotationSettings::default().master_key_rotation_days)]
+        master_key_rotation_days: u64,
+        /// Replace a database's data key after this many encryptions.
+        #[arg(long, default_value_t = RotationSettings::default().data_key_max_uses)]
+        data_key_max_uses: u64,
+        /// Replace a database's data key at this age (days).
+        #[arg(long)]
+        data_key_max_age_days: Option<u64>,
     },
+    /// Rotate keys below the CMK now.
+    #[command(subcommand)]
+    Rotate(RotateCommand),
+    /// The project's settings.
+    #[command(subcommand)]
+    Project(ProjectCommand),
     /// Calls on the embedded KMS, named and flagged as the AWS CLI names them.
     #[command(subcommand)]
     Kms(KmsCommand),
@@ -90,11 +107,71 @@ enum Command {
     },
     /// The store's key hierarchy: CMK, master key, data keys per database.
     Status,
+    /// Snapshots of the node, each encrypted under the CMK current when it was taken.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Which snapshots and stores depend on a CMK.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Emulator time: real time plus an offset kept in the root.
     #[command(subcommand)]
     Clock(ClockCommand),
     /// Apply what emulator time has made due (KMS key deletions and rotations).
     Tick,
+}
+
+#[derive(Subcommand)]
+enum RotateCommand {
+    /// A new master key wrapped by the CMK; every data key re-wrapped; no record rewritten.
+    Master,
+    /// A new data key for new writes to DB; the old one keeps decrypting.
+    DataKey { db: String },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Take a snapshot: a consistent checkpoint, encrypted under the current CMK.
+    Create,
+    /// Every snapshot: id, time, size, CMK.
+    List,
+    Delete {
+        id: String,
+    },
+    /// Decrypt and check a snapshot without restoring it.
+    Verify {
+        id: String,
+    },
+    /// Set the retention policy and apply it (tick applies it too).
+    Retention {
+        #[arg(long)]
+        keep: Option<usize>,
+        /// e.g. 30d
+        #[arg(long)]
+        max_age: Option<String>,
+    },
+    /// Restore into this root's store, or into the store of the root at --to (another
+    /// project in the same region, or a new directory, initialised like this root).
+    Restore {
+        id: String,
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Which snapshots and stores depend on KEY, and whether it is safe to delete.
+    Usage { key: String },
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Rotate the CMK: point the project at KEY and re-wrap the master key under it.
+    SetKey {
+        /// Key id, alias or ARN.
+        #[arg(long)]
+        key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +213,9 @@ enum KmsCommand {
         key_id: String,
         #[arg(long)]
         pending_window_in_days: Option<u32>,
+        /// Delete even though snapshots or stores depend on the key.
+        #[arg(long)]
+        force: bool,
     },
     CancelKeyDeletion {
         #[arg(long)]
@@ -277,9 +357,23 @@ fn run(cli: Cli) -> CliResult {
     let out = Output { json: cli.json };
     match cli.command {
         Command::Demo { keep } => demo::run(keep),
-        Command::Init { account } => {
+        Command::Init {
+            account,
+            master_key_rotation_days,
+            data_key_max_uses,
+            data_key_max_age_days,
+        } => {
             let root = Root::open(&cli.root)?;
-            let settings = root.init(&account, cli.region.as_deref().unwrap_or(DEFAULT_REGION))?;
+            let options = InitOptions {
+                account,
+                region: cli.region.unwrap_or_else(|| DEFAULT_REGION.to_string()),
+                rotation: RotationSettings {
+                    master_key_rotation_days,
+                    data_key_max_uses,
+                    data_key_max_age_days,
+                },
+            };
+            let settings = root.init(&options)?;
             out.print(&settings, || {
                 format!(
                     "initialised {}\nCMK: {} (alias/atrest-default)",
@@ -292,7 +386,30 @@ fn run(cli: Cli) -> CliResult {
         Command::Kms(command) => {
             let root = Root::open(&cli.root)?;
             let client = root.kms_client(cli.caller.as_deref(), cli.region.as_deref())?;
-            kms_command(&client, command, out)
+            kms_command(&root, &client, command, out)
+        }
+        Command::Snapshot(command) => snapshot_command(&Root::open(&cli.root)?, command, out),
+        Command::Keys(KeysCommand::Usage { key }) => {
+            let usage = Root::open(&cli.root)?.key_usage(&key)?;
+            out.print(&usage, || {
+                let mut lines = vec![format!("{}", usage.key_arn)];
+                for s in &usage.snapshots {
+                    lines.push(format!("  snapshot {} taken {}", s.id, s.created));
+                }
+                for store in &usage.stores {
+                    lines.push(format!("  store {store}"));
+                }
+                if usage.rotation_in_progress {
+                    lines.push("  a CMK rotation in progress still needs it".into());
+                }
+                lines.push(if usage.safe_to_delete {
+                    "safe to delete: nothing depends on it".into()
+                } else {
+                    "NOT safe to delete: the above would become unreadable".into()
+                });
+                lines.join("\n")
+            });
+            Ok(())
         }
         Command::Put { db, key, value } => {
             Ok(Root::open(&cli.root)?
@@ -364,10 +481,48 @@ fn run(cli: Cli) -> CliResult {
             Ok(())
         }
         Command::Tick => {
-            let root = Root::open(&cli.root)?;
-            let events = root.local_kms().tick()?;
-            out.print(&json!({ "kms_events": events }), || {
-                format!("applied {events} due KMS event(s)")
+            let report = Root::open(&cli.root)?.tick()?;
+            out.print(&report, || {
+                let mut lines = vec![format!(
+                    "KMS: applied {} due event(s) (deletions, material rotations)",
+                    report.kms_events
+                )];
+                if let Some(store) = &report.store {
+                    lines.push(match store.master_key_rotated_to {
+                        Some(v) => format!("store: master key rotated to version {v}"),
+                        None => "store: master key not due".into(),
+                    });
+                    for db in &store.data_keys_rolled {
+                        lines.push(format!(
+                            "store: database {db:?} rolled over to a new data key"
+                        ));
+                    }
+                }
+                lines.join("\n")
+            });
+            Ok(())
+        }
+        Command::Rotate(RotateCommand::Master) => {
+            let version = Root::open(&cli.root)?.open_store()?.rotate_master_key()?;
+            out.print(&json!({ "master_key_version": version }), || {
+                format!("master key rotated to version {version}; no record was rewritten")
+            });
+            Ok(())
+        }
+        Command::Rotate(RotateCommand::DataKey { db }) => {
+            let id = Root::open(&cli.root)?.open_store()?.roll_data_key(&db)?;
+            out.print(&json!({ "database": db, "active_data_key": id }), || {
+                format!("database {db:?} now writes with data key {id}")
+            });
+            Ok(())
+        }
+        Command::Project(ProjectCommand::SetKey { key }) => {
+            let settings = Root::open(&cli.root)?.set_key(&key)?;
+            out.print(&settings, || {
+                format!(
+                    "the project's CMK is now {}; the master key is re-wrapped under it",
+                    settings.cmk
+                )
             });
             Ok(())
         }
@@ -432,7 +587,12 @@ fn parse_context(arg: Option<&str>) -> Result<EncryptionContext, Failure> {
         .collect()
 }
 
-fn kms_command(client: &LocalKmsClient, command: KmsCommand, out: Output) -> CliResult {
+fn kms_command(
+    root: &Root,
+    client: &LocalKmsClient,
+    command: KmsCommand,
+    out: Output,
+) -> CliResult {
     match command {
         KmsCommand::CreateKey {
             description,
@@ -485,8 +645,11 @@ fn kms_command(client: &LocalKmsClient, command: KmsCommand, out: Output) -> Cli
         KmsCommand::ScheduleKeyDeletion {
             key_id,
             pending_window_in_days,
+            force,
         } => {
-            let date = client.schedule_key_deletion(&key_id, pending_window_in_days)?;
+            // Through the root, which knows which snapshots and stores depend on the key.
+            let date =
+                root.schedule_key_deletion(client, &key_id, pending_window_in_days, force)?;
             let meta = client.describe_key(&key_id)?;
             out.print(
                 &json!({ "KeyId": meta.arn, "DeletionDate": date.as_secs(), "KeyState": meta.key_state, "PendingWindowInDays": meta.pending_deletion_window_in_days }),
@@ -605,13 +768,75 @@ fn kms_command(client: &LocalKmsClient, command: KmsCommand, out: Output) -> Cli
     Ok(())
 }
 
-fn load(root: &Root, db: &str, count: u64, value_size: usize, out: Output) -> CliResult {
-    use rand::RngCore;
-    let store = root.open_store()?;
-    let bar = indicatif::ProgressBar::new(count);
+fn snapshot_command(root: &Root, command: SnapshotCommand, out: Output) -> CliResult {
+    match command {
+        SnapshotCommand::Create => {
+            let bar = progress_bar(0, out);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} packing {bytes} ({bytes_per_sec})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let info = root.create_snapshot(&mut |done| bar.set_position(done))?;
+            bar.finish_and_clear();
+            out.print(&info, || {
+                format!(
+                    "snapshot {} ({} bytes) under CMK {}",
+                    info.id, info.size, info.cmk_arn
+                )
+            });
+        }
+        SnapshotCommand::List => {
+            let all = root.snapshots()?;
+            out.print(&all, || {
+                all.iter()
+                    .map(|s| format!("{}\t{}\t{} B\t{}", s.id, s.created, s.size, s.cmk_arn))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        SnapshotCommand::Delete { id } => root.delete_snapshot(&id)?,
+        SnapshotCommand::Verify { id } => {
+            let info = root.verify_snapshot(&id)?;
+            out.print(&info, || {
+                format!(
+                    "snapshot {} is whole: every chunk authenticates under CMK {}",
+                    info.id, info.cmk_arn
+                )
+            });
+        }
+        SnapshotCommand::Retention { keep, max_age } => {
+            let max_age_days = max_age
+                .map(|a| humantime::parse_duration(&a).map(|d| d.as_secs().div_ceil(86_400)))
+                .transpose()
+                .map_err(|e| format!("cannot read --max-age: {e} (try 30d)"))?;
+            let deleted = root.set_retention(Retention { keep, max_age_days })?;
+            out.print(&json!({ "deleted": deleted }), || {
+                format!("retention applied: {} snapshot(s) deleted", deleted.len())
+            });
+        }
+        SnapshotCommand::Restore { id, to } => {
+            let info = root.restore_snapshot(&id, to.as_deref())?;
+            let target = to.unwrap_or_else(|| root.dir().to_path_buf());
+            out.print(&info, || format!("restored snapshot {} into {}; its master key is now under the target's CMK and every database writes with a fresh data key", info.id, target.display()));
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(len: u64, out: Output) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
     if out.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    bar
+}
+
+fn load(root: &Root, db: &str, count: u64, value_size: usize, out: Output) -> CliResult {
+    use rand::RngCore;
+    let store = root.open_store()?;
+    let bar = progress_bar(count, out);
     let started = std::time::Instant::now();
     let mut value = vec![0u8; value_size];
     let mut written = 0;
@@ -638,26 +863,29 @@ fn load(root: &Root, db: &str, count: u64, value_size: usize, out: Output) -> Cl
 fn status(root: &Root, out: Output) -> CliResult {
     let store = root.open_store()?;
     let status = store.status();
+    let settings = root.settings()?;
+    let rotation = settings.as_ref().and_then(|s| s.cmk_rotation.clone());
     let cmk = root.kms_client(None, None)?.describe_key(&status.cmk_arn)?;
-    out.print(&json!({ "store": status, "cmk": cmk }), || {
+    out.print(&json!({ "store": status, "cmk": cmk, "cmk_rotation": rotation }), || {
         let mut lines = vec![
-            format!(
-                "store       {}  (cluster {}, node {})",
-                status.store_id, status.cluster, status.node
-            ),
+            format!("store       {}  (cluster {}, node {})", status.store_id, status.cluster, status.node),
             format!("CMK         {}  [{}]", status.cmk_arn, cmk.key_state),
-            format!(
-                "master key  version {}, created {}",
-                status.master_key_version, status.master_key_created
-            ),
         ];
+        if let Some(r) = &rotation {
+            lines.push(format!(
+                "            CMK rotation in progress since {} from {} to {}: keep both keys enabled; `atrest project set-key --key {}` finishes it",
+                r.started, r.from, r.to, r.to
+            ));
+        }
+        let next = status.master_key_next_rotation.map_or("automatic rotation off".to_string(), |t| format!("next rotation due {t}"));
+        lines.push(format!("master key  version {}, created {}, {next}", status.master_key_version, status.master_key_created));
         if status.databases.is_empty() {
             lines.push("databases   none yet".into());
         }
         for db in &status.databases {
             lines.push(format!(
-                "database    {:<16} active data key {} since {}, {} data key(s)",
-                db.database, db.active_data_key, db.active_since, db.data_keys
+                "database    {:<16} data key {} active since {} ({} days, {} uses); {} key(s), oldest from {}",
+                db.database, db.active_data_key, db.active_since, db.active_age_days, db.active_uses, db.data_keys, db.oldest_data_key_created
             ));
         }
         lines.join("\n")

@@ -305,3 +305,64 @@ fn a_corrupt_kms_state_file_is_reported_not_reset() {
     assert!(stderr.contains("state.json"), "{stderr}");
     assert_eq!(std::fs::read(&state).unwrap(), b"{ not json");
 }
+
+#[test]
+fn rotation_commands_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let old_cmk = json(root, &["init", "--master-key-rotation-days", "90"])["cmk"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(root, &["put", "shop", "k", "v"]);
+    assert!(ok(root, &["rotate", "master"]).contains("version 2"));
+    assert!(ok(root, &["status"]).contains("master key  version 2"));
+    let new_cmk = json(root, &["kms", "create-key"])["KeyMetadata"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let settings = json(root, &["project", "set-key", "--key", &new_cmk]);
+    assert_eq!(settings["cmk"], new_cmk.as_str());
+    let status = json(root, &["status"]);
+    assert_eq!(status["store"]["cmk_arn"], new_cmk.as_str());
+    assert_eq!(status["cmk_rotation"], Value::Null);
+    ok(root, &["kms", "disable-key", "--key-id", &old_cmk]);
+    assert_eq!(ok(root, &["get", "shop", "k"]).trim(), "v");
+    ok(root, &["clock", "advance", "91d"]);
+    assert!(ok(root, &["tick"]).contains("master key rotated to version 3"));
+    assert!(ok(root, &["tick"]).contains("not due"));
+    let rolled = json(root, &["rotate", "data-key", "shop"]);
+    assert_eq!(rolled["active_data_key"], 2);
+    assert_eq!(ok(root, &["get", "shop", "k"]).trim(), "v");
+}
+
+#[test]
+fn snapshot_commands_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cmk = json(root, &["init"])["cmk"].as_str().unwrap().to_string();
+    ok(root, &["put", "shop", "k", "before"]);
+    let snap = json(root, &["snapshot", "create"]);
+    let id = snap["id"].as_str().unwrap().to_string();
+    assert_eq!(snap["cmk_arn"], cmk.as_str());
+    assert!(ok(root, &["snapshot", "list"]).contains(&id));
+    assert!(ok(root, &["snapshot", "verify", &id]).contains("is whole"));
+    let usage = json(root, &["keys", "usage", &cmk]);
+    assert_eq!(usage["snapshots"][0]["id"], id.as_str());
+    assert_eq!(usage["safe_to_delete"], false);
+    let stderr = fails(
+        root,
+        &["kms", "schedule-key-deletion", "--key-id", &cmk],
+        "still protects data",
+    );
+    assert!(stderr.contains(&id), "{stderr}");
+    ok(root, &["put", "shop", "k", "after"]);
+    ok(root, &["snapshot", "restore", &id]);
+    assert_eq!(ok(root, &["get", "shop", "k"]).trim(), "before");
+    ok(root, &["kms", "disable-key", "--key-id", &cmk]);
+    fails(root, &["snapshot", "restore", &id], "re-enable it");
+    ok(root, &["kms", "enable-key", "--key-id", &cmk]);
+    let retention = json(root, &["snapshot", "retention", "--keep", "0"]);
+    assert_eq!(retention["deleted"][0], id.as_str());
+    fails(root, &["snapshot", "verify", &id], "no snapshot");
+}

@@ -21,8 +21,11 @@ const HEADER_LEN: usize = 1 + 16 + 4;
 /// A decoded blob; borrows the sealed bytes from the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CiphertextBlob<'a> {
+    /// The key that made the blob.
     pub key_id: String,
+    /// The key material version that sealed it.
     pub material_version: u32,
+    /// The nonce of the sealing.
     pub nonce: Nonce,
     header: &'a [u8],
     /// Ciphertext followed by the tag.

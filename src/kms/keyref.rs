@@ -13,21 +13,28 @@ pub enum KeyRef {
     Id(String),
     /// `arn:aws:kms:REGION:ACCOUNT:key/ID`.
     KeyArn {
+        /// The key's region.
         region: String,
+        /// The key's account.
         account: String,
+        /// The key's id.
         id: String,
     },
     /// `alias/NAME`, in the caller's account and region.
     AliasName(String),
     /// `arn:aws:kms:REGION:ACCOUNT:alias/NAME`.
     AliasArn {
+        /// The alias's region.
         region: String,
+        /// The alias's account.
         account: String,
+        /// `alias/NAME`.
         alias: String,
     },
 }
 
 impl KeyRef {
+    /// Parses any of the four forms; a malformed reference is `NotFoundException`, as in AWS.
     pub fn parse(s: &str) -> Result<Self, KmsError> {
         if s.is_empty() {
             return Err(KmsError::Validation("KeyId must not be empty".into()));
@@ -88,6 +95,7 @@ impl KeyRef {
         )))
     }
 
+    /// Whether the reference names an alias.
     pub fn is_alias(&self) -> bool {
         matches!(self, KeyRef::AliasName(_) | KeyRef::AliasArn { .. })
     }

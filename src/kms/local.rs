@@ -32,6 +32,7 @@ use super::{
     KeySpec, KeyState, KeyUsage, Kms, KmsError,
 };
 
+/// The automatic rotation period AWS uses when none is given.
 pub const DEFAULT_ROTATION_PERIOD_DAYS: u32 = 365;
 const ROTATION_PERIOD_DAYS: std::ops::RangeInclusive<u32> = 90..=2560;
 const PENDING_WINDOW_DAYS: std::ops::RangeInclusive<u32> = 7..=30;
@@ -122,8 +123,16 @@ impl LocalKms {
         }
     }
 
+    /// The clock that drives deletions and rotations.
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// Decodes the contents of a state file without opening it: the number of keys, or
+    /// why the file is unusable. For the fuzz targets.
+    #[doc(hidden)]
+    pub fn decode_state_file(bytes: &[u8]) -> Result<usize, String> {
+        State::decode(bytes).map(|s| s.keys.len())
     }
 
     /// Applies whatever the clock has made due (key deletions, automatic rotations) and
@@ -264,17 +273,23 @@ struct AutoRotation {
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct RotationRecord {
+    /// The ARN of the rotated key.
     pub key_id: String,
     #[serde(serialize_with = "epoch_seconds")]
+    /// When the new material was made.
     pub rotation_date: Timestamp,
+    /// Automatic or on demand.
     pub rotation_type: RotationKind,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+/// How a key's material came to rotate.
 pub enum RotationKind {
     #[serde(rename = "AUTOMATIC")]
+    /// On the key's rotation schedule.
     Automatic,
     #[serde(rename = "ON_DEMAND")]
+    /// By RotateKeyOnDemand.
     OnDemand,
 }
 
@@ -282,14 +297,18 @@ pub enum RotationKind {
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct RotationStatus {
+    /// The key's ARN.
     pub key_id: String,
+    /// Whether automatic rotation is on.
     pub key_rotation_enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The automatic rotation period.
     pub rotation_period_in_days: Option<u32>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "optional_epoch_seconds"
     )]
+    /// When automatic rotation next happens.
     pub next_rotation_date: Option<Timestamp>,
 }
 
@@ -297,8 +316,11 @@ pub struct RotationStatus {
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct AliasEntry {
+    /// `alias/NAME`.
     pub alias_name: String,
+    /// The alias's ARN.
     pub alias_arn: String,
+    /// The id of the key it points to.
     pub target_key_id: String,
 }
 
@@ -325,16 +347,21 @@ impl StoredAlias {
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct KeyListEntry {
     #[serde(rename = "KeyId")]
+    /// The key's id.
     pub key_id: String,
     #[serde(rename = "KeyArn")]
+    /// The key's ARN.
     pub key_arn: String,
 }
 
 /// CreateKey's parameters. `Default` is a symmetric encryption key with AWS's default policy.
 #[derive(Clone, Debug)]
 pub struct CreateKeyRequest {
+    /// Free text shown by DescribeKey.
     pub description: String,
+    /// The kind of key material.
     pub key_spec: KeySpec,
+    /// What the key may do; `None` gives the spec's default.
     pub key_usage: Option<KeyUsage>,
     /// A key policy document (AWS JSON); `None` gives AWS's default policy.
     pub policy: Option<String>,
@@ -402,14 +429,19 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
             Err(e) => return Err(corrupt(e.to_string())),
         };
-        let state: State = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        State::decode(&bytes).map_err(corrupt)
+    }
+
+    /// Decodes the state file's contents; any input gives a state or a reason.
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         if state.format != STATE_FORMAT {
-            return Err(corrupt(format!(
+            return Err(format!(
                 "format {} is not one this atrest reads ({STATE_FORMAT})",
                 state.format
-            )));
+            ));
         }
-        state.check_consistent().map_err(corrupt)?;
+        state.check_consistent()?;
         Ok(state)
     }
 
@@ -706,14 +738,17 @@ impl LocalKms {
 }
 
 impl LocalKmsClient {
+    /// Who this client calls as.
     pub fn caller(&self) -> &Caller {
         &self.caller
     }
 
+    /// The emulated service behind this client.
     pub fn service(&self) -> &Arc<LocalKms> {
         &self.kms
     }
 
+    /// CreateKey: a new key in the caller's account and region, Enabled.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
         if request.description.len() > MAX_DESCRIPTION {
             return Err(KmsError::Validation(format!(
@@ -775,6 +810,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// DescribeKey: the key's metadata, in any state.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError> {
         self.kms.read(|state, _| {
             let key = state.resolve(&self.caller, key_id, USE)?;
@@ -798,6 +834,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// EnableKey. A key pending deletion must be cancelled first.
     pub fn enable_key(&self, key_id: &str) -> Result<(), KmsError> {
         self.kms.write(|state, now| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
@@ -812,6 +849,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// DisableKey: the key refuses every cryptographic operation until enabled.
     pub fn disable_key(&self, key_id: &str) -> Result<(), KmsError> {
         self.kms.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
@@ -868,6 +906,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// EnableKeyRotation: new key material every `rotation_period_in_days` (90 to 2560, default 365).
     pub fn enable_key_rotation(
         &self,
         key_id: &str,
@@ -894,6 +933,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// DisableKeyRotation.
     pub fn disable_key_rotation(&self, key_id: &str) -> Result<(), KmsError> {
         self.kms.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
@@ -905,6 +945,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// GetKeyRotationStatus.
     pub fn get_key_rotation_status(&self, key_id: &str) -> Result<RotationStatus, KmsError> {
         self.kms.read(|state, _| {
             let key = state.resolve(&self.caller, key_id, MANAGE)?;
@@ -939,6 +980,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// ListKeyRotations: every material rotation of the key, oldest first.
     pub fn list_key_rotations(&self, key_id: &str) -> Result<Vec<RotationRecord>, KmsError> {
         self.kms.read(|state, _| {
             let key = state.resolve(&self.caller, key_id, MANAGE)?;
@@ -957,6 +999,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// CreateAlias: `alias_name` points to a key of the caller's account and region.
     pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<(), KmsError> {
         keyref::validate_alias(alias_name)?;
         if alias_name.starts_with("alias/aws/") {
@@ -979,6 +1022,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// DeleteAlias.
     pub fn delete_alias(&self, alias_name: &str) -> Result<(), KmsError> {
         keyref::validate_alias(alias_name)?;
         self.kms.write(|state, _| {
@@ -1024,6 +1068,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// GetKeyPolicy: the policy document.
     pub fn get_key_policy(&self, key_id: &str) -> Result<String, KmsError> {
         self.kms.read(|state, _| {
             let key = state.resolve(&self.caller, key_id, MANAGE)?;
@@ -1032,6 +1077,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// Encrypt: 1 to 4096 bytes under the key's current material, bound to `context`.
     pub fn encrypt(
         &self,
         key_id: &str,
@@ -1099,6 +1145,7 @@ impl LocalKmsClient {
         })
     }
 
+    /// GenerateDataKey: `number_of_bytes` random bytes, in the clear and wrapped.
     pub fn generate_data_key(
         &self,
         key_id: &str,

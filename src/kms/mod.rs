@@ -34,28 +34,40 @@ pub type EncryptionContext = BTreeMap<String, String>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KmsError {
     #[error("NotFoundException: {0}")]
+    /// The key, alias or ARN names nothing the caller can see.
     NotFound(String),
     #[error("DisabledException: {0}")]
+    /// The key is disabled.
     Disabled(String),
     #[error("KMSInvalidStateException: {0}")]
+    /// The key's state forbids the operation (pending deletion, mostly).
     InvalidState(String),
     #[error("InvalidCiphertextException: {0}")]
+    /// The ciphertext or its encryption context is not what the key made.
     InvalidCiphertext(String),
     #[error("IncorrectKeyException: {0}")]
+    /// Decrypt named a key other than the one that made the ciphertext.
     IncorrectKey(String),
     #[error("AccessDeniedException: {0}")]
+    /// The key policy does not grant the caller the action.
     AccessDenied(String),
     #[error("InvalidKeyUsageException: {0}")]
+    /// The key's spec or usage does not allow the operation.
     InvalidKeyUsage(String),
     #[error("ValidationException: {0}")]
+    /// A parameter is out of range or malformed.
     Validation(String),
     #[error("AlreadyExistsException: {0}")]
+    /// The alias exists already.
     AlreadyExists(String),
     #[error("LimitExceededException: {0}")]
+    /// A per-key limit is reached.
     LimitExceeded(String),
     #[error("UnsupportedOperationException: {0}")]
+    /// The operation needs another kind of key.
     UnsupportedOperation(String),
     #[error("MalformedPolicyDocumentException: {0}")]
+    /// The policy document cannot be used.
     MalformedPolicyDocument(String),
     /// The KMS's own state is unusable (a corrupt or unreadable state file).
     #[error("KMSInternalException: {0}")]
@@ -120,8 +132,11 @@ impl KmsError {
 /// The state of a KMS key, as AWS names it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub enum KeyState {
+    /// Usable.
     Enabled,
+    /// Refuses cryptographic operations until enabled.
     Disabled,
+    /// Scheduled for deletion; destroyed when the window ends.
     PendingDeletion,
 }
 
@@ -135,18 +150,24 @@ impl fmt::Display for KeyState {
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub enum KeySpec {
     #[serde(rename = "SYMMETRIC_DEFAULT")]
+    /// AES-256-GCM; the only spec that encrypts here.
     SymmetricDefault,
     #[serde(rename = "RSA_2048")]
+    /// RSA 2048 (metadata only in LocalKms).
     Rsa2048,
     #[serde(rename = "RSA_4096")]
+    /// RSA 4096 (metadata only in LocalKms).
     Rsa4096,
     #[serde(rename = "ECC_NIST_P256")]
+    /// ECC P-256 (metadata only in LocalKms).
     EccNistP256,
     #[serde(rename = "HMAC_256")]
+    /// HMAC-SHA-256 (metadata only in LocalKms).
     Hmac256,
 }
 
 impl KeySpec {
+    /// Every spec, in AWS's order.
     pub const ALL: [KeySpec; 5] = [
         KeySpec::SymmetricDefault,
         KeySpec::Rsa2048,
@@ -155,6 +176,7 @@ impl KeySpec {
         KeySpec::Hmac256,
     ];
 
+    /// The name AWS uses.
     pub fn aws_name(self) -> &'static str {
         match self {
             KeySpec::SymmetricDefault => "SYMMETRIC_DEFAULT",
@@ -165,6 +187,7 @@ impl KeySpec {
         }
     }
 
+    /// The spec AWS calls `name`.
     pub fn parse(name: &str) -> Result<Self, KmsError> {
         Self::ALL
             .into_iter()
@@ -196,16 +219,21 @@ impl fmt::Display for KeySpec {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+/// What a key may be used for, as AWS names it.
 pub enum KeyUsage {
     #[serde(rename = "ENCRYPT_DECRYPT")]
+    /// Encrypt and decrypt.
     EncryptDecrypt,
     #[serde(rename = "SIGN_VERIFY")]
+    /// Sign and verify.
     SignVerify,
     #[serde(rename = "GENERATE_VERIFY_MAC")]
+    /// Generate and verify MACs.
     GenerateVerifyMac,
 }
 
 impl KeyUsage {
+    /// The usage AWS calls `name`.
     pub fn parse(name: &str) -> Result<Self, KmsError> {
         match name {
             "ENCRYPT_DECRYPT" => Ok(KeyUsage::EncryptDecrypt),
@@ -223,29 +251,45 @@ impl KeyUsage {
 #[serde(rename_all = "PascalCase")]
 pub struct KeyMetadata {
     #[serde(rename = "AWSAccountId")]
+    /// The key's account.
     pub account: String,
+    /// The key's id (a UUID).
     pub key_id: String,
+    /// The key's ARN.
     pub arn: String,
     #[serde(skip)]
+    /// The key's region.
     pub region: String,
     #[serde(serialize_with = "epoch_seconds")]
+    /// When the key was made.
     pub creation_date: Timestamp,
+    /// Whether the key state is Enabled.
     pub enabled: bool,
+    /// Free text.
     pub description: String,
+    /// What the key may do.
     pub key_usage: KeyUsage,
+    /// Enabled, Disabled or PendingDeletion.
     pub key_state: KeyState,
     #[serde(
         serialize_with = "optional_epoch_seconds",
         skip_serializing_if = "Option::is_none"
     )]
+    /// When a key pending deletion will be destroyed.
     pub deletion_date: Option<Timestamp>,
+    /// The kind of key material.
     pub key_spec: KeySpec,
+    /// Where the material came from: always AWS_KMS here.
     pub origin: &'static str,
+    /// Who manages the key: always CUSTOMER here.
     pub key_manager: &'static str,
+    /// Always false: multi-region keys are not emulated.
     pub multi_region: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The deletion window, while pending deletion.
     pub pending_deletion_window_in_days: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The version of the key material in use.
     pub current_key_material_id: Option<String>,
 }
 
@@ -264,13 +308,17 @@ fn optional_epoch_seconds<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<
 /// The result of Encrypt: the blob, and the ARN of the key that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Encrypted {
+    /// The blob to store.
     pub ciphertext_blob: Vec<u8>,
+    /// The ARN of the key that made it.
     pub key_arn: String,
 }
 
 /// The result of Decrypt. The plaintext is zeroized when dropped.
 pub struct Decrypted {
+    /// The plaintext, zeroized on drop.
     pub plaintext: Zeroizing<Vec<u8>>,
+    /// The ARN of the key that decrypted it.
     pub key_arn: String,
 }
 
@@ -284,8 +332,11 @@ impl fmt::Debug for Decrypted {
 
 /// The result of GenerateDataKey: a fresh key in the clear and wrapped by the CMK.
 pub struct GeneratedDataKey {
+    /// The data key in the clear, zeroized on drop.
     pub plaintext: Zeroizing<Vec<u8>>,
+    /// The data key wrapped by the KMS key.
     pub ciphertext_blob: Vec<u8>,
+    /// The ARN of the KMS key.
     pub key_arn: String,
 }
 
@@ -303,8 +354,10 @@ impl fmt::Debug for GeneratedDataKey {
 /// Implementations are bound to one caller (an account and an IAM principal), as an AWS
 /// SDK client is bound to its credentials.
 pub trait Kms: Send + Sync + fmt::Debug {
+    /// DescribeKey: the key's metadata and its full ARN.
     fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError>;
 
+    /// Encrypt: `plaintext` (1 to 4096 bytes) bound to `context`.
     fn encrypt(
         &self,
         key_id: &str,
@@ -356,14 +409,17 @@ impl Caller {
         })
     }
 
+    /// The caller's AWS account.
     pub fn account(&self) -> &str {
         &self.account
     }
 
+    /// The region of the KMS endpoint called.
     pub fn region(&self) -> &str {
         &self.region
     }
 
+    /// The caller's IAM principal ARN.
     pub fn principal(&self) -> &str {
         &self.principal
     }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::{Caller, KmsError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// A key policy: who may call which actions on a key.
 pub struct KeyPolicy {
     statements: Vec<Statement>,
 }
@@ -37,6 +38,7 @@ impl KeyPolicy {
         }
     }
 
+    /// Parses AWS's policy JSON; refuses what atrest cannot evaluate faithfully.
     pub fn parse(document: &str) -> Result<Self, KmsError> {
         let bad = |why: String| KmsError::MalformedPolicyDocument(why);
         let doc: Value =
@@ -56,6 +58,7 @@ impl KeyPolicy {
         Ok(KeyPolicy { statements })
     }
 
+    /// The policy as AWS's JSON.
     pub fn to_json(&self) -> String {
         let statements: Vec<Value> = self.statements.iter().map(Statement::to_json).collect();
         let doc = json!({ "Version": "2012-10-17", "Id": "key-policy", "Statement": statements });

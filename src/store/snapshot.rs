@@ -1,0 +1,699 @@
+//! Snapshots: one file per snapshot, encrypted under the CMK that was current when it was
+//! taken, never re-encrypted afterwards.
+//!
+//! Owns the snapshot file (a header naming the CMK and holding a random snapshot key
+//! wrapped by it, then a chunked AEAD stream of a consistent RocksDB checkpoint packed as
+//! a flat list of files), where snapshot files live ([`SnapshotStorage`], a local
+//! directory for now), and restore: unpack into a fresh directory, then give the node a
+//! new master key under the target's CMK and every database a fresh data key, so a
+//! restored clone never shares a data key's nonce space with its source.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::RngCore;
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::crypto::stream::{Opener, Sealer, PREFIX_LEN};
+use crate::crypto::{Aead, SecretKey};
+use crate::format::{FormatError, SnapshotHeader, SNAPSHOT_PREFIX_LEN};
+use crate::keys::{KeysError, NodeIdentity, StoreId};
+use crate::kms::{EncryptionContext, Kms, KmsError};
+
+use super::{Store, StoreError, StoreOptions};
+
+const CHUNK_SIZE: usize = 64 * 1024;
+const FILE_ENTRY: u8 = 1;
+const END_ENTRY: u8 = 0;
+const SUFFIX: &str = ".atrsnap";
+
+#[derive(Debug, thiserror::Error)]
+/// Errors of snapshots: each names the snapshot, and the CMK where it matters.
+pub enum SnapshotError {
+    #[error("no snapshot {id}")]
+    /// No snapshot with that id.
+    NotFound { id: String },
+    #[error("snapshot {id} is corrupt: {reason}")]
+    /// The stream does not authenticate or is cut short.
+    Corrupt { id: String, reason: String },
+    #[error("snapshot {id} cannot be read: {source}")]
+    /// The header does not decode.
+    Format { id: String, source: FormatError },
+    #[error("snapshot {id} is encrypted under CMK {cmk}, which is disabled: re-enable it (atrest kms enable-key --key-id {cmk}) to restore this snapshot")]
+    /// The snapshot's CMK is disabled.
+    CmkDisabled { id: String, cmk: String },
+    #[error("encryption credentials for this snapshot are not present: snapshot {id} was encrypted under CMK {cmk}, which no longer exists")]
+    /// The snapshot's CMK has been deleted.
+    CredentialsNotPresent { id: String, cmk: String },
+    #[error("cannot unwrap the key of snapshot {id} with CMK {cmk}: {source}")]
+    /// Another KMS failure on the snapshot's CMK.
+    Kms {
+        id: String,
+        cmk: String,
+        source: KmsError,
+    },
+    #[error("snapshot {id} was taken in region {snapshot}; it can be restored only in that region, not {target}")]
+    /// A restore into a project of another region.
+    WrongRegion {
+        id: String,
+        snapshot: String,
+        target: String,
+    },
+    #[error("{0}")]
+    /// The store failed.
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    /// The keys failed.
+    Keys(#[from] KeysError),
+    #[error("{what}: {source}")]
+    /// Reading or writing a file failed.
+    Io { what: String, source: io::Error },
+}
+
+impl SnapshotError {
+    /// The KMS error underneath, if any: its hint says what to do.
+    pub fn kms_error(&self) -> Option<&KmsError> {
+        match self {
+            SnapshotError::Kms { source, .. } => Some(source),
+            SnapshotError::Store(e) => e.kms_error(),
+            SnapshotError::Keys(e) => e.kms_error(),
+            _ => None,
+        }
+    }
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
+    let what = what.into();
+    move |source| SnapshotError::Io { what, source }
+}
+
+/// Where snapshot files live. A local directory now; an object store later, without
+/// touching the file format.
+pub trait SnapshotStorage: Send + Sync + fmt::Debug {
+    /// Starts a new snapshot file; it becomes visible only when committed.
+    fn create(&self, id: &str) -> io::Result<Box<dyn PendingSnapshot>>;
+    /// Opens a committed snapshot for reading.
+    fn open(&self, id: &str) -> io::Result<Box<dyn Read + Send>>;
+    /// The ids of every committed snapshot.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// The size of a committed snapshot in bytes.
+    fn size(&self, id: &str) -> io::Result<u64>;
+    /// Deletes a committed snapshot.
+    fn delete(&self, id: &str) -> io::Result<()>;
+}
+
+/// A snapshot file being written.
+pub trait PendingSnapshot: Write + Send {
+    /// Makes the file durable and visible under its id.
+    fn commit(self: Box<Self>) -> io::Result<()>;
+}
+
+/// Snapshot files in one local directory, written atomically (temporary name, fsync,
+/// rename), owner-only.
+#[derive(Debug, Clone)]
+pub struct LocalDirStorage {
+    dir: PathBuf,
+}
+
+impl LocalDirStorage {
+    /// Storage in `dir`, created if absent.
+    pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        Ok(LocalDirStorage { dir })
+    }
+
+    fn path(&self, id: &str) -> io::Result<PathBuf> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{id:?} is not a snapshot id"),
+            ));
+        }
+        Ok(self.dir.join(format!("{id}{SUFFIX}")))
+    }
+}
+
+struct LocalPending {
+    file: BufWriter<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Write for LocalPending {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl PendingSnapshot for LocalPending {
+    fn commit(self: Box<Self>) -> io::Result<()> {
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&self.tmp, &self.path)?;
+        File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()
+    }
+}
+
+impl SnapshotStorage for LocalDirStorage {
+    fn create(&self, id: &str) -> io::Result<Box<dyn PendingSnapshot>> {
+        let path = self.path(id)?;
+        let tmp = self.dir.join(format!(".{id}{SUFFIX}.partial"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        Ok(Box::new(LocalPending {
+            file: BufWriter::with_capacity(CHUNK_SIZE, file),
+            tmp,
+            path,
+        }))
+    }
+
+    fn open(&self, id: &str) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(File::open(self.path(id)?)?))
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(SUFFIX).filter(|id| !id.starts_with('.')) {
+                ids.push(id.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn size(&self, id: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(id)?)?.len())
+    }
+
+    fn delete(&self, id: &str) -> io::Result<()> {
+        fs::remove_file(self.path(id)?)
+    }
+}
+
+/// What a snapshot's header says, and its size: safe to print.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapshotInfo {
+    /// The snapshot's id.
+    pub id: String,
+    /// The id of the store it was taken of.
+    pub store_id: StoreId,
+    /// The store's cluster.
+    pub cluster: String,
+    /// The store's node.
+    pub node: String,
+    /// When it was taken.
+    pub created: Timestamp,
+    /// The CMK it depends on.
+    pub cmk_arn: String,
+    /// That CMK's region.
+    pub cmk_region: String,
+    /// That CMK's key material version when it was taken.
+    pub key_material: String,
+    /// The file's size in bytes.
+    pub size: u64,
+}
+
+fn info(id: &str, header: &SnapshotHeader, size: u64) -> SnapshotInfo {
+    SnapshotInfo {
+        id: id.to_string(),
+        store_id: StoreId(header.store_id),
+        cluster: header.cluster.clone(),
+        node: header.node.clone(),
+        created: Timestamp::from_millis(header.created_ms),
+        cmk_arn: header.cmk_arn.clone(),
+        cmk_region: header.cmk_region.clone(),
+        key_material: header.key_material.clone(),
+        size,
+    }
+}
+
+fn snapshot_context(id: &str, store: StoreId) -> EncryptionContext {
+    [
+        ("atrest:snapshot", id.to_string()),
+        ("atrest:store", store.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The region of a key ARN (`arn:aws:kms:REGION:...`).
+fn arn_region(arn: &str) -> String {
+    arn.split(':').nth(3).unwrap_or_default().to_string()
+}
+
+/// A snapshot file opened past its header.
+struct OpenedSnapshot {
+    header: SnapshotHeader,
+    /// The header as stored: the associated data of every chunk.
+    header_bytes: Vec<u8>,
+    /// Positioned at the first chunk.
+    stream: Box<dyn Read + Send>,
+}
+
+/// Reads the header of snapshot `id`.
+fn read_header(storage: &dyn SnapshotStorage, id: &str) -> Result<OpenedSnapshot, SnapshotError> {
+    let mut input = storage.open(id).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => SnapshotError::NotFound { id: id.to_string() },
+        _ => SnapshotError::Io {
+            what: format!("cannot open snapshot {id}"),
+            source: e,
+        },
+    })?;
+    let format = |source| SnapshotError::Format {
+        id: id.to_string(),
+        source,
+    };
+    let mut bytes = vec![0u8; SNAPSHOT_PREFIX_LEN];
+    input
+        .read_exact(&mut bytes)
+        .map_err(|_| SnapshotError::Corrupt {
+            id: id.to_string(),
+            reason: "it is shorter than a header".into(),
+        })?;
+    let body = SnapshotHeader::body_len(&bytes).map_err(format)?;
+    bytes.resize(SNAPSHOT_PREFIX_LEN + body, 0);
+    input
+        .read_exact(&mut bytes[SNAPSHOT_PREFIX_LEN..])
+        .map_err(|_| SnapshotError::Corrupt {
+            id: id.to_string(),
+            reason: "its header is truncated".into(),
+        })?;
+    let header = SnapshotHeader::decode(&bytes).map_err(format)?;
+    Ok(OpenedSnapshot {
+        header,
+        header_bytes: bytes,
+        stream: input,
+    })
+}
+
+/// The header and size of snapshot `id`, without decrypting it.
+pub fn snapshot_info(
+    storage: &dyn SnapshotStorage,
+    id: &str,
+) -> Result<SnapshotInfo, SnapshotError> {
+    let header = read_header(storage, id)?.header;
+    let size = storage
+        .size(id)
+        .map_err(io_error(format!("cannot stat snapshot {id}")))?;
+    Ok(info(id, &header, size))
+}
+
+/// Every snapshot in `storage`, oldest first.
+pub fn list_snapshots(storage: &dyn SnapshotStorage) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    let ids = storage.list().map_err(io_error("cannot list snapshots"))?;
+    let mut all = ids
+        .iter()
+        .map(|id| snapshot_info(storage, id))
+        .collect::<Result<Vec<_>, _>>()?;
+    all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    Ok(all)
+}
+
+/// Unwraps the snapshot key through the KMS, naming what to do when the CMK is gone.
+fn unwrap_snapshot_key(
+    id: &str,
+    header: &SnapshotHeader,
+    kms: &dyn Kms,
+) -> Result<Aead, SnapshotError> {
+    let context = snapshot_context(id, StoreId(header.store_id));
+    let cmk = header.cmk_arn.clone();
+    let plain =
+        kms.decrypt(&cmk, &header.wrapped_key, &context)
+            .map_err(|source| match source {
+                KmsError::Disabled(_) => SnapshotError::CmkDisabled {
+                    id: id.to_string(),
+                    cmk: cmk.clone(),
+                },
+                KmsError::NotFound(_) => SnapshotError::CredentialsNotPresent {
+                    id: id.to_string(),
+                    cmk: cmk.clone(),
+                },
+                source => SnapshotError::Kms {
+                    id: id.to_string(),
+                    cmk: cmk.clone(),
+                    source,
+                },
+            })?;
+    let key = SecretKey::from_slice(&plain.plaintext).map_err(|e| SnapshotError::Corrupt {
+        id: id.to_string(),
+        reason: e.to_string(),
+    })?;
+    Aead::new(&key, crate::crypto::Backend::default()).map_err(|e| SnapshotError::Corrupt {
+        id: id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Files of the packed checkpoint: flat names only.
+fn valid_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+}
+
+/// Reads the packed checkpoint from an opened stream, handing each file to `sink`, and
+/// checks that the stream ends where the archive does.
+fn unpack(
+    id: &str,
+    stream: &mut dyn Read,
+    mut sink: impl FnMut(&str, &mut dyn Read, u64) -> io::Result<()>,
+) -> Result<u64, SnapshotError> {
+    let corrupt = |reason: String| SnapshotError::Corrupt {
+        id: id.to_string(),
+        reason,
+    };
+    let stream_error = |e: io::Error| corrupt(e.to_string());
+    let mut total = 0u64;
+    loop {
+        let mut tag = [0u8; 1];
+        stream.read_exact(&mut tag).map_err(stream_error)?;
+        match tag[0] {
+            END_ENTRY => break,
+            FILE_ENTRY => {}
+            t => return Err(corrupt(format!("unknown archive entry {t}"))),
+        }
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).map_err(stream_error)?;
+        let mut name = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut name).map_err(stream_error)?;
+        let name =
+            String::from_utf8(name).map_err(|_| corrupt("a file name is not UTF-8".into()))?;
+        if !valid_file_name(&name) {
+            return Err(corrupt(format!("file name {name:?} is not allowed")));
+        }
+        let mut size = [0u8; 8];
+        stream.read_exact(&mut size).map_err(stream_error)?;
+        let size = u64::from_be_bytes(size);
+        let mut file = stream.take(size);
+        sink(&name, &mut file, size).map_err(stream_error)?;
+        if file.limit() != 0 {
+            return Err(corrupt(format!("file {name} is truncated")));
+        }
+        total += size;
+    }
+    // Reading past the archive's end makes the stream check its final chunk and that
+    // nothing follows it.
+    let mut extra = [0u8; 1];
+    if stream.read(&mut extra).map_err(stream_error)? != 0 {
+        return Err(corrupt("data follows the end of the archive".into()));
+    }
+    Ok(total)
+}
+
+/// Decrypts and checks all of snapshot `id` without restoring it.
+pub fn verify_snapshot(
+    storage: &dyn SnapshotStorage,
+    id: &str,
+    kms: &dyn Kms,
+) -> Result<SnapshotInfo, SnapshotError> {
+    let OpenedSnapshot {
+        header,
+        header_bytes,
+        stream: input,
+    } = read_header(storage, id)?;
+    let aead = unwrap_snapshot_key(id, &header, kms)?;
+    let mut stream = Opener::new(
+        BufReader::new(input),
+        &aead,
+        &header_bytes,
+        header.nonce_prefix,
+        header.chunk_size as usize,
+    );
+    unpack(id, &mut stream, |_, file, _| {
+        io::copy(file, &mut io::sink()).map(|_| ())
+    })?;
+    let size = storage
+        .size(id)
+        .map_err(io_error(format!("cannot stat snapshot {id}")))?;
+    Ok(info(id, &header, size))
+}
+
+/// A new snapshot's id: 16 random bytes, and their hex spelling used as its name.
+fn random_id() -> ([u8; 16], String) {
+    let mut id = [0u8; 16];
+    rand::rng().fill_bytes(&mut id);
+    (id, id.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Store {
+    /// Takes a snapshot: a consistent checkpoint of this node, encrypted under the CMK
+    /// that wraps the node's master key now. `progress` hears the bytes packed so far.
+    pub fn create_snapshot(
+        &self,
+        storage: &dyn SnapshotStorage,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let (id_bytes, id) = random_id();
+        let checkpoint_dir = self.path.with_file_name(format!(
+            ".{}.snapshot-{id}",
+            self.path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        // Under the keystore writer, the checkpoint and the CMK named in the header are
+        // the same moment's: no rotation can fall between them.
+        let keystore = {
+            let _writer = self.lock_keystore_writer();
+            rocksdb::checkpoint::Checkpoint::new(&self.db)
+                .and_then(|c| c.create_checkpoint(&checkpoint_dir))
+                .map_err(|e| self.rocks_error(e))?;
+            self.keystore()
+        };
+        let result = self.pack_snapshot(
+            storage,
+            (id_bytes, &id),
+            &keystore,
+            &checkpoint_dir,
+            progress,
+        );
+        let _ = fs::remove_dir_all(&checkpoint_dir);
+        result
+    }
+
+    fn pack_snapshot(
+        &self,
+        storage: &dyn SnapshotStorage,
+        (id_bytes, id): ([u8; 16], &str),
+        keystore: &crate::keys::Keystore,
+        checkpoint: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let cmk = keystore.cmk_arn().to_string();
+        let kms_error = |source| SnapshotError::Kms {
+            id: id.to_string(),
+            cmk: cmk.clone(),
+            source,
+        };
+        let key = SecretKey::generate();
+        let wrapped = self
+            .kms
+            .encrypt(
+                &cmk,
+                key.expose(),
+                &snapshot_context(id, keystore.store_id()),
+            )
+            .map_err(kms_error)?;
+        let material = self
+            .kms
+            .describe_key(&cmk)
+            .map_err(kms_error)?
+            .current_key_material_id
+            .unwrap_or_default();
+        let mut nonce_prefix = [0u8; PREFIX_LEN];
+        rand::rng().fill_bytes(&mut nonce_prefix);
+        let identity = keystore.identity();
+        let header = SnapshotHeader {
+            snapshot_id: id_bytes,
+            store_id: keystore.store_id().0,
+            cluster: identity.cluster.clone(),
+            node: identity.node.clone(),
+            created_ms: self.now().as_millis(),
+            cmk_arn: wrapped.key_arn.clone(),
+            cmk_region: arn_region(&wrapped.key_arn),
+            key_material: material,
+            wrapped_key: wrapped.ciphertext_blob,
+            nonce_prefix,
+            chunk_size: CHUNK_SIZE as u32,
+        };
+        let header_bytes = header.encode();
+        let aead = Aead::new(&key, crate::crypto::Backend::default()).map_err(|e| {
+            SnapshotError::Corrupt {
+                id: id.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let write_error = io_error(format!("cannot write snapshot {id}"));
+        let mut out = storage
+            .create(id)
+            .map_err(io_error(format!("cannot create snapshot {id}")))?;
+        out.write_all(&header_bytes)
+            .map_err(io_error(format!("cannot write snapshot {id}")))?;
+        let mut sealer = Sealer::new(out, &aead, &header_bytes, nonce_prefix, CHUNK_SIZE);
+        let packed = pack_dir(checkpoint, &mut sealer, progress);
+        let out = packed.and_then(|()| sealer.finish()).map_err(write_error)?;
+        out.commit()
+            .map_err(io_error(format!("cannot commit snapshot {id}")))?;
+        let size = storage
+            .size(id)
+            .map_err(io_error(format!("cannot stat snapshot {id}")))?;
+        Ok(info(id, &header, size))
+    }
+}
+
+/// Packs every file of `dir` (flat) into `out`: entry, name, size, bytes; then an end entry.
+fn pack_dir(dir: &Path, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> io::Result<()> {
+    let mut names: Vec<String> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    let mut done = 0u64;
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    for name in names {
+        let mut file = File::open(dir.join(&name))?;
+        let size = file.metadata()?.len();
+        out.write_all(&[FILE_ENTRY])?;
+        out.write_all(&(name.len() as u16).to_be_bytes())?;
+        out.write_all(name.as_bytes())?;
+        out.write_all(&size.to_be_bytes())?;
+        let mut left = size;
+        while left > 0 {
+            let n = file.read(&mut buf[..(left.min(CHUNK_SIZE as u64) as usize)])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{name} shrank while being packed"),
+                ));
+            }
+            out.write_all(&buf[..n])?;
+            left -= n as u64;
+            done += n as u64;
+            progress(done);
+        }
+    }
+    out.write_all(&[END_ENTRY])
+}
+
+/// Where a snapshot is restored to, and as what.
+pub struct RestoreTarget<'a> {
+    /// The store directory: an existing store there is replaced once the restore is
+    /// complete, never before.
+    pub path: &'a Path,
+    /// The target's KMS.
+    pub kms: Arc<dyn Kms>,
+    /// The target's current CMK: the restored node's new master key is wrapped by it.
+    pub cmk: &'a str,
+    /// The region of the target project; must be the snapshot's.
+    pub region: &'a str,
+    /// How the restored store is opened; its cluster and node become the node's identity.
+    pub options: StoreOptions,
+}
+
+/// Restores snapshot `id`, unwrapping its key through `snapshot_kms` (the caller must be
+/// allowed to use the snapshot's CMK, which must be enabled), and returns the open store.
+pub fn restore_snapshot(
+    storage: &dyn SnapshotStorage,
+    id: &str,
+    snapshot_kms: Arc<dyn Kms>,
+    target: RestoreTarget<'_>,
+) -> Result<Store, SnapshotError> {
+    let OpenedSnapshot {
+        header,
+        header_bytes,
+        stream: input,
+    } = read_header(storage, id)?;
+    if header.cmk_region != target.region {
+        return Err(SnapshotError::WrongRegion {
+            id: id.to_string(),
+            snapshot: header.cmk_region.clone(),
+            target: target.region.to_string(),
+        });
+    }
+    let aead = unwrap_snapshot_key(id, &header, snapshot_kms.as_ref())?;
+    let name = target
+        .path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let staging = target
+        .path
+        .with_file_name(format!(".{name}.restoring-{id}"));
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging)
+        .map_err(io_error(format!("cannot create {}", staging.display())))?;
+    let result = (|| {
+        let mut stream = Opener::new(
+            BufReader::new(input),
+            &aead,
+            &header_bytes,
+            header.nonce_prefix,
+            header.chunk_size as usize,
+        );
+        unpack(id, &mut stream, |name, file, _| {
+            let mut out = File::create(staging.join(name))?;
+            io::copy(file, &mut out)?;
+            out.sync_all()
+        })?;
+        // Open as the snapshot was (its master key is wrapped by the snapshot's CMK), then
+        // become the target: a new master key under the target's CMK, fresh data keys.
+        let restored = Store::open(
+            &staging,
+            snapshot_kms.clone(),
+            &header.cmk_arn,
+            target.options.clone(),
+        )?;
+        {
+            let _writer = restored.lock_keystore_writer();
+            let identity = NodeIdentity {
+                cluster: target.options.cluster.clone(),
+                node: target.options.node.clone(),
+            };
+            let next = restored.keystore().rekeyed(
+                target.kms.as_ref(),
+                target.cmk,
+                identity,
+                restored.now(),
+            )?;
+            restored.install_keystore(next)?;
+        }
+        for database in restored.databases() {
+            restored.roll_data_key(&database)?;
+        }
+        Ok::<(), SnapshotError>(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    // The old store goes aside only now, and is removed only once the new one is in place.
+    let aside = target.path.with_file_name(format!(".{name}.replaced-{id}"));
+    if target.path.exists() {
+        fs::rename(target.path, &aside).map_err(io_error(format!(
+            "cannot move {} aside",
+            target.path.display()
+        )))?;
+    }
+    fs::rename(&staging, target.path).map_err(io_error(format!(
+        "cannot move the restored store to {}",
+        target.path.display()
+    )))?;
+    let _ = fs::remove_dir_all(&aside);
+    Ok(Store::open(
+        target.path,
+        target.kms,
+        target.cmk,
+        target.options,
+    )?)
+}
