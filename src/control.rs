@@ -564,7 +564,11 @@ impl Root {
                 if other.settings()?.is_none() {
                     // A new project, like this one: same account, region and policies.
                     let mine = self.require_settings()?;
-                    other.init(&InitOptions { account: mine.account, region: mine.region, rotation: mine.rotation })?;
+                    other.init(&InitOptions {
+                        account: mine.account,
+                        region: mine.region,
+                        rotation: mine.rotation,
+                    })?;
                 }
                 &other
             }

@@ -11,6 +11,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`control`] | the atrest root: settings, the KMS, the node store, emulator time |
+//! | [`bench`] | `atrest bench`: workloads on the store beside plain RocksDB |
 //! | [`store`] | one node's encrypted RocksDB: databases, put/get/delete/scan/batch |
 //! | [`keys`] | the envelope: master key wrapped by the CMK, data keys wrapped by it |
 //! | [`kms`] | the `Kms` trait, AWS's error vocabulary, `LocalKms` |
@@ -53,6 +54,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "store")]
+pub mod bench;
 pub mod clock;
 #[cfg(feature = "store")]
 pub mod control;

@@ -219,7 +219,9 @@ fn restore_into_another_project_only_in_the_same_region() {
     drop(clone);
     // Into a new project: initialised like the source, then restored.
     let fresh = tempfile::tempdir().unwrap();
-    source.restore_snapshot(&snap.id, Some(&fresh.path().join("new"))).unwrap();
+    source
+        .restore_snapshot(&snap.id, Some(&fresh.path().join("new")))
+        .unwrap();
     let new_root = Root::open(fresh.path().join("new")).unwrap();
     assert_eq!(get(&new_root, "k099").as_deref(), Some("v99"));
     let err = snapshot_error(source.restore_snapshot(&snap.id, Some(dirs[2].path())));
