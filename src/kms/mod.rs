@@ -3,9 +3,11 @@
 //! Owns the [`Kms`] trait (the four calls the storage layer makes: DescribeKey, Encrypt,
 //! Decrypt, GenerateDataKey), the error vocabulary of AWS KMS ([`KmsError`]), the shapes
 //! AWS returns ([`KeyMetadata`]), and [`LocalKms`], the embedded, strict emulator that is
-//! atrest's default. Network backends (aws-sdk-kms) implement the same trait.
+//! atrest's default. Network backends implement the same trait; [`FaultyKms`] wraps any of
+//! them to fail on a schedule, for outage tests.
 
 mod blob;
+mod fault;
 mod keyref;
 mod local;
 mod policy;
@@ -19,6 +21,7 @@ use zeroize::Zeroizing;
 use crate::clock::Timestamp;
 
 pub use blob::CiphertextBlob;
+pub use fault::{Fault, FaultyKms};
 pub use keyref::KeyRef;
 pub use local::{
     AliasEntry, CreateKeyRequest, KeyListEntry, LocalKms, LocalKmsClient, RotationKind,

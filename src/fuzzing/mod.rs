@@ -1,6 +1,10 @@
 //! Entry points shared by the fuzz targets under `fuzz/` and the test that replays their
 //! corpora (`tests/fuzz_corpus.rs`). Each takes arbitrary bytes and panics only on a bug:
 //! a decoder that panics, or one whose accepted input does not re-encode to itself.
+//! [`ops`] holds the operation language that drives the whole engine against a model.
+
+#[cfg(feature = "store")]
+pub mod ops;
 
 use crate::format::{KeystoreRecord, Record, WrappedDataKey, WrappedMasterKey};
 use crate::kms::{CiphertextBlob, KeyPolicy, KeyRef, LocalKms};
@@ -16,7 +20,18 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("kms_state", kms_state),
     ("key_reference", key_reference),
     ("key_policy", key_policy),
+    #[cfg(feature = "store")]
+    ("operations", operations),
 ];
+
+/// Operation sequences against the model ([`ops`]): panics on the first divergence.
+#[cfg(feature = "store")]
+pub fn operations(data: &[u8]) {
+    let sequence = ops::decode(data, 64);
+    if let Err(divergence) = ops::run(&sequence) {
+        panic!("{divergence}");
+    }
+}
 
 pub fn record_envelope(data: &[u8]) {
     if let Ok(record) = Record::decode(data) {

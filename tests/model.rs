@@ -1,0 +1,89 @@
+//! The whole engine against a plain in-memory model: random sequences of writes, reads,
+//! reopens, every kind of rotation, CMK state changes, time jumps, snapshots, restores
+//! and injected KMS faults. Failing inputs are kept in tests/model.proptest-regressions.
+
+use atrest::fuzzing::ops::{decode, run, Db, FaultKind, Op};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_engine_matches_the_model(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        let ops = decode(&bytes, 80);
+        if let Err(divergence) = run(&ops) {
+            prop_assert!(false, "{divergence}\nops: {ops:#?}");
+        }
+    }
+}
+
+/// A scripted walk through the cases random sequences reach only sometimes.
+#[test]
+fn a_scripted_sequence_matches_the_model() {
+    use Op::*;
+    let ops = vec![
+        Put {
+            db: Db::A,
+            key: 1,
+            value: b"one".to_vec(),
+        },
+        Batch(vec![
+            (Db::B, 2, Some(b"two".to_vec())),
+            (Db::A, 1, None),
+            (Db::C, 3, Some(vec![])),
+        ]),
+        Snapshot,
+        Put {
+            db: Db::A,
+            key: 4,
+            value: b"four".to_vec(),
+        },
+        RotateCmk,
+        Snapshot,
+        DisableCmk { which: 0 },
+        Restore { which: 0 },
+        Reopen,
+        EnableCmk { which: 0 },
+        Restore { which: 0 },
+        Get { db: Db::B, key: 2 },
+        Fault {
+            calls: 1,
+            kind: FaultKind::Unavailable,
+        },
+        RotateMaster,
+        RotateMaster,
+        Fault {
+            calls: 0,
+            kind: FaultKind::AccessDenied,
+        },
+        Reopen,
+        Reopen,
+        DisableCmk { which: 1 },
+        Tick { days: 91 },
+        EnableCmk { which: 1 },
+        Tick { days: 1 },
+        RotateKeyOnDemand,
+        Reopen,
+        Restore { which: 1 },
+        RollDataKey { db: Db::C },
+        Scan {
+            db: Db::A,
+            first: Some(4),
+        },
+    ];
+    let mut more = ops.clone();
+    for i in 0..40u8 {
+        more.push(Put {
+            db: Db::A,
+            key: i,
+            value: vec![i; i as usize],
+        });
+    }
+    more.push(Reopen);
+    run(&more).unwrap();
+}
