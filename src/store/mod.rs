@@ -85,6 +85,11 @@ impl StoreError {
     }
 }
 
+thread_local! {
+    /// Associated data is built per record; one buffer per thread, never freed.
+    static AAD_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// How a store is opened.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -203,34 +208,38 @@ pub enum KeyRange {
 /// Puts and deletes across databases, applied atomically by [`Store::write`].
 #[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
+    /// Each database once; operations refer to it by index.
+    databases: Vec<String>,
     ops: Vec<BatchOp>,
 }
 
 #[derive(Clone, Debug)]
 enum BatchOp {
     Put {
-        database: String,
+        database: usize,
         key: Vec<u8>,
         value: Vec<u8>,
     },
     Delete {
-        database: String,
+        database: usize,
         key: Vec<u8>,
     },
-}
-
-impl BatchOp {
-    fn database(&self) -> &str {
-        match self {
-            BatchOp::Put { database, .. } | BatchOp::Delete { database, .. } => database,
-        }
-    }
 }
 
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn database_index(&mut self, database: &str) -> usize {
+        match self.databases.iter().position(|d| d == database) {
+            Some(i) => i,
+            None => {
+                self.databases.push(database.to_string());
+                self.databases.len() - 1
+            }
+        }
     }
 
     /// Adds a put of `value` under `key` in `database`.
@@ -240,8 +249,9 @@ impl WriteBatch {
         key: impl Into<Vec<u8>>,
         value: impl Into<Vec<u8>>,
     ) -> &mut Self {
+        let database = self.database_index(database);
         self.ops.push(BatchOp::Put {
-            database: database.to_string(),
+            database,
             key: key.into(),
             value: value.into(),
         });
@@ -250,8 +260,9 @@ impl WriteBatch {
 
     /// Adds a delete of `key` in `database`.
     pub fn delete(&mut self, database: &str, key: impl Into<Vec<u8>>) -> &mut Self {
+        let database = self.database_index(database);
         self.ops.push(BatchOp::Delete {
-            database: database.to_string(),
+            database,
             key: key.into(),
         });
         self
@@ -603,11 +614,15 @@ impl Store {
         &self,
         database: &str,
     ) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
-        self.db.cf_handle(database).ok_or_else(|| {
-            StoreError::Keys(KeysError::Corrupt {
-                store: self.id(),
-                reason: format!("database {database:?} has a data key but no column family"),
-            })
+        self.db
+            .cf_handle(database)
+            .ok_or_else(|| self.missing_family(database))
+    }
+
+    fn missing_family(&self, database: &str) -> StoreError {
+        StoreError::Keys(KeysError::Corrupt {
+            store: self.id(),
+            reason: format!("database {database:?} has a data key but no column family"),
         })
     }
 
@@ -623,8 +638,17 @@ impl Store {
     /// The data key for one more seal in `database`, counted. When the count passes what
     /// the keystore has reserved, reserves more, or rolls over to a new key at the limit.
     fn data_key_for_seal(&self, database: &str) -> Result<Arc<DataKey>, StoreError> {
+        self.count_seal(database, self.data_key_for_write(database)?)
+    }
+
+    /// Counts one seal with `key`, the active key of `database` as last seen; returns the
+    /// key to seal with (another one if `key` reached its limit meanwhile).
+    fn count_seal(
+        &self,
+        database: &str,
+        mut key: Arc<DataKey>,
+    ) -> Result<Arc<DataKey>, StoreError> {
         loop {
-            let key = self.data_key_for_write(database)?;
             let count = key.record_use();
             if count <= key.reserved_uses() {
                 return Ok(key);
@@ -632,6 +656,7 @@ impl Store {
             if let Some(reserved) = self.reserve_use(database, key.id(), count)? {
                 return Ok(reserved);
             }
+            key = self.data_key_for_write(database)?;
         }
     }
 
@@ -710,6 +735,8 @@ impl Store {
             reason,
         };
         let record = Record::decode(stored).map_err(|e| corrupt(e.to_string()))?;
+        // A scan meets the same key record after record: look it up, and check that it
+        // belongs to this database, only when it changes.
         if cached.as_ref().is_none_or(|k| k.id() != record.data_key_id) {
             let key = keystore.data_key(record.data_key_id).ok_or_else(|| {
                 corrupt(format!(
@@ -717,18 +744,18 @@ impl Store {
                     record.data_key_id
                 ))
             })?;
+            if key.database() != database {
+                return Err(corrupt(format!(
+                    "it names data key {} of database {:?} (was it copied from another database?)",
+                    key.id(),
+                    key.database()
+                )));
+            }
             *cached = Some(Arc::clone(key));
         }
         let key = cached
             .as_ref()
             .ok_or_else(|| corrupt("no data key".into()))?;
-        if key.database() != database {
-            return Err(corrupt(format!(
-                "it names data key {} of database {:?} (was it copied from another database?)",
-                key.id(),
-                key.database()
-            )));
-        }
         key.open_record(keystore.store_id(), database, record_key, &record, aad).map_err(|_| {
             corrupt("it does not authenticate: the stored bytes were altered, or moved from another key, database or store".into())
         })
@@ -737,13 +764,8 @@ impl Store {
     /// Seals `value` under `database`'s active data key and stores it under `key`.
     pub fn put(&self, database: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let data_key = self.data_key_for_seal(database)?;
-        let sealed = self.seal(
-            &data_key,
-            database,
-            key,
-            value,
-            &mut Vec::with_capacity(64 + key.len()),
-        )?;
+        let sealed =
+            AAD_SCRATCH.with_borrow_mut(|aad| self.seal(&data_key, database, key, value, aad))?;
         let cf = self.column_family(database)?;
         self.db
             .put_cf_opt(&cf, key, sealed, &self.write_options)
@@ -763,8 +785,11 @@ impl Store {
             return Ok(None);
         };
         let keystore = self.keystore();
-        let mut aad = Vec::with_capacity(64 + key.len());
-        Store::open_value(&keystore, &mut None, database, key, &stored, &mut aad).map(Some)
+        AAD_SCRATCH
+            .with_borrow_mut(|aad| {
+                Store::open_value(&keystore, &mut None, database, key, &stored, aad)
+            })
+            .map(Some)
     }
 
     /// Deletes `key` from `database`; deleting what is absent is not an error.
@@ -779,34 +804,56 @@ impl Store {
 
     /// Applies every put and delete of `batch`, in any number of databases, atomically.
     pub fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        for op in &batch.ops {
-            validate_database_name(op.database())?;
+        for database in &batch.databases {
+            validate_database_name(database)?;
         }
-        let mut aad = Vec::with_capacity(128);
+        // Each database's data key and column family, resolved once per batch; a key is
+        // looked up again only when its reserved uses run out.
+        let mut keys: Vec<Option<Arc<DataKey>>> = vec![None; batch.databases.len()];
+        let mut families = Vec::with_capacity(batch.databases.len());
+        for database in &batch.databases {
+            families.push(self.db.cf_handle(database));
+        }
         let mut rocks_batch = rocksdb::WriteBatch::default();
-        for op in &batch.ops {
-            match op {
-                BatchOp::Put {
-                    database,
-                    key,
-                    value,
-                } => {
-                    let data_key = self.data_key_for_seal(database)?;
-                    let cf = self.column_family(database)?;
-                    rocks_batch.put_cf(
-                        &cf,
+        AAD_SCRATCH.with_borrow_mut(|aad| {
+            for op in &batch.ops {
+                match op {
+                    BatchOp::Put {
+                        database: index,
                         key,
-                        self.seal(&data_key, database, key, value, &mut aad)?,
-                    );
-                }
-                // A delete in a database that never existed deletes nothing.
-                BatchOp::Delete { database, key } => {
-                    if let Some(cf) = self.db.cf_handle(database) {
-                        rocks_batch.delete_cf(&cf, key);
+                        value,
+                    } => {
+                        let database = &batch.databases[*index];
+                        let data_key = match keys[*index].take() {
+                            Some(k) => self.count_seal(database, k)?,
+                            None => self.data_key_for_seal(database)?,
+                        };
+                        keys[*index] = Some(Arc::clone(&data_key));
+                        if families[*index].is_none() {
+                            families[*index] = Some(self.column_family(database)?);
+                        }
+                        let cf = families[*index]
+                            .as_ref()
+                            .ok_or_else(|| self.missing_family(database))?;
+                        rocks_batch.put_cf(
+                            cf,
+                            key,
+                            self.seal(&data_key, database, key, value, aad)?,
+                        );
+                    }
+                    // A delete in a database that never existed deletes nothing.
+                    BatchOp::Delete {
+                        database: index,
+                        key,
+                    } => {
+                        if let Some(cf) = &families[*index] {
+                            rocks_batch.delete_cf(cf, key);
+                        }
                     }
                 }
             }
-        }
+            Ok::<(), StoreError>(())
+        })?;
         self.db
             .write_opt(rocks_batch, &self.write_options)
             .map_err(|e| self.rocks_error(e))
