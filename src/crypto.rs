@@ -306,45 +306,48 @@ pub mod stream {
         io::Error::new(io::ErrorKind::InvalidData, what)
     }
 
+    /// What sealer and opener of one stream share: the key, the associated data every
+    /// chunk is bound to, the nonce prefix and the chunk size.
+    #[derive(Clone, Copy)]
+    pub struct StreamKey<'a> {
+        /// The stream's AES-GCM key.
+        pub aead: &'a Aead,
+        /// Bound to every chunk (a snapshot's header).
+        pub aad: &'a [u8],
+        /// The random nonce prefix.
+        pub prefix: [u8; PREFIX_LEN],
+        /// Plaintext bytes per chunk.
+        pub chunk_size: usize,
+    }
+
     /// Seals everything written to it into length-prefixed chunks of `chunk_size`
     /// plaintext bytes. [`Sealer::finish`] writes the final chunk; without it the stream
     /// reads as truncated.
     pub struct Sealer<'a, W: Write> {
         out: W,
-        aead: &'a Aead,
-        aad: &'a [u8],
-        prefix: [u8; PREFIX_LEN],
+        key: StreamKey<'a>,
         counter: u32,
-        chunk_size: usize,
         buf: Vec<u8>,
     }
 
     impl<'a, W: Write> Sealer<'a, W> {
-        /// A sealer writing to `out`, binding every chunk to `aad`.
-        pub fn new(
-            out: W,
-            aead: &'a Aead,
-            aad: &'a [u8],
-            prefix: [u8; PREFIX_LEN],
-            chunk_size: usize,
-        ) -> Self {
+        /// A sealer writing to `out`.
+        pub fn new(out: W, key: StreamKey<'a>) -> Self {
             Sealer {
                 out,
-                aead,
-                aad,
-                prefix,
+                key,
                 counter: 0,
-                chunk_size,
-                buf: Vec::with_capacity(chunk_size + TAG_LEN),
+                buf: Vec::with_capacity(key.chunk_size + TAG_LEN),
             }
         }
 
         fn seal_chunk(&mut self, last: bool) -> io::Result<()> {
             let len = self.buf.len();
             self.buf.resize(len + TAG_LEN, 0);
-            let nonce = nonce(&self.prefix, self.counter, last);
-            self.aead
-                .seal_in_place(&nonce, self.aad, &mut self.buf)
+            let nonce = nonce(&self.key.prefix, self.counter, last);
+            self.key
+                .aead
+                .seal_in_place(&nonce, self.key.aad, &mut self.buf)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             self.out.write_all(&(self.buf.len() as u32).to_be_bytes())?;
             self.out.write_all(&self.buf)?;
@@ -366,9 +369,9 @@ pub mod stream {
 
     impl<W: Write> Write for Sealer<'_, W> {
         fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-            let take = data.len().min(self.chunk_size - self.buf.len());
+            let take = data.len().min(self.key.chunk_size - self.buf.len());
             self.buf.extend_from_slice(&data[..take]);
-            if self.buf.len() == self.chunk_size {
+            if self.buf.len() == self.key.chunk_size {
                 self.seal_chunk(false)?;
             }
             Ok(take)
@@ -384,11 +387,8 @@ pub mod stream {
     /// that nothing follows it.
     pub struct Opener<'a, R: Read> {
         input: R,
-        aead: &'a Aead,
-        aad: &'a [u8],
-        prefix: [u8; PREFIX_LEN],
+        key: StreamKey<'a>,
         counter: u32,
-        chunk_size: usize,
         buf: Vec<u8>,
         plain_len: usize,
         pos: usize,
@@ -396,21 +396,12 @@ pub mod stream {
     }
 
     impl<'a, R: Read> Opener<'a, R> {
-        /// An opener reading from `input`; `aad`, `prefix` and `chunk_size` must be the sealer's.
-        pub fn new(
-            input: R,
-            aead: &'a Aead,
-            aad: &'a [u8],
-            prefix: [u8; PREFIX_LEN],
-            chunk_size: usize,
-        ) -> Self {
+        /// An opener reading from `input`; `key` must be the sealer's.
+        pub fn new(input: R, key: StreamKey<'a>) -> Self {
             Opener {
                 input,
-                aead,
-                aad,
-                prefix,
+                key,
                 counter: 0,
-                chunk_size,
                 buf: Vec::new(),
                 plain_len: 0,
                 pos: 0,
@@ -436,7 +427,7 @@ pub mod stream {
                 });
             }
             let len = u32::from_be_bytes(len) as usize;
-            if !(TAG_LEN..=self.chunk_size + TAG_LEN).contains(&len) {
+            if !(TAG_LEN..=self.key.chunk_size + TAG_LEN).contains(&len) {
                 return Err(chunk_error(format!(
                     "chunk {} has an impossible length {len}",
                     self.counter
@@ -450,11 +441,12 @@ pub mod stream {
                 ))
             })?;
             // The sealer closes a chunk early only when it is the last one.
-            let last = len - TAG_LEN < self.chunk_size;
-            let nonce = nonce(&self.prefix, self.counter, last);
+            let last = len - TAG_LEN < self.key.chunk_size;
+            let nonce = nonce(&self.key.prefix, self.counter, last);
             if self
+                .key
                 .aead
-                .open_in_place(&nonce, self.aad, &mut self.buf)
+                .open_in_place(&nonce, self.key.aad, &mut self.buf)
                 .is_err()
             {
                 return Err(chunk_error(format!(

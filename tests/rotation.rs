@@ -3,14 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use atrest::clock::{days, Clock, ManualClock, Timestamp};
-use atrest::kms::{
-    Caller, CreateKeyRequest, Decrypted, Encrypted, EncryptionContext, GeneratedDataKey,
-    KeyMetadata, Kms, KmsError, LocalKms, LocalKmsClient,
-};
+use atrest::kms::{Caller, CreateKeyRequest, Fault, FaultyKms, KmsError, LocalKms, LocalKmsClient};
 use atrest::store::{DataKeyLimits, KeyRange, Store, StoreOptions, WriteBatch};
 
 struct Fixture {
@@ -332,66 +328,13 @@ fn data_keys_roll_over_by_age() {
     assert_eq!(store.roll_data_key("old").unwrap(), 3);
 }
 
-/// A KMS that fails every call while `down` is set.
-#[derive(Debug)]
-struct FlakyKms {
-    inner: LocalKmsClient,
-    down: AtomicBool,
-}
-
-impl FlakyKms {
-    fn check(&self) -> Result<(), KmsError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(KmsError::Unavailable("injected outage".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Kms for FlakyKms {
-    fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError> {
-        self.check()?;
-        self.inner.describe_key(key_id)
-    }
-    fn encrypt(
-        &self,
-        key_id: &str,
-        plaintext: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<Encrypted, KmsError> {
-        self.check()?;
-        self.inner.encrypt(key_id, plaintext, context)
-    }
-    fn decrypt(
-        &self,
-        key_id: &str,
-        blob: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<Decrypted, KmsError> {
-        self.check()?;
-        Kms::decrypt(&self.inner, key_id, blob, context)
-    }
-    fn generate_data_key(
-        &self,
-        key_id: &str,
-        context: &EncryptionContext,
-    ) -> Result<GeneratedDataKey, KmsError> {
-        self.check()?;
-        Kms::generate_data_key(&self.inner, key_id, context)
-    }
-}
-
 #[test]
 fn a_kms_outage_during_rotation_changes_nothing_and_reads_go_on() {
     let f = Fixture::new();
-    let kms = Arc::new(FlakyKms {
-        inner: f.client.clone(),
-        down: AtomicBool::new(false),
-    });
+    let kms = Arc::new(FaultyKms::new(Arc::new(f.client.clone())));
     let store = Store::create(&f.path, kms.clone(), &f.cmk, f.options()).unwrap();
     store.put("db", &0u32.to_be_bytes(), &value(0)).unwrap();
-    kms.down.store(true, Ordering::SeqCst);
+    kms.fail_randomly(1.0, Fault::Unavailable, 1);
     let err = store.rotate_master_key().unwrap_err();
     assert!(err.kms_error().is_some_and(KmsError::is_retryable), "{err}");
     f.clock.advance(days(91));
@@ -400,7 +343,7 @@ fn a_kms_outage_during_rotation_changes_nothing_and_reads_go_on() {
     store.put("db", &1u32.to_be_bytes(), &value(1)).unwrap();
     check_all(&store, "db", 2);
     assert_eq!(store.status().master_key_version, 1);
-    kms.down.store(false, Ordering::SeqCst);
+    kms.heal();
     assert_eq!(store.tick().unwrap().master_key_rotated_to, Some(2));
     drop(store);
     check_all(&f.open(&f.cmk, f.options()), "db", 2);

@@ -903,32 +903,27 @@ impl Store {
         })
     }
 
+    /// The column families of every database, and the keystore's.
+    fn column_families(&self) -> impl Iterator<Item = Arc<rocksdb::BoundColumnFamily<'_>>> {
+        let names = self.databases();
+        names
+            .into_iter()
+            .chain([KEYSTORE_CF.to_string()])
+            .filter_map(|name| self.db.cf_handle(&name))
+    }
+
     /// Flushes memtables to SST files.
     pub fn flush(&self) -> Result<(), StoreError> {
-        for name in self
-            .databases()
-            .iter()
-            .map(String::as_str)
-            .chain([KEYSTORE_CF])
-        {
-            if let Some(cf) = self.db.cf_handle(name) {
-                self.db.flush_cf(&cf).map_err(|e| self.rocks_error(e))?;
-            }
+        for cf in self.column_families() {
+            self.db.flush_cf(&cf).map_err(|e| self.rocks_error(e))?;
         }
         self.db.flush_wal(true).map_err(|e| self.rocks_error(e))
     }
 
     /// Compacts every database fully.
     pub fn compact(&self) -> Result<(), StoreError> {
-        for name in self
-            .databases()
-            .iter()
-            .map(String::as_str)
-            .chain([KEYSTORE_CF])
-        {
-            if let Some(cf) = self.db.cf_handle(name) {
-                self.db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
-            }
+        for cf in self.column_families() {
+            self.db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
-use crate::crypto::stream::{Opener, Sealer, PREFIX_LEN};
+use crate::crypto::stream::{Opener, Sealer, StreamKey, PREFIX_LEN};
 use crate::crypto::{Aead, SecretKey};
 use crate::format::{FormatError, SnapshotHeader, SNAPSHOT_PREFIX_LEN};
 use crate::keys::{KeysError, NodeIdentity, StoreId};
@@ -325,6 +325,20 @@ pub fn list_snapshots(storage: &dyn SnapshotStorage) -> Result<Vec<SnapshotInfo>
     Ok(all)
 }
 
+/// The stream parameters a header names: the chunks are bound to the header's bytes.
+fn stream_key<'a>(
+    header: &SnapshotHeader,
+    header_bytes: &'a [u8],
+    aead: &'a Aead,
+) -> StreamKey<'a> {
+    StreamKey {
+        aead,
+        aad: header_bytes,
+        prefix: header.nonce_prefix,
+        chunk_size: header.chunk_size as usize,
+    }
+}
+
 /// Unwraps the snapshot key through the KMS, naming what to do when the CMK is gone.
 fn unwrap_snapshot_key(
     id: &str,
@@ -428,10 +442,7 @@ pub fn verify_snapshot(
     let aead = unwrap_snapshot_key(id, &header, kms)?;
     let mut stream = Opener::new(
         BufReader::new(input),
-        &aead,
-        &header_bytes,
-        header.nonce_prefix,
-        header.chunk_size as usize,
+        stream_key(&header, &header_bytes, &aead),
     );
     unpack(id, &mut stream, |_, file, _| {
         io::copy(file, &mut io::sink()).map(|_| ())
@@ -540,7 +551,7 @@ impl Store {
             .map_err(io_error(format!("cannot create snapshot {id}")))?;
         out.write_all(&header_bytes)
             .map_err(io_error(format!("cannot write snapshot {id}")))?;
-        let mut sealer = Sealer::new(out, &aead, &header_bytes, nonce_prefix, CHUNK_SIZE);
+        let mut sealer = Sealer::new(out, stream_key(&header, &header_bytes, &aead));
         let packed = pack_dir(checkpoint, &mut sealer, progress);
         let out = packed.and_then(|()| sealer.finish()).map_err(write_error)?;
         out.commit()
@@ -636,10 +647,7 @@ pub fn restore_snapshot(
     let result = (|| {
         let mut stream = Opener::new(
             BufReader::new(input),
-            &aead,
-            &header_bytes,
-            header.nonce_prefix,
-            header.chunk_size as usize,
+            stream_key(&header, &header_bytes, &aead),
         );
         unpack(id, &mut stream, |name, file, _| {
             let mut out = File::create(staging.join(name))?;
