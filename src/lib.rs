@@ -11,11 +11,11 @@
 //! | module | holds |
 //! |---|---|
 //! | [`control`] | the atrest root: settings, the KMS, the node store, emulator time |
-//! | [`bench`] | `atrest bench`: workloads on the store beside plain RocksDB |
+//! | [`bench`](mod@bench) | `atrest bench`: workloads on the store beside plain RocksDB |
 //! | [`store`] | one node's encrypted RocksDB: databases, put/get/delete/scan/batch |
 //! | [`keys`] | the envelope: master key wrapped by the CMK, data keys wrapped by it |
 //! | [`kms`] | the `Kms` trait, AWS's error vocabulary, `LocalKms` |
-//! | [`crypto`], [`format`] | AES-256-GCM and secret types; versioned binary encodings |
+//! | [`crypto`], [`format`](mod@format) | AES-256-GCM and secret types; versioned binary encodings |
 //! | [`clock`], [`durable`] | time as a `Clock`; atomic file replacement |
 //!
 //! # Embedding a test database
