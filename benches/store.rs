@@ -1,14 +1,18 @@
 //! The store's hot path beside plain RocksDB opened with the same options, in the same
 //! run: single puts, batches, random gets and scans of 100 B and 1 KiB values; and
 //! master-key rotation at 10 thousand and 1 million records, to show that its cost does
-//! not grow with the data. Run: `cargo bench --bench store`.
+//! not grow with the data; snapshot creation and restore throughput.
+//! Run: `cargo bench --bench store`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use atrest::clock::SystemClock;
 use atrest::kms::{Caller, CreateKeyRequest, LocalKms};
-use atrest::store::{rocksdb_options, KeyRange, Store, StoreOptions, WriteBatch};
+use atrest::store::{
+    restore_snapshot, rocksdb_options, KeyRange, LocalDirStorage, RestoreTarget, Store,
+    StoreOptions, WriteBatch,
+};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, RngCore};
 
@@ -179,5 +183,33 @@ fn rotation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, point_operations, rotation);
+fn snapshots(c: &mut Criterion) {
+    let mut group = c.benchmark_group("snapshot");
+    group.sample_size(10);
+    let s = sides(RECORDS, 1024);
+    let storage = LocalDirStorage::new(s._dir.path().join("snapshots")).unwrap();
+    let probe = s.store.create_snapshot(&storage, &mut |_| {}).unwrap();
+    group.throughput(Throughput::Bytes(probe.size));
+    group.bench_function("create", |b| {
+        b.iter(|| s.store.create_snapshot(&storage, &mut |_| {}).unwrap())
+    });
+    let kms = Arc::clone(s.store.kms());
+    let cmk = s.store.status().cmk_arn;
+    let target = s._dir.path().join("restored");
+    group.bench_function("restore", |b| {
+        b.iter(|| {
+            let to = RestoreTarget {
+                path: &target,
+                kms: kms.clone(),
+                cmk: &cmk,
+                region: "us-east-1",
+                options: StoreOptions::default(),
+            };
+            restore_snapshot(&storage, &probe.id, kms.clone(), to).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, point_operations, rotation, snapshots);
 criterion_main!(benches);

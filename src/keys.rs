@@ -16,7 +16,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
-use crate::crypto::{Aead, Backend, CryptoError, Nonce, SecretKey, TAG_LEN};
+use crate::crypto::{Aead, Backend, CryptoError, Nonce, SecretKey};
 use crate::format::{
     record_aad, DataKeyStatus, FormatError, KeystoreRecord, Record, WrappedDataKey,
     WrappedMasterKey, RECORD_HEADER_LEN, RECORD_OVERHEAD, WRAPPED_KEY_LEN,
@@ -177,11 +177,8 @@ impl DataKey {
         record: &Record<'_>,
         aad: &mut Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError> {
-        let mut plain = record.sealed.to_vec();
         record_aad(aad, &store.0, record.data_key_id, database, key);
-        self.aead().open_in_place(&record.nonce, aad, &mut plain)?;
-        plain.truncate(plain.len() - TAG_LEN);
-        Ok(plain)
+        self.aead().open_to_vec(&record.nonce, aad, record.sealed)
     }
 
     /// Counts one seal and returns the count including it.
