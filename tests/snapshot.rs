@@ -338,6 +338,17 @@ impl Fixture {
         boundaries
     }
 
+    fn restore_to(&self, target: &Path) -> Result<Store, SnapshotError> {
+        let to = RestoreTarget {
+            path: target,
+            kms: self.kms.clone(),
+            cmk: &self.cmk,
+            region: "us-east-1",
+            options: StoreOptions::default(),
+        };
+        restore_snapshot(&self.storage, &self.id, self.kms.clone(), to)
+    }
+
     fn verify_with(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
         std::fs::write(self.path(), bytes).unwrap();
         verify_snapshot(&self.storage, &self.id, self.kms.as_ref()).map(|_| ())
@@ -398,18 +409,7 @@ fn every_flip_truncation_and_swap_is_detected() {
     bad[boundaries[5] + 100] ^= 1;
     std::fs::write(f.path(), &bad).unwrap();
     let target = f.dir.path().join("store");
-    let result = restore_snapshot(
-        &f.storage,
-        &f.id,
-        f.kms.clone(),
-        RestoreTarget {
-            path: &target,
-            kms: f.kms.clone(),
-            cmk: &f.cmk,
-            region: "us-east-1",
-            options: StoreOptions::default(),
-        },
-    );
+    let result = f.restore_to(&target);
     assert!(matches!(result, Err(SnapshotError::Corrupt { .. })));
     let store = Store::open(&target, f.kms.clone(), &f.cmk, StoreOptions::default()).unwrap();
     assert_eq!(store.scan("db", KeyRange::All).unwrap().count(), 600);
@@ -435,19 +435,7 @@ fn a_snapshot_file_holds_no_plaintext_and_no_unwrapped_key() {
     }
     // The restored store reads back everything.
     let target = f.dir.path().join("restored");
-    let store = restore_snapshot(
-        &f.storage,
-        &f.id,
-        f.kms.clone(),
-        RestoreTarget {
-            path: &target,
-            kms: f.kms.clone(),
-            cmk: &f.cmk,
-            region: "us-east-1",
-            options: StoreOptions::default(),
-        },
-    )
-    .unwrap();
+    let store = f.restore_to(&target).unwrap();
     let records: Vec<_> = store
         .scan("db", KeyRange::All)
         .unwrap()
