@@ -20,6 +20,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("kms_state", kms_state),
     ("key_reference", key_reference),
     ("key_policy", key_policy),
+    ("snapshot", snapshot),
     #[cfg(feature = "store")]
     ("operations", operations),
 ];
@@ -59,6 +60,37 @@ pub fn kms_blob(data: &[u8]) {
 
 pub fn kms_state(data: &[u8]) {
     let _ = LocalKms::decode_state_file(data);
+}
+
+/// A snapshot file: its header decoder, then the chunk stream's opener over the rest,
+/// under a fixed key. Both must refuse what they cannot read, never panic; the opener
+/// must never yield bytes from a chunk that did not authenticate (here: none can).
+pub fn snapshot(data: &[u8]) {
+    use std::io::Read;
+
+    use crate::crypto::stream::{Opener, StreamKey};
+    use crate::crypto::{Aead, Backend, SecretKey};
+    use crate::format::{SnapshotHeader, SNAPSHOT_PREFIX_LEN};
+
+    let _ = SnapshotHeader::decode(data);
+    let (Ok(key), Some(first)) = (SecretKey::from_slice(&[7; 32]), data.first()) else {
+        return;
+    };
+    let Ok(aead) = Aead::new(&key, Backend::default()) else {
+        return;
+    };
+    let aad = &data[..data.len().min(SNAPSHOT_PREFIX_LEN)];
+    let stream_key = StreamKey {
+        aead: &aead,
+        aad,
+        prefix: [*first; 7],
+        chunk_size: 64,
+    };
+    let mut opener = Opener::new(data, stream_key);
+    let mut out = Vec::new();
+    if opener.read_to_end(&mut out).is_ok() {
+        assert!(out.is_empty(), "unauthenticated bytes came out of a stream");
+    }
 }
 
 /// A parsed key reference prints as a string that parses to the same reference.
