@@ -53,6 +53,9 @@ pub enum ControlError {
     )]
     /// `init` was run on a root that already has a store.
     AlreadyInitialised { path: PathBuf },
+    #[error("{store} exists but {path}/atrest.json does not: an earlier init was interrupted; remove {store} and run init again")]
+    /// A store without settings: an `init` that stopped halfway.
+    InterruptedInit { path: PathBuf, store: PathBuf },
     #[error(transparent)]
     /// A snapshot operation failed.
     Snapshot(#[from] SnapshotError),
@@ -300,9 +303,15 @@ impl Root {
 
     /// Creates the project's CMK (alias `alias/atrest-default`) and the node's store.
     pub fn init(&self, options: &InitOptions) -> Result<Settings, ControlError> {
-        if self.settings()?.is_some() || self.store_path().join("CURRENT").exists() {
+        if self.settings()?.is_some() {
             return Err(ControlError::AlreadyInitialised {
                 path: self.dir.clone(),
+            });
+        }
+        if self.store_path().exists() {
+            return Err(ControlError::InterruptedInit {
+                path: self.dir.clone(),
+                store: self.store_path(),
             });
         }
         let caller = Caller::account_root(&options.account, &options.region)?;

@@ -366,3 +366,50 @@ fn snapshot_commands_from_the_cli() {
     assert_eq!(retention["deleted"][0], id.as_str());
     fails(root, &["snapshot", "verify", &id], "no snapshot");
 }
+
+#[test]
+fn an_interrupted_init_says_what_to_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ok(root, &["init"]);
+    std::fs::remove_file(root.join("atrest.json")).unwrap();
+    let stderr = fails(root, &["init"], "interrupted");
+    assert!(stderr.contains("store"), "{stderr}");
+    std::fs::remove_dir_all(root.join("store")).unwrap();
+    ok(root, &["init"]);
+    ok(root, &["put", "db", "k", "v"]);
+}
+
+#[test]
+fn bench_runs_both_sides_and_reports_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("bench");
+    let report = json(
+        dir.path(),
+        &[
+            "bench",
+            "--count",
+            "3000",
+            "--value-size",
+            "100",
+            "--dir",
+            scratch.to_str().unwrap(),
+        ],
+    );
+    let names: Vec<&str> = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["fillseq", "overwritebatch", "readrandom", "readseq"]
+    );
+    for w in report["workloads"].as_array().unwrap() {
+        assert!(w["ratio"].as_f64().unwrap() > 0.0, "{w}");
+        assert!(w["plaintext"]["ops_per_sec"].as_f64().unwrap() > 0.0, "{w}");
+    }
+    assert!(report["snapshot_mb"].as_f64().unwrap() > 0.0);
+    assert!(!scratch.exists(), "the scratch directory was left behind");
+}
