@@ -147,6 +147,7 @@ pub struct CmkRotation {
 
 /// How often keys below the CMK are replaced.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct RotationSettings {
     /// Automatic master-key rotation period; 0 turns it off. Atlas uses 90.
     pub master_key_rotation_days: u64,
