@@ -445,3 +445,19 @@ fn a_snapshot_file_holds_no_plaintext_and_no_unwrapped_key() {
     assert!(records.iter().all(|(_, v)| v.starts_with(MARKER)));
     assert_eq!(f.storage.list().unwrap(), vec![f.id.clone()]);
 }
+
+#[test]
+fn a_restore_interrupted_mid_swap_is_finished_at_the_next_open() {
+    let f = fixture();
+    // A complete restore, then the state a crash between the two renames leaves: the old
+    // store moved aside, the restored one not yet moved in.
+    let restored = f.dir.path().join("elsewhere");
+    drop(f.restore_to(&restored).unwrap());
+    let store = f.dir.path().join("store");
+    std::fs::rename(&store, f.dir.path().join(".store.replaced-0123")).unwrap();
+    std::fs::rename(&restored, f.dir.path().join(".store.restored-0123")).unwrap();
+    let reopened = Store::open(&store, f.kms.clone(), &f.cmk, StoreOptions::default()).unwrap();
+    assert_eq!(reopened.scan("db", KeyRange::All).unwrap().count(), 600);
+    assert!(!f.dir.path().join(".store.replaced-0123").exists());
+    assert!(!f.dir.path().join(".store.restored-0123").exists());
+}

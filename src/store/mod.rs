@@ -66,6 +66,12 @@ pub enum StoreError {
     #[error("database name {name:?} is not valid: {reason}")]
     /// A database name outside the allowed alphabet or length.
     InvalidDatabaseName { name: String, reason: &'static str },
+    /// A restore that died halfway could not be finished.
+    #[error("{path}: finishing an interrupted restore failed: {source}; move the .NAME.restored-ID directory beside it to {path} by hand")]
+    RestoreRecovery {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("RocksDB failed at {path}: {source}")]
     /// RocksDB reported an error.
     RocksDb {
@@ -370,6 +376,10 @@ impl Store {
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        snapshot::finish_interrupted_restore(&path).map_err(|e| StoreError::RestoreRecovery {
+            path: path.clone(),
+            source: e,
+        })?;
         if !path.join("CURRENT").exists() {
             return Err(StoreError::NotAStore { path });
         }

@@ -596,6 +596,44 @@ fn pack_dir(dir: &Path, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> i
     out.write_all(&[END_ENTRY])
 }
 
+/// Rolls forward a restore that died after the restored store was complete but before it
+/// was moved into place at `path` (which then does not exist): moves it in and removes
+/// the store it replaced. Returns whether there was one.
+pub(super) fn finish_interrupted_restore(path: &Path) -> io::Result<bool> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(false);
+    };
+    if path.exists() {
+        return Ok(false);
+    }
+    let name = name.to_string_lossy();
+    let (ready, replaced) = (format!(".{name}.restored-"), format!(".{name}.replaced-"));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let mut found = None;
+    let mut leftovers = Vec::new();
+    for entry in fs::read_dir(parent)? {
+        let entry = entry?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&ready) {
+            found = Some(entry.path());
+        } else if file.starts_with(&replaced) {
+            leftovers.push(entry.path());
+        }
+    }
+    let Some(restored) = found else {
+        return Ok(false);
+    };
+    fs::rename(&restored, path)?;
+    for old in leftovers {
+        fs::remove_dir_all(old)?;
+    }
+    Ok(true)
+}
+
 /// Where a snapshot is restored to, and as what.
 pub struct RestoreTarget<'a> {
     /// The store directory: an existing store there is replaced once the restore is
@@ -685,7 +723,12 @@ pub fn restore_snapshot(
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
-    // The old store goes aside only now, and is removed only once the new one is in place.
+    // Complete: renamed so that a crash from here on can be rolled forward (see
+    // `finish_interrupted_restore`). The old store goes aside only now, and is removed
+    // only once the new one is in place.
+    let ready = target.path.with_file_name(format!(".{name}.restored-{id}"));
+    fs::rename(&staging, &ready)
+        .map_err(io_error(format!("cannot rename {}", staging.display())))?;
     let aside = target.path.with_file_name(format!(".{name}.replaced-{id}"));
     if target.path.exists() {
         fs::rename(target.path, &aside).map_err(io_error(format!(
@@ -693,7 +736,7 @@ pub fn restore_snapshot(
             target.path.display()
         )))?;
     }
-    fs::rename(&staging, target.path).map_err(io_error(format!(
+    fs::rename(&ready, target.path).map_err(io_error(format!(
         "cannot move the restored store to {}",
         target.path.display()
     )))?;
