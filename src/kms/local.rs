@@ -28,8 +28,8 @@ use crate::durable::write_atomic;
 use super::blob::{context_aad, CiphertextBlob};
 use super::keyref::{self, key_arn, KeyRef};
 use super::{
-    Caller, Decrypted, Encrypted, EncryptionContext, GeneratedDataKey, KeyMetadata, KeyPolicy,
-    KeySpec, KeyState, KeyUsage, Kms, KmsError,
+    epoch_seconds, optional_epoch_seconds, Caller, Decrypted, Encrypted, EncryptionContext,
+    GeneratedDataKey, KeyMetadata, KeyPolicy, KeySpec, KeyState, KeyUsage, Kms, KmsError,
 };
 
 /// The automatic rotation period AWS uses when none is given.
@@ -375,20 +375,6 @@ impl Default for CreateKeyRequest {
             key_usage: None,
             policy: None,
         }
-    }
-}
-
-fn epoch_seconds<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(t.as_millis() as f64 / 1000.0)
-}
-
-fn optional_epoch_seconds<S: serde::Serializer>(
-    t: &Option<Timestamp>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => epoch_seconds(t, s),
-        None => s.serialize_none(),
     }
 }
 

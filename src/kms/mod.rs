@@ -297,11 +297,14 @@ pub struct KeyMetadata {
 }
 
 /// AWS's JSON protocol sends dates as seconds since the epoch.
-fn epoch_seconds<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn epoch_seconds<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(t.as_millis() as f64 / 1000.0)
 }
 
-fn optional_epoch_seconds<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn optional_epoch_seconds<S: Serializer>(
+    t: &Option<Timestamp>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => epoch_seconds(t, s),
         None => s.serialize_none(),

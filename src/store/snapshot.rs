@@ -228,8 +228,16 @@ pub struct SnapshotInfo {
     pub size: u64,
 }
 
-fn info(id: &str, header: &SnapshotHeader, size: u64) -> SnapshotInfo {
-    SnapshotInfo {
+/// What `header` says of snapshot `id`, with the size of its file in `storage`.
+fn info(
+    storage: &dyn SnapshotStorage,
+    id: &str,
+    header: &SnapshotHeader,
+) -> Result<SnapshotInfo, SnapshotError> {
+    let size = storage
+        .size(id)
+        .map_err(io_error(format!("cannot stat snapshot {id}")))?;
+    Ok(SnapshotInfo {
         id: id.to_string(),
         store_id: StoreId(header.store_id),
         cluster: header.cluster.clone(),
@@ -239,7 +247,7 @@ fn info(id: &str, header: &SnapshotHeader, size: u64) -> SnapshotInfo {
         cmk_region: header.cmk_region.clone(),
         key_material: header.key_material.clone(),
         size,
-    }
+    })
 }
 
 fn snapshot_context(id: &str, store: StoreId) -> EncryptionContext {
@@ -308,10 +316,7 @@ pub fn snapshot_info(
     id: &str,
 ) -> Result<SnapshotInfo, SnapshotError> {
     let header = read_header(storage, id)?.header;
-    let size = storage
-        .size(id)
-        .map_err(io_error(format!("cannot stat snapshot {id}")))?;
-    Ok(info(id, &header, size))
+    info(storage, id, &header)
 }
 
 /// Every snapshot in `storage`, oldest first.
@@ -447,10 +452,7 @@ pub fn verify_snapshot(
     unpack(id, &mut stream, |_, file, _| {
         io::copy(file, &mut io::sink()).map(|_| ())
     })?;
-    let size = storage
-        .size(id)
-        .map_err(io_error(format!("cannot stat snapshot {id}")))?;
-    Ok(info(id, &header, size))
+    info(storage, id, &header)
 }
 
 /// A new snapshot's id: 16 random bytes, and their hex spelling used as its name.
@@ -556,10 +558,7 @@ impl Store {
         let out = packed.and_then(|()| sealer.finish()).map_err(write_error)?;
         out.commit()
             .map_err(io_error(format!("cannot commit snapshot {id}")))?;
-        let size = storage
-            .size(id)
-            .map_err(io_error(format!("cannot stat snapshot {id}")))?;
-        Ok(info(id, &header, size))
+        info(storage, id, &header)
     }
 }
 
