@@ -7,21 +7,22 @@
 //! ```text
 //! ROOT/atrest.json   settings (format, account, region, principal, CMK)
 //! ROOT/clock.json    emulator time: offset added to real time
-//! ROOT/kms/          LocalKms state (the emulated HSM; owner-only)
+//! ROOT/kms/          LocalKms state (the emulated HSM; owner-only), unless the
+//!                    settings point at AWS KMS (or another endpoint of its protocol)
 //! ROOT/store/        the node's RocksDB
 //! ROOT/snapshots/    snapshot files, ID.atrsnap
 //! ```
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{days, Clock, OffsetClock, SharedClock, Timestamp};
 use crate::durable::write_atomic;
-use crate::kms::{Caller, CreateKeyRequest, KmsError, LocalKms, LocalKmsClient};
+use crate::kms::{Caller, CreateKeyRequest, Kms, KmsError, LocalKms, LocalKmsClient};
 use crate::store::{
     list_snapshots, restore_snapshot, snapshot_info, verify_snapshot, DataKeyLimits,
     LocalDirStorage, RestoreTarget, SnapshotError, SnapshotInfo, SnapshotStorage, Store,
@@ -69,6 +70,17 @@ pub enum ControlError {
     #[error("a CMK rotation to {to} is in progress; finish it with `atrest project set-key --key {to}` first")]
     /// Another CMK rotation must finish first.
     RotationInProgress { to: String },
+    #[error("this root's CMK is in AWS KMS ({endpoint}): `atrest kms` calls only the embedded KMS; manage the key with the AWS CLI or SDK there")]
+    /// A LocalKms call on a root whose project uses AwsKms.
+    NotLocalKms { endpoint: String },
+    #[error(
+        "with --kms aws, name the project's CMK with --cmk (a key id, alias or ARN in the region)"
+    )]
+    /// `init --kms aws` without a CMK.
+    CmkRequired,
+    #[error("this atrest was built without the `aws` feature; rebuild with it to use AWS KMS")]
+    /// The root's settings need a backend this build lacks.
+    AwsNotBuilt,
     #[error("{path} is unreadable: {reason}")]
     /// A settings file or directory of the root is unusable.
     Settings { path: PathBuf, reason: String },
@@ -99,6 +111,9 @@ pub struct Settings {
     pub principal: String,
     /// The project's CMK, as its ARN.
     pub cmk: String,
+    #[serde(default, skip_serializing_if = "KmsSettings::is_local")]
+    /// Which KMS holds the CMK.
+    pub kms: KmsSettings,
     /// A CMK rotation that has started and not yet reached every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmk_rotation: Option<CmkRotation>,
@@ -108,6 +123,45 @@ pub struct Settings {
     #[serde(default)]
     /// Which snapshots to keep.
     pub snapshot_retention: Retention,
+}
+
+/// Which KMS holds the project's CMK.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum KmsSettings {
+    /// The root's embedded LocalKms.
+    #[default]
+    Local,
+    /// AWS KMS, or an endpoint speaking its protocol, through the AWS SDK.
+    Aws(AwsSettings),
+}
+
+/// Where AwsKms calls. Credentials come from the usual chain (environment, profile, SSO,
+/// ...); none is stored in the root.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// An endpoint URL instead of AWS's; also used for STS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The role to assume before calling KMS, as Atlas assumes the customer's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+impl KmsSettings {
+    fn is_local(&self) -> bool {
+        *self == KmsSettings::Local
+    }
+
+    fn endpoint(&self) -> String {
+        match self {
+            KmsSettings::Local => "embedded".into(),
+            KmsSettings::Aws(aws) => aws.endpoint.clone().unwrap_or_else(|| "AWS".into()),
+        }
+    }
 }
 
 /// Which snapshots to keep; applied by `snapshot retention` and by `tick`.
@@ -177,6 +231,11 @@ pub struct InitOptions {
     pub region: String,
     /// Rotation periods and limits.
     pub rotation: RotationSettings,
+    /// Which KMS holds the CMK.
+    pub kms: KmsSettings,
+    /// The project's CMK (id, alias or ARN). Required with AWS KMS; with the embedded KMS,
+    /// `None` creates one with alias `alias/atrest-default`.
+    pub cmk: Option<String>,
 }
 
 impl Default for InitOptions {
@@ -185,6 +244,8 @@ impl Default for InitOptions {
             account: DEFAULT_ACCOUNT.to_string(),
             region: DEFAULT_REGION.to_string(),
             rotation: RotationSettings::default(),
+            kms: KmsSettings::Local,
+            cmk: None,
         }
     }
 }
@@ -211,6 +272,8 @@ pub struct Root {
     dir: PathBuf,
     clock: Arc<OffsetClock>,
     kms: Arc<LocalKms>,
+    /// The AWS client, made on first use: it resolves credentials once per process.
+    aws: Mutex<Option<Arc<dyn Kms>>>,
 }
 
 impl Root {
@@ -228,7 +291,12 @@ impl Root {
         };
         let clock = Arc::new(OffsetClock::new(offset));
         let kms = LocalKms::open(dir.join("kms"), clock.clone() as SharedClock)?;
-        Ok(Root { dir, clock, kms })
+        Ok(Root {
+            dir,
+            clock,
+            kms,
+            aws: Mutex::new(None),
+        })
     }
 
     /// The root directory.
@@ -283,14 +351,20 @@ impl Root {
             })
     }
 
-    /// A KMS client as `principal` (an IAM ARN) or, by default, as the root's principal
-    /// (the account root before `init`).
+    /// A client of the embedded KMS as `principal` (an IAM ARN) or, by default, as the
+    /// root's principal (the account root before `init`). Refused when the project's CMK is
+    /// in AWS KMS.
     pub fn kms_client(
         &self,
         principal: Option<&str>,
         region: Option<&str>,
     ) -> Result<LocalKmsClient, ControlError> {
         let settings = self.settings()?;
+        if let Some(s) = settings.as_ref().filter(|s| !s.kms.is_local()) {
+            return Err(ControlError::NotLocalKms {
+                endpoint: s.kms.endpoint(),
+            });
+        }
         let region = region
             .or(settings.as_ref().map(|s| s.region.as_str()))
             .unwrap_or(DEFAULT_REGION);
@@ -302,7 +376,35 @@ impl Root {
         Ok(self.kms.client(caller))
     }
 
-    /// Creates the project's CMK (alias `alias/atrest-default`) and the node's store.
+    /// The project's KMS, as the store calls it: the embedded one as the root's principal,
+    /// or AwsKms. Before `init`, the embedded one as the account root.
+    pub fn kms(&self) -> Result<Arc<dyn Kms>, ControlError> {
+        match self.settings()? {
+            Some(settings) => self.kms_for(&settings),
+            None => Ok(Arc::new(self.kms_client(None, None)?)),
+        }
+    }
+
+    fn kms_for(&self, settings: &Settings) -> Result<Arc<dyn Kms>, ControlError> {
+        match &settings.kms {
+            KmsSettings::Local => Ok(Arc::new(
+                self.kms
+                    .client(Caller::new(&settings.principal, &settings.region)?),
+            )),
+            KmsSettings::Aws(aws) => {
+                let mut cached = self.aws.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(kms) = cached.as_ref() {
+                    return Ok(kms.clone());
+                }
+                let kms = connect_aws(aws, &settings.region)?;
+                *cached = Some(kms.clone());
+                Ok(kms)
+            }
+        }
+    }
+
+    /// Points the project at its CMK and creates the node's store. With the embedded KMS and
+    /// no CMK given, creates one (alias `alias/atrest-default`).
     pub fn init(&self, options: &InitOptions) -> Result<Settings, ControlError> {
         if self.settings()?.is_some() {
             return Err(ControlError::AlreadyInitialised {
@@ -315,33 +417,46 @@ impl Root {
                 store: self.store_path(),
             });
         }
-        let caller = Caller::account_root(&options.account, &options.region)?;
-        let client = self.kms.client(caller.clone());
-        let cmk = match client.describe_key(DEFAULT_CMK_ALIAS) {
-            Ok(existing) => existing,
-            Err(KmsError::NotFound(_)) => {
-                let created = client.create_key(CreateKeyRequest {
-                    description: "atrest customer master key".into(),
-                    ..Default::default()
-                })?;
-                client.create_alias(DEFAULT_CMK_ALIAS, &created.key_id)?;
-                created
+        let (kms, principal, cmk): (Arc<dyn Kms>, String, _) = match &options.kms {
+            KmsSettings::Local => {
+                let caller = Caller::account_root(&options.account, &options.region)?;
+                let client = self.kms.client(caller.clone());
+                let cmk = match &options.cmk {
+                    Some(key) => client.describe_key(key)?,
+                    None => default_cmk(&client)?,
+                };
+                (Arc::new(client), caller.principal().to_string(), cmk)
             }
-            Err(e) => return Err(e.into()),
+            KmsSettings::Aws(aws) => {
+                let key = options.cmk.as_deref().ok_or(ControlError::CmkRequired)?;
+                let kms = connect_aws(aws, &options.region)?;
+                let cmk = kms.describe_key(key)?;
+                *self.aws.lock().unwrap_or_else(|p| p.into_inner()) = Some(kms.clone());
+                let principal = aws
+                    .role_arn
+                    .clone()
+                    .unwrap_or_else(|| "the AWS credential chain".into());
+                (kms, principal, cmk)
+            }
         };
         let settings = Settings {
             format: SETTINGS_FORMAT,
-            account: options.account.clone(),
+            account: if cmk.account.is_empty() {
+                options.account.clone()
+            } else {
+                cmk.account.clone()
+            },
             region: options.region.clone(),
-            principal: caller.principal().to_string(),
+            principal,
             cmk: cmk.arn,
+            kms: options.kms.clone(),
             cmk_rotation: None,
             rotation: options.rotation,
             snapshot_retention: Retention::default(),
         };
         drop(Store::create(
             self.store_path(),
-            Arc::new(client),
+            kms,
             &settings.cmk,
             self.store_options(&settings),
         )?);
@@ -369,18 +484,21 @@ impl Root {
     /// way, the node may be wrapped by either key; both are accepted.
     pub fn open_store(&self) -> Result<Store, ControlError> {
         let settings = self.require_settings()?;
-        let kms = || -> Result<Arc<dyn crate::kms::Kms>, ControlError> {
-            Ok(Arc::new(self.kms_client(None, None)?))
-        };
+        let kms = self.kms_for(&settings)?;
         let options = self.store_options(&settings);
-        match Store::open(self.store_path(), kms()?, &settings.cmk, options.clone()) {
+        match Store::open(
+            self.store_path(),
+            kms.clone(),
+            &settings.cmk,
+            options.clone(),
+        ) {
             Err(StoreError::WrongCmk { expected, .. })
                 if settings
                     .cmk_rotation
                     .as_ref()
                     .is_some_and(|r| r.to == expected || r.from == expected) =>
             {
-                Ok(Store::open(self.store_path(), kms()?, &expected, options)?)
+                Ok(Store::open(self.store_path(), kms, &expected, options)?)
             }
             other => Ok(other?),
         }
@@ -391,7 +509,7 @@ impl Root {
     /// it is interrupted, running it again with the same key finishes it.
     pub fn set_key(&self, key: &str) -> Result<Settings, ControlError> {
         let mut settings = self.require_settings()?;
-        let target = self.kms_client(None, None)?.describe_key(key)?.arn;
+        let target = self.kms_for(&settings)?.describe_key(key)?.arn;
         if let Some(rotation) = &settings.cmk_rotation {
             if rotation.to != target {
                 return Err(ControlError::RotationInProgress {
@@ -421,8 +539,10 @@ impl Root {
     /// Runs what emulator time has made due: KMS deletions and material rotations, then
     /// the store's master-key rotation and data-key rollover.
     pub fn tick(&self) -> Result<RootTick, ControlError> {
-        let kms_events = self.kms.tick()?;
-        let Some(settings) = self.settings()? else {
+        let settings = self.settings()?;
+        let embedded = settings.as_ref().is_none_or(|s| s.kms.is_local());
+        let kms_events = if embedded { self.kms.tick()? } else { 0 };
+        let Some(settings) = settings else {
             return Ok(RootTick {
                 kms_events,
                 ..RootTick::default()
@@ -476,7 +596,7 @@ impl Root {
         Ok(verify_snapshot(
             &self.snapshot_storage()?,
             id,
-            &self.kms_client(None, None)?,
+            &*self.kms()?,
         )?)
     }
 
@@ -509,7 +629,7 @@ impl Root {
 
     /// Which snapshots and stores depend on `key` (id, alias or ARN).
     pub fn key_usage(&self, key: &str) -> Result<KeyUsage, ControlError> {
-        let arn = self.kms_client(None, None)?.describe_key(key)?.arn;
+        let arn = self.kms()?.describe_key(key)?.arn;
         let snapshots: Vec<SnapshotInfo> = self
             .snapshots()?
             .into_iter()
@@ -566,7 +686,7 @@ impl Root {
     ) -> Result<SnapshotInfo, ControlError> {
         let storage = self.snapshot_storage()?;
         let info = snapshot_info(&storage, id)?;
-        let snapshot_kms: Arc<dyn crate::kms::Kms> = Arc::new(self.kms_client(None, None)?);
+        let snapshot_kms = self.kms()?;
         let other;
         let target_root = match target {
             Some(dir) if fs::canonicalize(dir).ok() != fs::canonicalize(&self.dir).ok() => {
@@ -574,10 +694,13 @@ impl Root {
                 if other.settings()?.is_none() {
                     // A new project, like this one: same account, region and policies.
                     let mine = self.require_settings()?;
+                    let shared_cmk = (!mine.kms.is_local()).then_some(mine.cmk);
                     other.init(&InitOptions {
                         account: mine.account,
                         region: mine.region,
                         rotation: mine.rotation,
+                        kms: mine.kms,
+                        cmk: shared_cmk,
                     })?;
                 }
                 &other
@@ -593,7 +716,7 @@ impl Root {
             snapshot_kms,
             RestoreTarget {
                 path: &path,
-                kms: Arc::new(target_root.kms_client(None, None)?),
+                kms: target_root.kms_for(&settings)?,
                 cmk: &settings.cmk,
                 region: &settings.region,
                 options,
@@ -602,6 +725,39 @@ impl Root {
         drop(store);
         Ok(info)
     }
+}
+
+fn default_cmk(client: &LocalKmsClient) -> Result<crate::kms::KeyMetadata, ControlError> {
+    match client.describe_key(DEFAULT_CMK_ALIAS) {
+        Ok(existing) => Ok(existing),
+        Err(KmsError::NotFound(_)) => {
+            let created = client.create_key(CreateKeyRequest {
+                description: "atrest customer master key".into(),
+                ..Default::default()
+            })?;
+            client.create_alias(DEFAULT_CMK_ALIAS, &created.key_id)?;
+            Ok(created)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(feature = "aws")]
+fn connect_aws(aws: &AwsSettings, region: &str) -> Result<Arc<dyn Kms>, ControlError> {
+    use crate::kms::{AssumeRole, AwsKms, AwsKmsConfig};
+    let mut config = AwsKmsConfig::new(region);
+    config.endpoint = aws.endpoint.clone();
+    config.assume_role = aws.role_arn.as_ref().map(|role_arn| AssumeRole {
+        role_arn: role_arn.clone(),
+        external_id: aws.external_id.clone(),
+        session_name: "atrest".into(),
+    });
+    Ok(Arc::new(AwsKms::connect(config)?))
+}
+
+#[cfg(not(feature = "aws"))]
+fn connect_aws(_: &AwsSettings, _: &str) -> Result<Arc<dyn Kms>, ControlError> {
+    Err(ControlError::AwsNotBuilt)
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, ControlError> {

@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use atrest::control::{
-    ControlError, InitOptions, Retention, Root, RotationSettings, DEFAULT_ACCOUNT, DEFAULT_REGION,
+    AwsSettings, ControlError, InitOptions, KmsSettings, Retention, Root, RotationSettings,
+    DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
+use atrest::kms::wire::{Endpoint, Identities};
 use atrest::kms::{
-    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError, LocalKmsClient,
+    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError, KmsServer, LocalKmsClient,
 };
 use atrest::store::{KeyRange, WriteBatch};
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -57,11 +59,28 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
-    /// Create the root: a LocalKms, a CMK with alias alias/atrest-default, one store.
+    /// Create the root: the project's CMK (by default a new one in the embedded KMS, alias
+    /// alias/atrest-default) and one store.
     Init {
-        /// The AWS account the project's keys belong to.
+        /// The AWS account the project's keys belong to (embedded KMS; with AWS, the CMK's).
         #[arg(long, default_value = DEFAULT_ACCOUNT)]
         account: String,
+        /// Where the CMK lives: the embedded LocalKms, or AWS KMS through the AWS SDK
+        /// (credentials from the usual chain: AWS_ACCESS_KEY_ID, AWS_PROFILE, ...).
+        #[arg(long, value_enum, default_value = "local")]
+        kms: KmsKind,
+        /// The project's CMK: key id, alias or ARN. Required with --kms aws.
+        #[arg(long)]
+        cmk: Option<String>,
+        /// With --kms aws: an endpoint URL instead of AWS's (atrest kms serve, moto, ...).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// With --kms aws: assume this IAM role (STS AssumeRole) before calling KMS.
+        #[arg(long)]
+        role_arn: Option<String>,
+        /// With --role-arn: the external id the role's trust policy requires.
+        #[arg(long, requires = "role_arn")]
+        external_id: Option<String>,
         /// Rotate the master key automatically at this age (days); 0 turns it off.
         #[arg(long, default_value_t = RotationSettings::default().master_key_rotation_days)]
         master_key_rotation_days: u64,
@@ -306,6 +325,26 @@ enum KmsCommand {
         #[arg(long)]
         encryption_context: Option<String>,
     },
+    /// Serve the embedded KMS over AWS's KMS protocol (JSON 1.1) and STS AssumeRole, for
+    /// any AWS SDK or the AWS CLI (`--endpoint-url http://ADDR`). Plain HTTP, signatures
+    /// not verified: for tests on 127.0.0.1.
+    Serve {
+        /// Address to listen on; port 0 picks a free one (the first line printed names it).
+        #[arg(long, default_value = "127.0.0.1:4599")]
+        listen: String,
+        /// Requests signed with access key AKID call as PRINCIPAL (an IAM ARN); repeatable.
+        /// Other keys call as --caller, or the root's principal.
+        #[arg(long = "access-key", value_name = "AKID=PRINCIPAL")]
+        access_keys: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KmsKind {
+    /// The root's embedded LocalKms.
+    Local,
+    /// AWS KMS, or any endpoint of its protocol, through the AWS SDK.
+    Aws,
 }
 
 /// An error for the user: what failed, and what to do about it.
@@ -369,10 +408,28 @@ fn run(cli: Cli) -> CliResult {
         Command::Demo { keep } => demo::run(keep),
         Command::Init {
             account,
+            kms,
+            cmk,
+            endpoint,
+            role_arn,
+            external_id,
             master_key_rotation_days,
             data_key_max_uses,
             data_key_max_age_days,
         } => {
+            let kms = match kms {
+                KmsKind::Local if endpoint.is_some() || role_arn.is_some() => {
+                    return Err("--endpoint and --role-arn need --kms aws"
+                        .to_string()
+                        .into())
+                }
+                KmsKind::Local => KmsSettings::Local,
+                KmsKind::Aws => KmsSettings::Aws(AwsSettings {
+                    endpoint,
+                    role_arn,
+                    external_id,
+                }),
+            };
             let root = Root::open(&cli.root)?;
             let options = InitOptions {
                 account,
@@ -382,13 +439,20 @@ fn run(cli: Cli) -> CliResult {
                     data_key_max_uses,
                     data_key_max_age_days,
                 },
+                kms,
+                cmk,
             };
             let settings = root.init(&options)?;
             out.print(&settings, || {
                 format!(
-                    "initialised {}\nCMK: {} (alias/atrest-default)",
+                    "initialised {}\nCMK: {} ({} KMS)",
                     root.dir().display(),
-                    settings.cmk
+                    settings.cmk,
+                    if settings.kms == KmsSettings::Local {
+                        "embedded"
+                    } else {
+                        "AWS"
+                    }
                 )
             });
             Ok(())
@@ -762,6 +826,23 @@ fn kms_command(
             let plaintext = zeroize::Zeroizing::new(BASE64.encode(&d.plaintext));
             out.print(&json!({ "Plaintext": *plaintext, "KeyId": d.key_arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }), || plaintext.to_string());
         }
+        KmsCommand::Serve {
+            listen,
+            access_keys,
+        } => {
+            let mut identities = Identities::new(client.caller().principal())?;
+            for mapping in &access_keys {
+                let (akid, principal) = mapping
+                    .split_once('=')
+                    .ok_or_else(|| format!("--access-key {mapping:?} is not AKID=PRINCIPAL_ARN"))?;
+                identities.map(akid, principal)?;
+            }
+            let endpoint = Endpoint::new(root.local_kms().clone(), identities);
+            let server = KmsServer::start(&listen, endpoint).map_err(|e| e.to_string())?;
+            println!("listening on {}", server.url());
+            let _ = std::io::stdout().flush();
+            server.wait();
+        }
         KmsCommand::GenerateDataKey {
             key_id,
             number_of_bytes,
@@ -933,7 +1014,7 @@ fn status(root: &Root, out: Output) -> CliResult {
     let status = store.status();
     let settings = root.settings()?;
     let rotation = settings.as_ref().and_then(|s| s.cmk_rotation.clone());
-    let cmk = root.kms_client(None, None)?.describe_key(&status.cmk_arn)?;
+    let cmk = root.kms()?.describe_key(&status.cmk_arn)?;
     out.print(&json!({ "store": status, "cmk": cmk, "cmk_rotation": rotation }), || {
         let mut lines = vec![
             format!("store       {}  (cluster {}, node {})", status.store_id, status.cluster, status.node),

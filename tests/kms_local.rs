@@ -1,6 +1,10 @@
 //! LocalKms against AWS KMS's documented behaviour, through the public API only.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::{check_state_table, Op, TableSubject};
 
 use atrest::clock::{days, Clock, ManualClock, Timestamp};
 use atrest::kms::{
@@ -40,93 +44,59 @@ fn outcome<T>(r: Result<T, KmsError>) -> &'static str {
     }
 }
 
+/// A fresh LocalKms per key, so each cell of the table starts clean.
+struct Local(Option<LocalKmsClient>);
+
+impl TableSubject for Local {
+    fn key_in_state(&mut self, state: KeyState) -> (String, Vec<u8>) {
+        let (_, _, client) = setup();
+        let key = symmetric_key(&client);
+        let blob = client
+            .encrypt(&key, b"secret", &ctx(&[("purpose", "table")]))
+            .unwrap()
+            .ciphertext_blob;
+        match state {
+            KeyState::Enabled => {}
+            KeyState::Disabled => client.disable_key(&key).unwrap(),
+            KeyState::PendingDeletion => {
+                client.schedule_key_deletion(&key, Some(7)).unwrap();
+            }
+        }
+        assert_eq!(client.describe_key(&key).unwrap().key_state, state);
+        self.0 = Some(client);
+        (key, blob)
+    }
+
+    fn run(&mut self, op: Op, key: &str, blob: &[u8]) -> String {
+        let client = self.0.as_ref().unwrap();
+        let context = ctx(&[("purpose", "table")]);
+        let policy = client.get_key_policy(key).unwrap();
+        use Op::*;
+        match op {
+            Encrypt => outcome(client.encrypt(key, b"x", &context)),
+            Decrypt => outcome(client.decrypt(Some(key), blob, &context)),
+            GenerateDataKey => outcome(client.generate_data_key(key, 32, &context)),
+            DescribeKey => outcome(client.describe_key(key)),
+            EnableKey => outcome(client.enable_key(key)),
+            DisableKey => outcome(client.disable_key(key)),
+            ScheduleKeyDeletion => outcome(client.schedule_key_deletion(key, None)),
+            CancelKeyDeletion => outcome(client.cancel_key_deletion(key)),
+            EnableKeyRotation => outcome(client.enable_key_rotation(key, None)),
+            DisableKeyRotation => outcome(client.disable_key_rotation(key)),
+            RotateKeyOnDemand => outcome(client.rotate_key_on_demand(key)),
+            GetKeyRotationStatus => outcome(client.get_key_rotation_status(key)),
+            ListKeyRotations => outcome(client.list_key_rotations(key)),
+            CreateAlias => outcome(client.create_alias("alias/table", key)),
+            PutKeyPolicy => outcome(client.put_key_policy(key, &policy)),
+            GetKeyPolicy => outcome(client.get_key_policy(key)),
+        }
+        .to_string()
+    }
+}
+
 #[test]
 fn every_state_and_operation_behaves_as_aws_documents() {
-    #[derive(Clone, Copy, Debug)]
-    enum Op {
-        Encrypt,
-        Decrypt,
-        GenerateDataKey,
-        DescribeKey,
-        EnableKey,
-        DisableKey,
-        ScheduleKeyDeletion,
-        CancelKeyDeletion,
-        EnableKeyRotation,
-        DisableKeyRotation,
-        RotateKeyOnDemand,
-        GetKeyRotationStatus,
-        ListKeyRotations,
-        CreateAlias,
-        PutKeyPolicy,
-        GetKeyPolicy,
-    }
-    use Op::*;
-    const OK: &str = "ok";
-    const DISABLED: &str = "DisabledException";
-    const INVALID: &str = "KMSInvalidStateException";
-    // (operation, outcome when Enabled, Disabled, PendingDeletion)
-    let table = [
-        (Encrypt, OK, DISABLED, INVALID),
-        (Decrypt, OK, DISABLED, INVALID),
-        (GenerateDataKey, OK, DISABLED, INVALID),
-        (DescribeKey, OK, OK, OK),
-        (EnableKey, OK, OK, INVALID),
-        (DisableKey, OK, OK, INVALID),
-        (ScheduleKeyDeletion, OK, OK, INVALID),
-        (CancelKeyDeletion, INVALID, INVALID, OK),
-        (EnableKeyRotation, OK, DISABLED, INVALID),
-        (DisableKeyRotation, OK, DISABLED, INVALID),
-        (RotateKeyOnDemand, OK, DISABLED, INVALID),
-        (GetKeyRotationStatus, OK, OK, INVALID),
-        (ListKeyRotations, OK, OK, OK),
-        (CreateAlias, OK, OK, INVALID),
-        (PutKeyPolicy, OK, OK, OK),
-        (GetKeyPolicy, OK, OK, OK),
-    ];
-    let context = ctx(&[("purpose", "table")]);
-    for (op, enabled, disabled, pending) in table {
-        for (state, expected) in [
-            (KeyState::Enabled, enabled),
-            (KeyState::Disabled, disabled),
-            (KeyState::PendingDeletion, pending),
-        ] {
-            let (_, _, client) = setup();
-            let key = symmetric_key(&client);
-            let blob = client
-                .encrypt(&key, b"secret", &context)
-                .unwrap()
-                .ciphertext_blob;
-            match state {
-                KeyState::Enabled => {}
-                KeyState::Disabled => client.disable_key(&key).unwrap(),
-                KeyState::PendingDeletion => {
-                    client.schedule_key_deletion(&key, Some(7)).unwrap();
-                }
-            }
-            assert_eq!(client.describe_key(&key).unwrap().key_state, state);
-            let policy = client.get_key_policy(&key).unwrap();
-            let got = match op {
-                Encrypt => outcome(client.encrypt(&key, b"x", &context)),
-                Decrypt => outcome(client.decrypt(Some(&key), &blob, &context)),
-                GenerateDataKey => outcome(client.generate_data_key(&key, 32, &context)),
-                DescribeKey => outcome(client.describe_key(&key)),
-                EnableKey => outcome(client.enable_key(&key)),
-                DisableKey => outcome(client.disable_key(&key)),
-                ScheduleKeyDeletion => outcome(client.schedule_key_deletion(&key, None)),
-                CancelKeyDeletion => outcome(client.cancel_key_deletion(&key)),
-                EnableKeyRotation => outcome(client.enable_key_rotation(&key, None)),
-                DisableKeyRotation => outcome(client.disable_key_rotation(&key)),
-                RotateKeyOnDemand => outcome(client.rotate_key_on_demand(&key)),
-                GetKeyRotationStatus => outcome(client.get_key_rotation_status(&key)),
-                ListKeyRotations => outcome(client.list_key_rotations(&key)),
-                CreateAlias => outcome(client.create_alias("alias/table", &key)),
-                PutKeyPolicy => outcome(client.put_key_policy(&key, &policy)),
-                GetKeyPolicy => outcome(client.get_key_policy(&key)),
-            };
-            assert_eq!(got, expected, "{op:?} on a {state} key");
-        }
-    }
+    check_state_table(&mut Local(None));
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("key_reference", key_reference),
     ("key_policy", key_policy),
     ("snapshot", snapshot),
+    ("kms_wire", kms_wire),
     #[cfg(feature = "store")]
     ("operations", operations),
 ];
@@ -111,4 +112,54 @@ pub fn key_policy(data: &[u8]) {
     if let Ok(policy) = KeyPolicy::parse(text) {
         assert_eq!(KeyPolicy::parse(&policy.to_json()).ok(), Some(policy));
     }
+}
+
+/// A request to `atrest kms serve`: the first byte picks the operation (or STS, or an
+/// unknown one), the second whether it is signed; the rest is the body, with `@key`
+/// standing for a real key's ARN so the fuzzer reaches past key lookup. Every answer is
+/// AWS-shaped: a JSON object, with `__type` on errors.
+pub fn kms_wire(data: &[u8]) {
+    use std::sync::Arc;
+
+    use crate::clock::{ManualClock, Timestamp};
+    use crate::kms::wire::{Endpoint, Identities, Request, OPERATIONS};
+    use crate::kms::{Caller, CreateKeyRequest};
+
+    let [selector, signed, body @ ..] = data else {
+        return;
+    };
+    let kms = LocalKms::in_memory(Arc::new(ManualClock::new(Timestamp::from_millis(1 << 40))));
+    let root = "arn:aws:iam::111122223333:root";
+    let Ok(caller) = Caller::new(root, "us-east-1") else {
+        return;
+    };
+    let Ok(key) = kms.client(caller).create_key(CreateKeyRequest::default()) else {
+        return;
+    };
+    let body = String::from_utf8_lossy(body).replace("@key", &key.arn);
+    let Ok(identities) = Identities::new(root) else {
+        return;
+    };
+    let endpoint = Endpoint::new(kms, identities);
+    let operation = OPERATIONS.get(usize::from(*selector));
+    let sts = usize::from(*selector) == OPERATIONS.len();
+    let target = operation.map_or("TrentService.Unknown".to_string(), |op| {
+        format!("TrentService.{op}")
+    });
+    let response = endpoint.handle(&Request {
+        target: (!sts).then_some(target.as_str()),
+        content_type: Some(if sts { "application/x-www-form-urlencoded" } else { "application/x-amz-json-1.1" }),
+        authorization: (signed & 1 == 1).then_some(
+            "AWS4-HMAC-SHA256 Credential=AKIAFUZZ/20261128/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0",
+        ),
+        body: body.as_bytes(),
+    });
+    if sts {
+        assert!(response.body.starts_with(b"<"), "STS answers XML");
+        return;
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&response.body).expect("KMS answers are JSON");
+    assert!(value.is_object());
+    assert_eq!(response.status == 200, value.get("__type").is_none());
 }

@@ -3,14 +3,21 @@
 //! Owns the [`Kms`] trait (the four calls the storage layer makes: DescribeKey, Encrypt,
 //! Decrypt, GenerateDataKey), the error vocabulary of AWS KMS ([`KmsError`]), the shapes
 //! AWS returns ([`KeyMetadata`]), and [`LocalKms`], the embedded, strict emulator that is
-//! atrest's default. Network backends implement the same trait; [`FaultyKms`] wraps any of
-//! them to fail on a schedule, for outage tests.
+//! atrest's default. `AwsKms` (feature `aws`) implements the same trait over the AWS SDK;
+//! [`wire`] speaks AWS's protocol in front of LocalKms and `KmsServer` (feature `server`)
+//! serves it over HTTP; [`FaultyKms`] wraps any backend to fail on a schedule, for outage
+//! tests.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod blob;
 mod fault;
 mod keyref;
 mod local;
 mod policy;
+#[cfg(feature = "server")]
+mod server;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +27,8 @@ use zeroize::Zeroizing;
 
 use crate::clock::Timestamp;
 
+#[cfg(feature = "aws")]
+pub use aws::{AssumeRole, AwsKms, AwsKmsConfig, StaticCredentials};
 pub use blob::CiphertextBlob;
 pub use fault::{Fault, FaultyKms};
 pub use keyref::KeyRef;
@@ -28,6 +37,8 @@ pub use local::{
     RotationRecord, RotationStatus, DEFAULT_ROTATION_PERIOD_DAYS,
 };
 pub use policy::KeyPolicy;
+#[cfg(feature = "server")]
+pub use server::KmsServer;
 
 /// Key-value pairs bound to a ciphertext: Decrypt must be given the same ones.
 pub type EncryptionContext = BTreeMap<String, String>;
@@ -118,7 +129,7 @@ impl KmsError {
             KmsError::InvalidState(_) => "a key pending deletion can be used again only after cancel-key-deletion and enable-key",
             KmsError::InvalidCiphertext(_) => "the ciphertext or its encryption context is not the one the key produced",
             KmsError::IncorrectKey(_) => "pass the key that encrypted this ciphertext as --key-id",
-            KmsError::AccessDenied(_) => "grant the caller this action in the key policy (kms put-key-policy)",
+            KmsError::AccessDenied(_) => "grant the caller this action in the key policy (kms put-key-policy); with AWS KMS, check the credentials or role atrest calls as",
             KmsError::InvalidKeyUsage(_) => "use a SYMMETRIC_DEFAULT key with key usage ENCRYPT_DECRYPT",
             KmsError::Validation(_) => "correct the request's parameters",
             KmsError::AlreadyExists(_) => "choose another name or delete the existing one",

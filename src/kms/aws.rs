@@ -1,0 +1,525 @@
+//! AwsKms: the [`Kms`] trait over aws-sdk-kms, for AWS KMS itself or any endpoint that
+//! speaks its protocol (`atrest kms serve`, moto, LocalStack).
+//!
+//! Owns the connection (region, endpoint, credentials from the usual chain, given
+//! explicitly, or from STS AssumeRole with an external id as Atlas assumes the customer's
+//! role), the private tokio runtime that lets synchronous callers use the async SDK, the
+//! bounded retries, and the mapping of every SDK error onto [`KmsError`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::BehaviorVersion;
+use aws_sdk_kms::config::http::HttpResponse;
+use aws_sdk_kms::config::retry::RetryConfig;
+use aws_sdk_kms::config::timeout::TimeoutConfig;
+use aws_sdk_kms::config::{Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::primitives::{Blob, DateTime};
+use aws_sdk_kms::types::DataKeySpec;
+use zeroize::Zeroizing;
+
+use super::{
+    Decrypted, Encrypted, EncryptionContext, GeneratedDataKey, KeyMetadata, KeySpec, KeyState,
+    KeyUsage, Kms, KmsError,
+};
+use crate::clock::Timestamp;
+
+/// Access keys given explicitly instead of the default chain. Never printed.
+pub struct StaticCredentials {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: Zeroizing<String>,
+    /// A session token, for temporary credentials.
+    pub session_token: Option<Zeroizing<String>>,
+}
+
+impl fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The role atrest assumes before calling KMS, as Atlas assumes the customer's role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumeRole {
+    /// `arn:aws:iam::ACCOUNT:role/NAME`.
+    pub role_arn: String,
+    /// The external id the role's trust policy requires.
+    pub external_id: Option<String>,
+    /// Shown in CloudTrail as the assumed-role session.
+    pub session_name: String,
+}
+
+/// Where and as whom AwsKms calls.
+#[derive(Debug)]
+pub struct AwsKmsConfig {
+    /// The KMS region.
+    pub region: String,
+    /// Another endpoint than AWS's (an emulator, a VPC endpoint); also used for STS.
+    pub endpoint: Option<String>,
+    /// `None`: the usual chain (environment, profile, SSO, web identity, container, IMDS).
+    pub credentials: Option<StaticCredentials>,
+    /// Assume this role with the credentials above.
+    pub assume_role: Option<AssumeRole>,
+    /// Attempts per call, the first included; throttling, timeouts and 5xx are retried
+    /// with exponential backoff and jitter.
+    pub max_attempts: u32,
+    /// Time allowed for one attempt.
+    pub attempt_timeout: Duration,
+}
+
+impl AwsKmsConfig {
+    /// AWS KMS in `region`, with the usual credential chain and 4 attempts per call.
+    pub fn new(region: &str) -> Self {
+        AwsKmsConfig {
+            region: region.to_string(),
+            endpoint: None,
+            credentials: None,
+            assume_role: None,
+            max_attempts: 4,
+            attempt_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A KMS client over the AWS SDK. Synchronous: it owns a small runtime of its own, so the
+/// caller needs none (and may be inside another one).
+pub struct AwsKms {
+    client: aws_sdk_kms::Client,
+    runtime: Option<tokio::runtime::Runtime>,
+    description: String,
+}
+
+impl fmt::Debug for AwsKms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AwsKms({})", self.description)
+    }
+}
+
+impl Drop for AwsKms {
+    fn drop(&mut self) {
+        // A runtime dropped inside another runtime's thread panics; this never blocks.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl AwsKms {
+    /// Builds the client and, with [`AssumeRole`], the provider that refreshes the role's
+    /// credentials. Nothing is called yet: a wrong endpoint or key shows on first use.
+    pub fn connect(config: AwsKmsConfig) -> Result<Self, KmsError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("atrest-aws-kms")
+            .enable_all()
+            .build()
+            .map_err(|e| KmsError::Internal(format!("cannot start the AWS SDK runtime: {e}")))?;
+        let description = format!(
+            "region {}, endpoint {}{}",
+            config.region,
+            config.endpoint.as_deref().unwrap_or("AWS"),
+            config
+                .assume_role
+                .as_ref()
+                .map(|r| format!(", role {}", r.role_arn))
+                .unwrap_or_default()
+        );
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = tx.send(sdk_config(config).await);
+        });
+        let sdk = rx
+            .recv()
+            .map_err(|_| KmsError::Internal("the AWS SDK runtime stopped".into()))?;
+        Ok(AwsKms {
+            client: aws_sdk_kms::Client::new(&sdk),
+            runtime: Some(runtime),
+            description,
+        })
+    }
+
+    /// The SDK client underneath, for KMS calls the [`Kms`] trait does not make.
+    pub fn sdk(&self) -> &aws_sdk_kms::Client {
+        &self.client
+    }
+
+    /// Runs an SDK future to completion on the private runtime.
+    pub fn block_on<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, KmsError> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| KmsError::Internal("AwsKms is shut down".into()))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        rx.recv()
+            .map_err(|_| KmsError::Internal("the AWS SDK task stopped".into()))
+    }
+
+    /// CreateKey: a symmetric encryption key with the default policy.
+    pub fn create_key(&self, description: &str) -> Result<KeyMetadata, KmsError> {
+        let call = self.client.create_key().description(description).send();
+        let out = self
+            .block_on(call)?
+            .map_err(|e| map_error(e, "CreateKey"))?;
+        let metadata = out
+            .key_metadata
+            .ok_or_else(|| missing("CreateKey", "KeyMetadata"))?;
+        convert_metadata(metadata)
+    }
+
+    /// DisableKey.
+    pub fn disable_key(&self, key_id: &str) -> Result<(), KmsError> {
+        let call = self.client.disable_key().key_id(key_id).send();
+        self.block_on(call)?.map_err(|e| map_error(e, key_id))?;
+        Ok(())
+    }
+
+    /// ScheduleKeyDeletion after `window_days` (7 to 30).
+    pub fn schedule_key_deletion(&self, key_id: &str, window_days: u32) -> Result<(), KmsError> {
+        let call = self
+            .client
+            .schedule_key_deletion()
+            .key_id(key_id)
+            .pending_window_in_days(window_days as i32)
+            .send();
+        self.block_on(call)?.map_err(|e| map_error(e, key_id))?;
+        Ok(())
+    }
+}
+
+async fn sdk_config(config: AwsKmsConfig) -> aws_config::SdkConfig {
+    let retry = RetryConfig::standard()
+        .with_max_attempts(config.max_attempts.max(1))
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_secs(2));
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(config.attempt_timeout.min(Duration::from_secs(3)))
+        .operation_attempt_timeout(config.attempt_timeout)
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(config.region.clone()))
+        .retry_config(retry)
+        .timeout_config(timeouts);
+    if let Some(endpoint) = &config.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let Some(c) = &config.credentials {
+        loader = loader.credentials_provider(Credentials::new(
+            &c.access_key_id,
+            c.secret_access_key.as_str(),
+            c.session_token.as_ref().map(|t| t.to_string()),
+            None,
+            "atrest",
+        ));
+    }
+    let base = loader.load().await;
+    match config.assume_role {
+        None => base,
+        Some(role) => {
+            let mut provider = AssumeRoleProvider::builder(role.role_arn)
+                .session_name(role.session_name)
+                .configure(&base);
+            if let Some(id) = role.external_id {
+                provider = provider.external_id(id);
+            }
+            let provider = provider.build().await;
+            base.into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build()
+        }
+    }
+}
+
+fn context_map(context: &EncryptionContext) -> Option<HashMap<String, String>> {
+    (!context.is_empty()).then(|| context.clone().into_iter().collect())
+}
+
+fn missing(operation: &str, field: &str) -> KmsError {
+    KmsError::Internal(format!("the KMS answered {operation} without {field}"))
+}
+
+impl Kms for AwsKms {
+    fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError> {
+        let call = self.client.describe_key().key_id(key_id).send();
+        let out = self.block_on(call)?.map_err(|e| map_error(e, key_id))?;
+        convert_metadata(
+            out.key_metadata
+                .ok_or_else(|| missing("DescribeKey", "KeyMetadata"))?,
+        )
+    }
+
+    fn encrypt(
+        &self,
+        key_id: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Encrypted, KmsError> {
+        let call = self
+            .client
+            .encrypt()
+            .key_id(key_id)
+            .plaintext(Blob::new(plaintext))
+            .set_encryption_context(context_map(context))
+            .send();
+        let out = self.block_on(call)?.map_err(|e| map_error(e, key_id))?;
+        Ok(Encrypted {
+            ciphertext_blob: out
+                .ciphertext_blob
+                .ok_or_else(|| missing("Encrypt", "CiphertextBlob"))?
+                .into_inner(),
+            key_arn: out.key_id.unwrap_or_else(|| key_id.to_string()),
+        })
+    }
+
+    fn decrypt(
+        &self,
+        key_id: &str,
+        ciphertext_blob: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Decrypted, KmsError> {
+        let call = self
+            .client
+            .decrypt()
+            .key_id(key_id)
+            .ciphertext_blob(Blob::new(ciphertext_blob))
+            .set_encryption_context(context_map(context))
+            .send();
+        let out = self.block_on(call)?.map_err(|e| map_error(e, key_id))?;
+        let plaintext = Zeroizing::new(
+            out.plaintext
+                .ok_or_else(|| missing("Decrypt", "Plaintext"))?
+                .into_inner(),
+        );
+        Ok(Decrypted {
+            plaintext,
+            key_arn: out.key_id.unwrap_or_else(|| key_id.to_string()),
+        })
+    }
+
+    fn generate_data_key(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<GeneratedDataKey, KmsError> {
+        let call = self
+            .client
+            .generate_data_key()
+            .key_id(key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .set_encryption_context(context_map(context))
+            .send();
+        let out = self.block_on(call)?.map_err(|e| map_error(e, key_id))?;
+        let plaintext = Zeroizing::new(
+            out.plaintext
+                .ok_or_else(|| missing("GenerateDataKey", "Plaintext"))?
+                .into_inner(),
+        );
+        Ok(GeneratedDataKey {
+            plaintext,
+            ciphertext_blob: out
+                .ciphertext_blob
+                .ok_or_else(|| missing("GenerateDataKey", "CiphertextBlob"))?
+                .into_inner(),
+            key_arn: out.key_id.unwrap_or_else(|| key_id.to_string()),
+        })
+    }
+}
+
+/// Maps an SDK error, after its retries, onto atrest's vocabulary. Services answer by
+/// code (some, like moto, only with the code), so the code decides, not the SDK's type.
+fn map_error<E>(error: SdkError<E, HttpResponse>, subject: &str) -> KmsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let detail = error_chain(&error);
+    match &error {
+        SdkError::ServiceError(context) => {
+            let code = context.err().code().unwrap_or("UnknownError");
+            let message = context
+                .err()
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{code} for {subject}"));
+            from_code(code, message, context.raw().status().as_u16())
+        }
+        SdkError::TimeoutError(_) => KmsError::Unavailable(format!(
+            "the KMS did not answer in time for {subject}: {detail}"
+        )),
+        SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
+            KmsError::Unavailable(format!("the KMS cannot be reached for {subject}: {detail}"))
+        }
+        SdkError::ResponseError(_) => KmsError::Unavailable(format!(
+            "the KMS answered {subject} with something that is not an AWS response: {detail}"
+        )),
+        _ => KmsError::AccessDenied(format!(
+            "the call for {subject} could not be signed or sent; check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...) and configuration: {detail}"
+        )),
+    }
+}
+
+/// Each error in the chain, outermost first, without the Debug dump of the last.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+fn from_code(code: &str, message: String, status: u16) -> KmsError {
+    match code {
+        "NotFoundException" => KmsError::NotFound(message),
+        "DisabledException" => KmsError::Disabled(message),
+        "KMSInvalidStateException" => KmsError::InvalidState(message),
+        "InvalidCiphertextException" => KmsError::InvalidCiphertext(message),
+        "IncorrectKeyException" => KmsError::IncorrectKey(message),
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "IncompleteSignature"
+        | "MissingAuthenticationTokenException"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId" => KmsError::AccessDenied(format!("{code}: {message}")),
+        "InvalidKeyUsageException" => KmsError::InvalidKeyUsage(message),
+        "ValidationException"
+        | "InvalidArnException"
+        | "InvalidAliasNameException"
+        | "InvalidGrantTokenException"
+        | "SerializationException" => KmsError::Validation(message),
+        "AlreadyExistsException" => KmsError::AlreadyExists(message),
+        "LimitExceededException" => KmsError::LimitExceeded(message),
+        "UnsupportedOperationException" => KmsError::UnsupportedOperation(message),
+        "MalformedPolicyDocumentException" => KmsError::MalformedPolicyDocument(message),
+        "KMSInternalException" => KmsError::Internal(message),
+        "ThrottlingException"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => KmsError::Throttled(message),
+        "DependencyTimeoutException"
+        | "KeyUnavailableException"
+        | "ServiceUnavailableException"
+        | "InternalFailure" => KmsError::Unavailable(format!("{code}: {message}")),
+        _ if status >= 500 => KmsError::Unavailable(format!("{code} (HTTP {status}): {message}")),
+        _ => KmsError::Internal(format!("{code} (HTTP {status}): {message}")),
+    }
+}
+
+fn timestamp(t: Option<&DateTime>) -> Timestamp {
+    let millis = t.and_then(|t| t.to_millis().ok()).unwrap_or(0);
+    Timestamp::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, KmsError> {
+    let arn = m
+        .arn
+        .clone()
+        .ok_or_else(|| missing("DescribeKey", "KeyMetadata.Arn"))?;
+    let key_state = match m.key_state.as_ref().map(|s| s.as_str()) {
+        Some("Enabled") => KeyState::Enabled,
+        Some("Disabled") => KeyState::Disabled,
+        Some("PendingDeletion") => KeyState::PendingDeletion,
+        other => {
+            return Err(KmsError::InvalidState(format!(
+                "{arn} is in state {}; atrest can use only an Enabled key",
+                other.unwrap_or("(none)")
+            )))
+        }
+    };
+    let spec_name = m
+        .key_spec
+        .as_ref()
+        .map(|s| s.as_str())
+        .unwrap_or("SYMMETRIC_DEFAULT");
+    let key_spec = KeySpec::parse(spec_name).map_err(|_| {
+        KmsError::InvalidKeyUsage(format!(
+            "{arn} has key spec {spec_name}; atrest needs a SYMMETRIC_DEFAULT key"
+        ))
+    })?;
+    let key_usage = match m.key_usage.as_ref() {
+        Some(u) => KeyUsage::parse(u.as_str())?,
+        None => key_spec.default_usage(),
+    };
+    let static_name = |value: Option<&str>, known: &[&'static str], fallback: &'static str| {
+        value
+            .and_then(|v| known.iter().find(|k| **k == v).copied())
+            .unwrap_or(fallback)
+    };
+    Ok(KeyMetadata {
+        account: m.aws_account_id.clone().unwrap_or_default(),
+        region: arn.split(':').nth(3).unwrap_or_default().to_string(),
+        key_id: m.key_id.clone(),
+        creation_date: timestamp(m.creation_date.as_ref()),
+        enabled: m.enabled,
+        description: m.description.clone().unwrap_or_default(),
+        key_usage,
+        key_state,
+        deletion_date: m.deletion_date.as_ref().map(|d| timestamp(Some(d))),
+        key_spec,
+        origin: static_name(
+            m.origin.as_ref().map(|o| o.as_str()),
+            &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"],
+            "AWS_KMS",
+        ),
+        key_manager: static_name(
+            m.key_manager.as_ref().map(|k| k.as_str()),
+            &["AWS", "CUSTOMER"],
+            "CUSTOMER",
+        ),
+        multi_region: m.multi_region.unwrap_or(false),
+        pending_deletion_window_in_days: m
+            .pending_deletion_window_in_days
+            .and_then(|d| u32::try_from(d).ok()),
+        current_key_material_id: m.current_key_material_id.clone(),
+        arn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_the_vocabulary() {
+        let m = || "m".to_string();
+        assert_eq!(
+            from_code("DisabledException", m(), 400).aws_name(),
+            "DisabledException"
+        );
+        assert_eq!(
+            from_code("AccessDeniedException", m(), 400).aws_name(),
+            "AccessDeniedException"
+        );
+        assert!(from_code("ThrottlingException", m(), 400).is_retryable());
+        assert!(from_code("SomethingNew", m(), 503).is_retryable());
+        assert!(!from_code("SomethingNew", m(), 400).is_retryable());
+    }
+
+    #[test]
+    fn credentials_never_print() {
+        let c = StaticCredentials {
+            access_key_id: "AKID".into(),
+            secret_access_key: Zeroizing::new("s3cr3t".into()),
+            session_token: Some(Zeroizing::new("t0k3n".into())),
+        };
+        let shown = format!("{c:?}");
+        assert!(shown.contains("AKID") && !shown.contains("s3cr3t") && !shown.contains("t0k3n"));
+    }
+}

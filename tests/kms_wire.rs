@@ -1,0 +1,568 @@
+//! AwsKms (the AWS SDK for Rust) against `atrest kms serve` (LocalKms over AWS's wire
+//! protocol): the strict behaviour must survive the trip, and a store must work through it.
+//! Everything listens on 127.0.0.1 only.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use atrest::clock::{ManualClock, Timestamp};
+use atrest::kms::wire::{Endpoint, Identities};
+use atrest::kms::{
+    AssumeRole, AwsKms, AwsKmsConfig, EncryptionContext, KeyState, Kms, KmsError, KmsServer,
+    LocalKms, StaticCredentials,
+};
+use atrest::store::{restore_snapshot, LocalDirStorage, RestoreTarget, Store, StoreOptions};
+use aws_sdk_kms::error::ProvideErrorMetadata;
+use common::peers::{venv_program, Served};
+use common::{check_state_table, Op, TableSubject};
+use zeroize::Zeroizing;
+
+const ROOT: &str = "arn:aws:iam::111122223333:root";
+
+fn serve() -> (Arc<LocalKms>, KmsServer) {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
+    let kms = LocalKms::in_memory(clock);
+    let server = KmsServer::start(
+        "127.0.0.1:0",
+        Endpoint::new(kms.clone(), Identities::new(ROOT).unwrap()),
+    )
+    .unwrap();
+    (kms, server)
+}
+
+fn config(url: &str) -> AwsKmsConfig {
+    let mut config = AwsKmsConfig::new("us-east-1");
+    config.endpoint = Some(url.to_string());
+    config.credentials = Some(StaticCredentials {
+        access_key_id: "AKIATESTROOT".into(),
+        secret_access_key: Zeroizing::new("not-checked".into()),
+        session_token: None,
+    });
+    config
+}
+
+fn client(url: &str) -> AwsKms {
+    AwsKms::connect(config(url)).unwrap()
+}
+
+fn ctx() -> EncryptionContext {
+    [("purpose".to_string(), "wire".to_string())].into()
+}
+
+fn outcome<T>(r: Result<T, KmsError>) -> String {
+    r.map_or_else(|e| e.aws_name().to_string(), |_| "ok".to_string())
+}
+
+/// Runs an SDK call on AwsKms's runtime; "ok" or the error code the SDK parsed.
+macro_rules! sdk {
+    ($aws:expr, |$c:ident| $call:expr) => {{
+        let $c = $aws.sdk().clone();
+        let result = $aws
+            .block_on(async move { $call.send().await.map(|_| ()) })
+            .unwrap();
+        match result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.code().unwrap_or("no code").to_string(),
+        }
+    }};
+}
+
+/// Admin calls through the raw SDK, the four store calls through AwsKms's mapping.
+struct Wire {
+    aws: AwsKms,
+    aliases: usize,
+}
+
+impl TableSubject for Wire {
+    fn key_in_state(&mut self, state: KeyState) -> (String, Vec<u8>) {
+        let key = self.aws.create_key("table").unwrap().key_id;
+        let blob = self
+            .aws
+            .encrypt(&key, b"secret", &ctx())
+            .unwrap()
+            .ciphertext_blob;
+        match state {
+            KeyState::Enabled => {}
+            KeyState::Disabled => self.aws.disable_key(&key).unwrap(),
+            KeyState::PendingDeletion => self.aws.schedule_key_deletion(&key, 7).unwrap(),
+        }
+        assert_eq!(self.aws.describe_key(&key).unwrap().key_state, state);
+        (key, blob)
+    }
+
+    fn run(&mut self, op: Op, key: &str, blob: &[u8]) -> String {
+        let aws = &self.aws;
+        let k = key.to_string();
+        self.aliases += 1;
+        let alias = format!("alias/table-{}", self.aliases);
+        use Op::*;
+        match op {
+            Encrypt => outcome(aws.encrypt(key, b"x", &ctx())),
+            Decrypt => outcome(aws.decrypt(key, blob, &ctx())),
+            GenerateDataKey => outcome(aws.generate_data_key(key, &ctx())),
+            DescribeKey => outcome(aws.describe_key(key)),
+            EnableKey => sdk!(aws, |c| c.enable_key().key_id(k)),
+            DisableKey => sdk!(aws, |c| c.disable_key().key_id(k)),
+            ScheduleKeyDeletion => sdk!(aws, |c| c.schedule_key_deletion().key_id(k)),
+            CancelKeyDeletion => sdk!(aws, |c| c.cancel_key_deletion().key_id(k)),
+            EnableKeyRotation => sdk!(aws, |c| c.enable_key_rotation().key_id(k)),
+            DisableKeyRotation => sdk!(aws, |c| c.disable_key_rotation().key_id(k)),
+            RotateKeyOnDemand => sdk!(aws, |c| c.rotate_key_on_demand().key_id(k)),
+            GetKeyRotationStatus => sdk!(aws, |c| c.get_key_rotation_status().key_id(k)),
+            ListKeyRotations => sdk!(aws, |c| c.list_key_rotations().key_id(k)),
+            CreateAlias => sdk!(aws, |c| c.create_alias().alias_name(alias).target_key_id(k)),
+            PutKeyPolicy => {
+                let sdk = aws.sdk().clone();
+                let policy = aws
+                    .block_on(async move { sdk.get_key_policy().key_id(k).send().await })
+                    .unwrap()
+                    .unwrap()
+                    .policy
+                    .unwrap();
+                let k = key.to_string();
+                sdk!(aws, |c| c.put_key_policy().key_id(k).policy(policy))
+            }
+            GetKeyPolicy => sdk!(aws, |c| c.get_key_policy().key_id(k)),
+        }
+    }
+}
+
+#[test]
+fn the_state_table_passes_through_the_wire() {
+    let (_kms, server) = serve();
+    check_state_table(&mut Wire {
+        aws: client(&server.url()),
+        aliases: 0,
+    });
+}
+
+#[test]
+fn decrypt_stays_bound_to_its_key_and_context() {
+    let (_kms, server) = serve();
+    let aws = client(&server.url());
+    let a = aws.create_key("a").unwrap().arn;
+    let b = aws.create_key("b").unwrap().arn;
+    let blob = aws.encrypt(&a, b"secret", &ctx()).unwrap().ciphertext_blob;
+    assert_eq!(
+        &aws.decrypt(&a, &blob, &ctx()).unwrap().plaintext[..],
+        b"secret"
+    );
+    assert!(matches!(
+        aws.decrypt(&b, &blob, &ctx()),
+        Err(KmsError::IncorrectKey(_))
+    ));
+    assert!(matches!(
+        aws.decrypt(&a, &blob, &EncryptionContext::new()),
+        Err(KmsError::InvalidCiphertext(_))
+    ));
+    let mut tampered = blob.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    assert!(matches!(
+        aws.decrypt(&a, &tampered, &ctx()),
+        Err(KmsError::InvalidCiphertext(_))
+    ));
+    assert!(matches!(
+        aws.describe_key("alias/none"),
+        Err(KmsError::NotFound(_))
+    ));
+    let data_key = aws.generate_data_key(&a, &ctx()).unwrap();
+    assert_eq!(data_key.plaintext.len(), 32);
+    assert_eq!(
+        aws.decrypt(&a, &data_key.ciphertext_blob, &ctx())
+            .unwrap()
+            .plaintext,
+        data_key.plaintext
+    );
+}
+
+#[test]
+fn an_assumed_role_is_held_to_the_key_policy() {
+    let (_kms, server) = serve();
+    let admin = client(&server.url());
+    let key = admin.create_key("role test").unwrap().arn;
+    let mut as_role = config(&server.url());
+    as_role.assume_role = Some(AssumeRole {
+        role_arn: "arn:aws:iam::111122223333:role/atlas".into(),
+        external_id: Some("atlas-external-id".into()),
+        session_name: "atrest-test".into(),
+    });
+    let role = AwsKms::connect(as_role).unwrap();
+    // The default policy trusts the account, so the role may use the key...
+    role.encrypt(&key, b"x", &ctx()).unwrap();
+    // ...until the policy denies that role Encrypt (the account's grant stays).
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::111122223333:role/atlas"},
+             "Action": "kms:Encrypt", "Resource": "*"}
+        ]
+    })
+    .to_string();
+    let k = key.clone();
+    let sdk = admin.sdk().clone();
+    admin
+        .block_on(async move { sdk.put_key_policy().key_id(k).policy(policy).send().await })
+        .unwrap()
+        .unwrap();
+    let denied = role.encrypt(&key, b"x", &ctx()).unwrap_err();
+    assert!(matches!(denied, KmsError::AccessDenied(_)), "{denied}");
+    assert!(denied.to_string().contains("role/atlas"), "{denied}");
+    admin.encrypt(&key, b"x", &ctx()).unwrap();
+    role.describe_key(&key).unwrap();
+}
+
+#[test]
+fn a_store_works_end_to_end_through_aws_kms() {
+    let (_kms, server) = serve();
+    let aws: Arc<AwsKms> = Arc::new(client(&server.url()));
+    let cmk = aws.create_key("store cmk").unwrap().arn;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let store = Store::create(&path, aws.clone(), &cmk, StoreOptions::default()).unwrap();
+    store.put("orders", b"k1", b"v1").unwrap();
+    store.rotate_master_key().unwrap();
+    store.put("orders", b"k2", b"v2").unwrap();
+    let storage = LocalDirStorage::new(dir.path().join("snapshots")).unwrap();
+    let snapshot = store.create_snapshot(&storage, &mut |_| {}).unwrap();
+    drop(store);
+    let store = Store::open(&path, aws.clone(), &cmk, StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.get("orders", b"k1").unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+    drop(store);
+    let restored_path = dir.path().join("restored");
+    let restored = restore_snapshot(
+        &storage,
+        &snapshot.id,
+        aws.clone(),
+        RestoreTarget {
+            path: &restored_path,
+            kms: aws.clone(),
+            cmk: &cmk,
+            region: "us-east-1",
+            options: StoreOptions::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        restored.get("orders", b"k2").unwrap().as_deref(),
+        Some(&b"v2"[..])
+    );
+}
+
+/// A stand-in for KMS that answers ThrottlingException to the first `throttles` requests
+/// and a DescribeKey result after; returns its URL and its request count.
+fn throttling_stub(throttles: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut length = 0;
+                let mut line = String::new();
+                let mut started = false;
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    started = true;
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    line.clear();
+                }
+                if !started {
+                    break;
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = if n < throttles {
+                    (
+                        "400 Bad Request",
+                        r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_string(),
+                    )
+                } else {
+                    (
+                        "200 OK",
+                        serde_json::json!({"KeyMetadata": {
+                        "KeyId": "k", "Arn": "arn:aws:kms:us-east-1:111122223333:key/k",
+                        "AWSAccountId": "111122223333", "Enabled": true, "KeyState": "Enabled",
+                        "KeySpec": "SYMMETRIC_DEFAULT", "KeyUsage": "ENCRYPT_DECRYPT",
+                        "CreationDate": 1.7e9}})
+                        .to_string(),
+                    )
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if stream.write_all(response.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn throttling_is_retried_with_backoff_and_a_bound() {
+    let (url, count) = throttling_stub(2);
+    let aws = AwsKms::connect(config(&url)).unwrap();
+    assert!(aws.describe_key("k").is_ok());
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        3,
+        "two throttles, then success"
+    );
+
+    let (url, count) = throttling_stub(usize::MAX);
+    let mut bounded = config(&url);
+    bounded.max_attempts = 3;
+    let err = AwsKms::connect(bounded)
+        .unwrap()
+        .describe_key("k")
+        .unwrap_err();
+    assert!(matches!(err, KmsError::Throttled(_)), "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        3,
+        "gives up after max_attempts"
+    );
+}
+
+#[test]
+fn an_unreachable_kms_is_unavailable_not_a_panic() {
+    let port = common::peers::free_port();
+    let mut dead = config(&format!("http://127.0.0.1:{port}"));
+    dead.max_attempts = 2;
+    dead.attempt_timeout = Duration::from_secs(2);
+    let err = AwsKms::connect(dead)
+        .unwrap()
+        .describe_key("k")
+        .unwrap_err();
+    assert!(matches!(err, KmsError::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains("cannot be reached"), "{err}");
+}
+
+#[test]
+fn aws_kms_needs_no_runtime_from_its_caller_and_works_inside_one() {
+    let (_kms, server) = serve();
+    let aws = client(&server.url());
+    let key = aws.create_key("nested").unwrap().arn;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async { aws.encrypt(&key, b"x", &ctx()).unwrap() });
+    drop(runtime);
+    drop(aws);
+}
+
+fn atrest(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_atrest"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    out
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const CREDENTIALS: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "AKIATESTROOT"),
+    ("AWS_SECRET_ACCESS_KEY", "not-checked"),
+];
+
+#[test]
+fn the_cli_runs_a_project_on_aws_kms_through_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kms_root, project, restored) = (
+        dir.path().join("kms"),
+        dir.path().join("project"),
+        dir.path().join("restored"),
+    );
+    let created = ok(atrest(&kms_root, &[], &["--json", "kms", "create-key"]));
+    let cmk: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let cmk = cmk["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let served = Served::start(&kms_root, &[]);
+    let url = served.url.as_str();
+    ok(atrest(
+        &project,
+        &CREDENTIALS,
+        &["init", "--kms", "aws", "--endpoint", url, "--cmk", &cmk],
+    ));
+    let settings = std::fs::read_to_string(project.join("atrest.json")).unwrap();
+    assert!(settings.contains("\"type\": \"aws\"") && !settings.contains("not-checked"));
+    ok(atrest(&project, &CREDENTIALS, &["put", "db", "k", "v"]));
+    ok(atrest(&project, &CREDENTIALS, &["rotate", "master"]));
+    let snapshot: serde_json::Value = serde_json::from_str(&ok(atrest(
+        &project,
+        &CREDENTIALS,
+        &["--json", "snapshot", "create"],
+    )))
+    .unwrap();
+    let id = snapshot["id"].as_str().unwrap();
+    ok(atrest(
+        &project,
+        &CREDENTIALS,
+        &["put", "db", "k", "changed"],
+    ));
+    ok(atrest(
+        &project,
+        &CREDENTIALS,
+        &[
+            "snapshot",
+            "restore",
+            id,
+            "--to",
+            restored.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        ok(atrest(&restored, &CREDENTIALS, &["get", "db", "k"])).trim(),
+        "v"
+    );
+    assert_eq!(
+        ok(atrest(&project, &CREDENTIALS, &["get", "db", "k"])).trim(),
+        "changed"
+    );
+    // The embedded KMS of an AWS project is not the project's: `atrest kms` says so.
+    let refused = atrest(&project, &CREDENTIALS, &["kms", "list-keys"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("AWS KMS"));
+    // A disabled CMK comes back through the wire as DisabledException, with its hint.
+    ok(atrest(
+        &kms_root,
+        &[],
+        &["kms", "disable-key", "--key-id", &cmk],
+    ));
+    let failed = atrest(&project, &CREDENTIALS, &["put", "db", "k2", "v"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success() && stderr.contains("DisabledException"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_cli_assumes_a_role_with_an_external_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kms_root, project) = (dir.path().join("kms"), dir.path().join("project"));
+    let created = ok(atrest(&kms_root, &[], &["--json", "kms", "create-key"]));
+    let cmk: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let cmk = cmk["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::111122223333:user/nobody"},
+             "Action": "kms:*", "Resource": "*"}
+        ]
+    })
+    .to_string();
+    ok(atrest(
+        &kms_root,
+        &[],
+        &[
+            "kms",
+            "put-key-policy",
+            "--key-id",
+            &cmk,
+            "--policy",
+            &policy,
+        ],
+    ));
+    let served = Served::start(
+        &kms_root,
+        &[
+            "--access-key",
+            "AKIANOBODY=arn:aws:iam::111122223333:user/nobody",
+        ],
+    );
+    let url = served.url.as_str();
+    let role = [
+        "--role-arn",
+        "arn:aws:iam::111122223333:role/atlas",
+        "--external-id",
+        "x1",
+    ];
+    let nobody = [
+        ("AWS_ACCESS_KEY_ID", "AKIANOBODY"),
+        ("AWS_SECRET_ACCESS_KEY", "not-checked"),
+    ];
+    let mut args = vec!["init", "--kms", "aws", "--endpoint", url, "--cmk", &cmk];
+    args.extend(role);
+    ok(atrest(&project, &nobody, &args));
+    ok(atrest(&project, &nobody, &["put", "db", "k", "v"]));
+    assert_eq!(
+        ok(atrest(&project, &nobody, &["get", "db", "k"])).trim(),
+        "v"
+    );
+    // Without the role, the user's own identity is what the policy sees: denied.
+    let direct = dir.path().join("direct");
+    let refused = atrest(
+        &direct,
+        &nobody,
+        &["init", "--kms", "aws", "--endpoint", url, "--cmk", &cmk],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("AccessDenied"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn boto3_sees_the_strict_kms_as_aws_would_show_it() {
+    let python = venv_program("python");
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/boto3_kms.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&served.url)
+        .env("AWS_ACCESS_KEY_ID", "AKIATESTROOT")
+        .env("AWS_SECRET_ACCESS_KEY", "not-checked")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("disabled key refused: DisabledException"),
+        "{stdout}"
+    );
+}
