@@ -1,14 +1,17 @@
-//! `atrest demo`: the key hierarchy end to end, in a fresh temporary root. Every step
-//! that should be refused is checked to be refused, so the demo fails loudly if atrest
-//! ever turns lax.
+//! `atrest demo`: the whole story on the embedded default, in a fresh temporary root:
+//! project, clusters, rotation, snapshots, CMK rotation, a key disabled and re-enabled,
+//! 91 days of emulator time. Every step that should be refused is checked to be refused,
+//! so the demo fails loudly if atrest ever turns lax.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use atrest::clock::days;
-use atrest::control::{InitOptions, Root, DEFAULT_CMK_ALIAS};
+use atrest::control::cluster::Cluster;
+use atrest::control::project::{Backup, ClusterSpec, DEFAULT_OWNER};
+use atrest::control::{Applied, InitOptions, Root, ALERT_NEEDS_ROTATION, DEFAULT_CMK_ALIAS};
 use atrest::kms::{CreateKeyRequest, EncryptionContext};
-use atrest::store::KeyRange;
+use atrest::store::{KeyRange, WriteBatch};
 
 use crate::{CliResult, Failure};
 
@@ -73,33 +76,35 @@ pub fn run(keep: bool) -> CliResult {
 
 fn walk(dir: &Path) -> CliResult {
     let mut root = Root::open(dir)?;
-    step("1. init: an embedded strict KMS, a customer master key, one node store");
+    step("1. init: an embedded strict KMS, a CMK, an Atlas project with encryption at rest, cluster Cluster0");
     let settings = root.init(&InitOptions::default())?;
+    let project = root.project_status()?;
     println!("   CMK {} ({DEFAULT_CMK_ALIAS})", settings.cmk);
+    println!(
+        "   project {}: awsKms enabled={}, valid={}, roleId={}",
+        project.id,
+        project.encryption_at_rest.aws_kms.enabled,
+        project.encryption_at_rest.aws_kms.valid,
+        project
+            .encryption_at_rest
+            .aws_kms
+            .role_id
+            .as_deref()
+            .unwrap_or("-")
+    );
     let kms = root.kms_client(None, None)?;
 
-    step("2. the CMK encrypts under an encryption context, and decrypts only with the same one");
+    step("2. the KMS is strict where other emulators are lax");
     let context: EncryptionContext = [("purpose".to_string(), "demo".to_string())].into();
     let blob = kms
         .encrypt(DEFAULT_CMK_ALIAS, b"a secret", &context)?
         .ciphertext_blob;
-    let plain = kms.decrypt(Some(DEFAULT_CMK_ALIAS), &blob, &context)?;
-    println!(
-        "   {} byte blob decrypts to {:?}",
-        blob.len(),
-        String::from_utf8_lossy(&plain.plaintext)
-    );
     refused(
-        "decrypt with another context",
+        "decrypt with another encryption context",
         kms.decrypt(Some(DEFAULT_CMK_ALIAS), &blob, &EncryptionContext::new()),
         "InvalidCiphertextException",
     )?;
-
-    step("3. strict where other emulators are lax");
-    let scratch = kms.create_key(CreateKeyRequest {
-        description: "scratch".into(),
-        ..Default::default()
-    })?;
+    let scratch = kms.create_key(CreateKeyRequest::default())?;
     refused(
         "decrypt naming the wrong key",
         kms.decrypt(Some(&scratch.key_id), &blob, &context),
@@ -111,152 +116,192 @@ fn walk(dir: &Path) -> CliResult {
         kms.encrypt(&scratch.key_id, b"x", &context),
         "DisabledException",
     )?;
-    kms.enable_key(&scratch.key_id)?;
 
-    step("4. new key material on demand: old ciphertexts still decrypt");
-    kms.rotate_key_on_demand(&settings.cmk)?;
-    let again = kms.decrypt(Some(&settings.cmk), &blob, &context)?;
-    println!(
-        "   material version now {}; the old blob still gives {:?}",
-        kms.describe_key(&settings.cmk)?
-            .current_key_material_id
-            .unwrap_or_default(),
-        String::from_utf8_lossy(&again.plaintext)
-    );
-
-    step("5. deletion: a 7-day window, then the key is gone for good");
-    let date = kms.schedule_key_deletion(&scratch.key_id, Some(7))?;
-    println!("   scratch key pending deletion until {date}");
-    refused(
-        "encrypt with a key pending deletion",
-        kms.encrypt(&scratch.key_id, b"x", &context),
-        "KMSInvalidStateException",
-    )?;
-    root.advance_clock(days(8))?;
-    let kms = root.kms_client(None, None)?;
-    println!(
-        "   emulator clock advanced 8 days to {}",
-        root.clock().now()
-    );
-    refused(
-        "describe the deleted key",
-        kms.describe_key(&scratch.key_id),
-        "NotFoundException",
-    )?;
-
-    step("6. the store: every value sealed under a data key, wrapped by the master key, wrapped by the CMK");
-    let store = root.open_store()?;
-    let marker = "demo-plaintext-marker-7f3a";
-    for (key, value) in [
-        ("order:1", "first"),
-        ("order:2", "second"),
-        ("user:1", "alice"),
+    step("3. Atlas's rules: refused clusters");
+    for (tier, backup, serverless, why) in [
+        ("M5", Backup::Cloud, false, "M10 or larger"),
+        ("M10", Backup::Legacy, false, "Cloud Backups"),
+        ("M10", Backup::Cloud, true, "serverless"),
     ] {
-        store.put(
-            "shop",
-            key.as_bytes(),
-            format!("{value} {marker}").as_bytes(),
+        refused(
+            &format!(
+                "an encrypted {tier} cluster ({backup:?} backups{})",
+                if serverless { ", serverless" } else { "" }
+            ),
+            root.create_cluster(
+                DEFAULT_OWNER,
+                ClusterSpec {
+                    name: "refused".into(),
+                    tier: tier.into(),
+                    nodes: 3,
+                    backup,
+                    serverless,
+                    encrypt: true,
+                },
+            ),
+            why,
         )?;
     }
-    let got = store.get("shop", b"order:2")?.unwrap_or_default();
-    println!("   get shop order:2 -> {:?}", String::from_utf8_lossy(&got));
-    for record in store.scan("shop", KeyRange::Prefix(b"order:".to_vec()))? {
-        let (k, v) = record?;
-        println!(
-            "   scan shop order: -> {} = {:?}",
-            String::from_utf8_lossy(&k),
-            String::from_utf8_lossy(&v)
+
+    step("4. cluster create shop: M10, 3 nodes, encrypted; load data on every node");
+    root.create_cluster(
+        DEFAULT_OWNER,
+        ClusterSpec {
+            name: "shop".into(),
+            tier: "M10".into(),
+            nodes: 3,
+            backup: Backup::Cloud,
+            serverless: false,
+            encrypt: true,
+        },
+    )?;
+    let cluster = root.cluster(Some("shop"))?;
+    let marker = "demo-plaintext-marker-7f3a";
+    let mut batch = WriteBatch::new();
+    for i in 0..1000 {
+        batch.put(
+            "orders",
+            format!("order:{i:04}"),
+            format!("pizza {i} {marker}"),
         );
     }
-    store.flush()?;
+    cluster.write(&batch)?;
+    cluster.flush()?;
     let (searched, found) = files_containing(dir, marker.as_bytes())
         .map_err(|e| format!("demo: search failed: {e}"))?;
     if found > 0 {
         return Err(format!("demo: the plaintext marker is on disk in {found} file(s)").into());
     }
-    println!("   the plaintext marker appears in none of the {searched} files under the root");
-    drop(store);
+    println!("   1000 orders on 3 nodes; the plaintext marker is in none of the {searched} files under the root");
+    let before = read_all(&cluster)?;
 
-    step("7. a disabled CMK shuts the store; enabling it brings the same data back");
-    kms.disable_key(&settings.cmk)?;
-    refused(
-        "open the store under a disabled CMK",
-        root.open_store()
-            .map_err(Failure::from)
-            .map_err(|f| f.message),
-        "DisabledException",
-    )?;
-    kms.enable_key(&settings.cmk)?;
-    let store = root.open_store()?;
-    let back = store.get("shop", b"user:1")?.unwrap_or_default();
-    println!(
-        "   after enable-key: shop user:1 -> {:?}",
-        String::from_utf8_lossy(&back)
-    );
+    step("5. rotate the master key, node by node: data untouched");
+    let sst_before = sst_files(dir)?;
+    drop(cluster);
+    let versions = match root.rotate_master_key(Some("shop"))? {
+        Applied::Done(v) => v,
+        Applied::Queued => return Err("demo: rotation was queued".to_string().into()),
+    };
+    let cluster = root.cluster(Some("shop"))?;
+    let sst_after = sst_files(dir)?;
+    if !sst_before.iter().all(|f| sst_after.contains(f)) || read_all(&cluster)? != before {
+        return Err("demo: master-key rotation rewrote data".to_string().into());
+    }
+    println!("   master keys now at versions {versions:?}; all {} SST files still there, byte-identical; every record the same", sst_before.len());
+    drop(cluster);
 
-    step("8. rotation: master key on demand and every 90 days, CMK by pointing the project at a new key");
-    let version = store.rotate_master_key()?;
-    println!("   master key rotated to version {version}: every data key re-wrapped, no record rewritten");
-    drop(store);
+    step("6. snapshot (under the current CMK), rotate the CMK, snapshot again");
+    let first = root.create_snapshot(Some("shop"), &mut |_| {})?;
+    println!("   snapshot {} under {}", first.id, first.cmk_arn);
+    let old_cmk = settings.cmk.clone();
     let new_cmk = kms.create_key(CreateKeyRequest {
         description: "rotated CMK".into(),
         ..Default::default()
     })?;
     root.set_key(&new_cmk.key_id)?;
-    println!("   project CMK is now {}", new_cmk.arn);
-    kms.disable_key(&settings.cmk)?;
-    let store = root.open_store()?;
-    let back = store.get("shop", b"order:1")?.unwrap_or_default();
     println!(
-        "   old CMK disabled; shop order:1 still reads {:?}",
-        String::from_utf8_lossy(&back)
+        "   project CMK is now {} (every node's master key re-wrapped)",
+        new_cmk.arn
     );
-    drop(store);
-    root.advance_clock(days(91))?;
-    let tick = root.tick()?;
-    match tick.store.and_then(|s| s.master_key_rotated_to) {
-        Some(v) => println!("   91 days later, tick rotated the master key to version {v}"),
-        None => {
-            return Err("demo: the master key was not rotated after 91 days"
-                .to_string()
-                .into())
-        }
-    }
-    step("9. snapshots: encrypted under the CMK current when taken; restore needs that key");
-    let snapshot = root.create_snapshot(&mut |_| {})?;
+    let second = root.create_snapshot(Some("shop"), &mut |_| {})?;
+    println!("   snapshot {} under {}", second.id, second.cmk_arn);
+
+    step("7. disable the old CMK: the cluster keeps working; the old snapshot will not restore");
+    kms.disable_key(&old_cmk)?;
+    root.check()?;
+    let cluster = root.cluster(Some("shop"))?;
     println!(
-        "   snapshot {} ({} bytes) under {}",
-        snapshot.id, snapshot.size, snapshot.cmk_arn
+        "   order:0001 -> {:?}",
+        text(cluster.get("orders", b"order:0001")?)
     );
+    drop(cluster);
     refused(
-        "delete the CMK a snapshot depends on",
-        root.schedule_key_deletion(&kms, &snapshot.cmk_arn, Some(7), false),
+        "restore the snapshot taken under the disabled key",
+        root.restore_snapshot(&first.id, None, Some("shop")),
+        "which is disabled",
+    )?;
+    refused(
+        "delete the old CMK while a snapshot depends on it",
+        root.schedule_key_deletion(&kms, &old_cmk, Some(7), false),
         "still protects data",
     )?;
-    root.open_store()?
-        .put("shop", b"order:3", b"after the snapshot")?;
-    root.restore_snapshot(&snapshot.id, None)?;
-    let store = root.open_store()?;
-    let after = store.get("shop", b"order:3")?;
-    println!(
-        "   restored: order:3 is {}, as at the snapshot; master key now version {}, fresh data keys for new writes",
-        if after.is_none() { "absent" } else { "present" },
-        store.status().master_key_version
-    );
 
-    step("10. the hierarchy");
-    let status = store.status();
-    println!("   CMK         {}", status.cmk_arn);
-    println!(
-        "   master key  version {} of store {} ({}/{})",
-        status.master_key_version, status.store_id, status.cluster, status.node
-    );
-    for db in &status.databases {
-        println!(
-            "   data key    {} of database {:?}, active since {}",
-            db.active_data_key, db.database, db.active_since
-        );
+    step("8. disable the current CMK, then the validity check: the cluster shuts down");
+    kms.disable_key(&new_cmk.key_id)?;
+    println!("   check: {}", crate::describe_check(&root.check()?));
+    refused("read from shop", root.cluster(Some("shop")), "shut down")?;
+    let queued = root.rotate_master_key(Some("shop"))?;
+    println!("   a master-key rotation asked for meanwhile: {queued:?}");
+
+    step("9. enable it again, then check: every node back, nothing lost, the queue applied");
+    kms.enable_key(&new_cmk.key_id)?;
+    println!("   check: {}", crate::describe_check(&root.check()?));
+    let cluster = root.cluster(Some("shop"))?;
+    if read_all(&cluster)? != before {
+        return Err("demo: records changed across the shutdown"
+            .to_string()
+            .into());
+    }
+    println!("   all 1000 orders read back unchanged");
+    drop(cluster);
+
+    step("10. 91 days later: automatic master-key rotation, and the CMK rotation reminder");
+    root.advance_clock(days(91))?;
+    let tick = root.tick()?;
+    if tick.master_keys_rotated.is_empty() {
+        return Err("demo: no master key rotated after 91 days"
+            .to_string()
+            .into());
+    }
+    for (cluster, node, version) in &tick.master_keys_rotated {
+        println!("   {cluster} {node}: master key rotated to version {version}");
+    }
+    let reminder = tick
+        .alerts
+        .iter()
+        .find(|a| a.event_type_name == ALERT_NEEDS_ROTATION)
+        .ok_or_else(|| Failure::from("demo: no rotation reminder after 91 days".to_string()))?;
+    println!("   ALERT {}: {}", reminder.event_type_name, reminder.text);
+
+    step("11. the hierarchy of shop");
+    for node in root.cluster(Some("shop"))?.status()? {
+        if let Some(keys) = node.keys {
+            println!(
+                "   {}  CMK {}  master key v{}  {} database(s)",
+                node.node,
+                keys.cmk_arn,
+                keys.master_key_version,
+                keys.databases.len()
+            );
+        }
     }
     println!("\ndemo finished: every check passed");
     Ok(())
+}
+
+fn text(value: Option<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&value.unwrap_or_default()).into_owned()
+}
+
+fn read_all(cluster: &Cluster) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Failure> {
+    Ok(cluster.scan("orders", KeyRange::All)?)
+}
+
+/// Every SST file under `dir` with its bytes, to show rotation rewrote none.
+fn sst_files(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, Failure> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| format!("demo: {e}"))? {
+            let path = entry.map_err(|e| format!("demo: {e}"))?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "sst") {
+                let bytes = std::fs::read(&path).map_err(|e| format!("demo: {e}"))?;
+                found.push((path, bytes));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }

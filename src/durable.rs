@@ -1,7 +1,7 @@
 //! Files that survive a crash mid-write.
 //!
-//! Owns one primitive: replace a small file atomically (temporary file, fsync, rename,
-//! fsync of the directory), owner-only. A crash leaves the old contents or the new ones.
+//! Owns two primitives: replace a small file atomically (temporary file, fsync, rename,
+//! fsync of the directory), owner-only; and the directory fsync that makes a rename last. A crash leaves the old contents or the new ones.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,6 +26,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    sync_dir(dir)
+}
+
+/// Makes a rename or a new entry in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

@@ -8,9 +8,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use atrest::control::project::{
+    Backup, ClusterSpec, ProjectRole, DEFAULT_CLUSTER, DEFAULT_NODES, DEFAULT_OWNER,
+};
 use atrest::control::{
-    AwsSettings, ControlError, InitOptions, KmsSettings, Retention, Root, RotationSettings,
-    DEFAULT_ACCOUNT, DEFAULT_REGION,
+    AccessRequest, Applied, AwsSettings, CheckOutcome, ControlError, InitOptions, KmsSettings,
+    ProjectStatus, Retention, Root, RotationSettings, DEFAULT_ACCOUNT, DEFAULT_REGION,
 };
 use atrest::kms::wire::{Endpoint, Identities};
 use atrest::kms::{
@@ -47,6 +50,12 @@ struct Cli {
     /// The KMS region to call; default: the root's (us-east-1).
     #[arg(long, env = "ATREST_REGION", global = true)]
     region: Option<String>,
+    /// The cluster data and rotation commands act on.
+    #[arg(long, env = "ATREST_CLUSTER", global = true, default_value = DEFAULT_CLUSTER)]
+    cluster: String,
+    /// The project user making control-plane changes (Project Owner actions need one).
+    #[arg(long, env = "ATREST_USER", global = true, default_value = DEFAULT_OWNER)]
+    user: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,12 +84,16 @@ enum Command {
         /// With --kms aws: an endpoint URL instead of AWS's (atrest kms serve, moto, ...).
         #[arg(long)]
         endpoint: Option<String>,
-        /// With --kms aws: assume this IAM role (STS AssumeRole) before calling KMS.
+        /// The IAM role Atlas assumes to call the KMS (with AWS, through STS AssumeRole);
+        /// default with the embedded KMS: arn:aws:iam::ACCOUNT:role/atlas-kms.
         #[arg(long)]
         role_arn: Option<String>,
         /// With --role-arn: the external id the role's trust policy requires.
         #[arg(long, requires = "role_arn")]
         external_id: Option<String>,
+        /// Nodes of the default cluster, Cluster0.
+        #[arg(long, default_value_t = DEFAULT_NODES)]
+        nodes: u32,
         /// Rotate the master key automatically at this age (days); 0 turns it off.
         #[arg(long, default_value_t = RotationSettings::default().master_key_rotation_days)]
         master_key_rotation_days: u64,
@@ -94,6 +107,14 @@ enum Command {
     /// Rotate keys below the CMK now.
     #[command(subcommand)]
     Rotate(RotateCommand),
+    /// Clusters: N nodes each, every node its own store and master key.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Run the validity check now (Atlas's "Try Again"): DescribeKey, Encrypt, Decrypt as
+    /// the project's role; shuts the encrypted clusters down or brings them back.
+    Check,
+    /// The project's alerts, oldest first.
+    Alerts,
     /// The project's settings.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -194,7 +215,121 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum ClusterCommand {
+    /// A new cluster.
+    Create {
+        name: String,
+        /// Atlas's instance size; encryption at rest needs M10 or larger.
+        #[arg(long, default_value = "M10")]
+        tier: String,
+        /// Nodes (replica set members).
+        #[arg(long, default_value_t = DEFAULT_NODES)]
+        nodes: u32,
+        #[arg(long, value_enum, default_value = "cloud")]
+        backup: BackupArg,
+        /// A serverless instance (no customer key management).
+        #[arg(long)]
+        serverless: bool,
+        /// Encryption at rest with the project's CMK.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Turn encryption at rest on: every node rewritten, node by node (Project Owner).
+    EnableEncryption { name: String },
+    /// Turn it off: every node rewritten in the clear, node by node (Project Owner).
+    DisableEncryption { name: String },
+    /// Each node's store and key hierarchy.
+    Status { name: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum EncryptionCommand {
+    /// Configure the project's encryption at rest with CMK, reached through an authorized
+    /// IAM role (or legacy credentials); checked as Atlas checks it (Project Owner).
+    Enable {
+        /// Key id, alias or ARN (another account's key: the full ARN).
+        #[arg(long)]
+        cmk: String,
+        /// An authorized role's id (`project authorize-role`).
+        #[arg(long)]
+        role_id: Option<String>,
+        /// Legacy credentials instead of a role; not possible after a role was used.
+        #[arg(long)]
+        access_key_id: Option<String>,
+        #[arg(long, env = "ATREST_SECRET_ACCESS_KEY", hide_env_values = true)]
+        secret_access_key: Option<String>,
+        #[arg(long)]
+        require_private_networking: bool,
+    },
+    /// Turn the project's encryption at rest off; refused while a cluster uses it.
+    Disable,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackupArg {
+    /// Cloud Backups (snapshots).
+    Cloud,
+    /// Legacy backups: refused with encryption at rest.
+    Legacy,
+    /// No backups.
+    None,
+}
+
+impl From<BackupArg> for Backup {
+    fn from(backup: BackupArg) -> Self {
+        match backup {
+            BackupArg::Cloud => Backup::Cloud,
+            BackupArg::Legacy => Backup::Legacy,
+            BackupArg::None => Backup::None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    /// Project Owner.
+    Owner,
+    /// Project Cluster Manager.
+    ClusterManager,
+}
+
+impl From<RoleArg> for ProjectRole {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Owner => ProjectRole::Owner,
+            RoleArg::ClusterManager => ProjectRole::ClusterManager,
+        }
+    }
+}
+
+#[derive(Subcommand)]
 enum ProjectCommand {
+    /// The project in Atlas's shape: users, IAM roles, encryptionAtRest.awsKms, clusters.
+    Status,
+    /// Add a user with a role (Project Owner).
+    AddUser {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Authorize an IAM role for Atlas to assume (Project Owner); prints its role id.
+    AuthorizeRole {
+        #[arg(long)]
+        iam_role_arn: String,
+        /// The external id its trust policy requires; generated when absent.
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Configure or turn off the project's encryption at rest.
+    #[command(subcommand)]
+    Encryption(EncryptionCommand),
+    /// How often `tick` runs the validity check, and when the rotation reminder fires.
+    Schedules {
+        #[arg(long)]
+        check_interval_minutes: Option<u64>,
+        #[arg(long)]
+        rotation_reminder_days: Option<u64>,
+    },
     /// Rotate the CMK: point the project at KEY and re-wrap the master key under it.
     SetKey {
         /// Key id, alias or ARN.
@@ -413,22 +548,17 @@ fn run(cli: Cli) -> CliResult {
             endpoint,
             role_arn,
             external_id,
+            nodes,
             master_key_rotation_days,
             data_key_max_uses,
             data_key_max_age_days,
         } => {
             let kms = match kms {
-                KmsKind::Local if endpoint.is_some() || role_arn.is_some() => {
-                    return Err("--endpoint and --role-arn need --kms aws"
-                        .to_string()
-                        .into())
+                KmsKind::Local if endpoint.is_some() => {
+                    return Err("--endpoint needs --kms aws".to_string().into())
                 }
                 KmsKind::Local => KmsSettings::Local,
-                KmsKind::Aws => KmsSettings::Aws(AwsSettings {
-                    endpoint,
-                    role_arn,
-                    external_id,
-                }),
+                KmsKind::Aws => KmsSettings::Aws(AwsSettings { endpoint }),
             };
             let root = Root::open(&cli.root)?;
             let options = InitOptions {
@@ -441,18 +571,21 @@ fn run(cli: Cli) -> CliResult {
                 },
                 kms,
                 cmk,
+                role: role_arn.map(|arn| (arn, external_id)),
+                nodes,
             };
             let settings = root.init(&options)?;
             out.print(&settings, || {
                 format!(
-                    "initialised {}\nCMK: {} ({} KMS)",
+                    "initialised {}\nCMK: {} ({} KMS)\nproject {} with encryption at rest; cluster {DEFAULT_CLUSTER} (M10, {nodes} nodes, encrypted)",
                     root.dir().display(),
                     settings.cmk,
                     if settings.kms == KmsSettings::Local {
                         "embedded"
                     } else {
                         "AWS"
-                    }
+                    },
+                    settings.project.id,
                 )
             });
             Ok(())
@@ -462,7 +595,9 @@ fn run(cli: Cli) -> CliResult {
             let client = root.kms_client(cli.caller.as_deref(), cli.region.as_deref())?;
             kms_command(&root, &client, command, out)
         }
-        Command::Snapshot(command) => snapshot_command(&Root::open(&cli.root)?, command, out),
+        Command::Snapshot(command) => {
+            snapshot_command(&Root::open(&cli.root)?, &cli.cluster, command, out)
+        }
         Command::Keys(KeysCommand::Usage { key }) => {
             let usage = Root::open(&cli.root)?.key_usage(&key)?;
             out.print(&usage, || {
@@ -485,14 +620,12 @@ fn run(cli: Cli) -> CliResult {
             });
             Ok(())
         }
-        Command::Put { db, key, value } => {
-            Ok(Root::open(&cli.root)?
-                .open_store()?
-                .put(&db, key.as_bytes(), value.as_bytes())?)
-        }
+        Command::Put { db, key, value } => Ok(Root::open(&cli.root)?
+            .cluster(Some(&cli.cluster))?
+            .put(&db, key.as_bytes(), value.as_bytes())?),
         Command::Get { db, key } => {
             let value = Root::open(&cli.root)?
-                .open_store()?
+                .cluster(Some(&cli.cluster))?
                 .get(&db, key.as_bytes())?;
             match value {
                 Some(v) => {
@@ -506,15 +639,14 @@ fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Delete { db, key } => Ok(Root::open(&cli.root)?
-            .open_store()?
+            .cluster(Some(&cli.cluster))?
             .delete(&db, key.as_bytes())?),
         Command::Scan { db, prefix } => {
-            let store = Root::open(&cli.root)?.open_store()?;
+            let cluster = Root::open(&cli.root)?.cluster(Some(&cli.cluster))?;
             let range = prefix.map_or(KeyRange::All, |p| KeyRange::Prefix(p.into_bytes()));
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            for record in store.scan(&db, range)? {
-                let (k, v) = record?;
+            for (k, v) in cluster.scan(&db, range)? {
                 let (k, v) = (String::from_utf8_lossy(&k), String::from_utf8_lossy(&v));
                 let line = if out.json {
                     json!({ "key": k, "value": v }).to_string()
@@ -531,8 +663,15 @@ fn run(cli: Cli) -> CliResult {
             db,
             count,
             value_size,
-        } => load(&Root::open(&cli.root)?, &db, count, value_size, out),
-        Command::Status => status(&Root::open(&cli.root)?, out),
+        } => load(
+            &Root::open(&cli.root)?,
+            &cli.cluster,
+            &db,
+            count,
+            value_size,
+            out,
+        ),
+        Command::Status => status(&Root::open(&cli.root)?, &cli.cluster, out),
         Command::Bench {
             value_size,
             count,
@@ -566,40 +705,141 @@ fn run(cli: Cli) -> CliResult {
                     "KMS: applied {} due event(s) (deletions, material rotations)",
                     report.kms_events
                 )];
-                if let Some(store) = &report.store {
-                    lines.push(match store.master_key_rotated_to {
-                        Some(v) => format!("store: master key rotated to version {v}"),
-                        None => "store: master key not due".into(),
-                    });
-                    for db in &store.data_keys_rolled {
-                        lines.push(format!(
-                            "store: database {db:?} rolled over to a new data key"
-                        ));
-                    }
+                if let Some(check) = &report.check {
+                    lines.push(format!("validity check: {}", describe_check(check)));
+                }
+                for (cluster, node, v) in &report.master_keys_rotated {
+                    lines.push(format!(
+                        "{cluster} {node}: master key rotated to version {v}"
+                    ));
+                }
+                for (cluster, node, db) in &report.data_keys_rolled {
+                    lines.push(format!(
+                        "{cluster} {node}: database {db:?} rolled over to a new data key"
+                    ));
+                }
+                for alert in &report.alerts {
+                    lines.push(format!("ALERT {}: {}", alert.event_type_name, alert.text));
+                }
+                for id in &report.snapshots_deleted {
+                    lines.push(format!("retention: deleted snapshot {id}"));
                 }
                 lines.join("\n")
             });
             Ok(())
         }
         Command::Rotate(RotateCommand::Master) => {
-            let version = Root::open(&cli.root)?.open_store()?.rotate_master_key()?;
-            out.print(&json!({ "master_key_version": version }), || {
-                format!("master key rotated to version {version}; no record was rewritten")
+            let applied = Root::open(&cli.root)?.rotate_master_key(Some(&cli.cluster))?;
+            out.print(&applied, || match &applied {
+                Applied::Done(versions) => format!(
+                    "{}: master keys rotated node by node to versions {versions:?}; no record was rewritten",
+                    cli.cluster
+                ),
+                Applied::Queued => QUEUED.to_string(),
             });
             Ok(())
         }
         Command::Rotate(RotateCommand::DataKey { db }) => {
-            let id = Root::open(&cli.root)?.open_store()?.roll_data_key(&db)?;
-            out.print(&json!({ "database": db, "active_data_key": id }), || {
-                format!("database {db:?} now writes with data key {id}")
+            let ids = Root::open(&cli.root)?
+                .cluster(Some(&cli.cluster))?
+                .each_store(|store| store.roll_data_key(&db))?;
+            out.print(&json!({ "database": db, "active_data_keys": ids }), || {
+                format!("database {db:?} now writes with data keys {ids:?} (one per node)")
             });
+            Ok(())
+        }
+        Command::Check => {
+            let outcome = Root::open(&cli.root)?.check()?;
+            out.print(&outcome, || describe_check(&outcome));
+            Ok(())
+        }
+        Command::Alerts => {
+            let alerts = Root::open(&cli.root)?.alerts()?;
+            out.print(&alerts, || {
+                if alerts.is_empty() {
+                    return "no alerts".into();
+                }
+                alerts
+                    .iter()
+                    .map(|a| format!("{}  {}  {}", a.created, a.event_type_name, a.text))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Command::Cluster(command) => {
+            cluster_command(&Root::open(&cli.root)?, &cli.user, command, out)
+        }
+        Command::Project(ProjectCommand::Status) => {
+            let status = Root::open(&cli.root)?.project_status()?;
+            out.print(&status, || project_text(&status));
+            Ok(())
+        }
+        Command::Project(ProjectCommand::AddUser { name, role }) => {
+            Root::open(&cli.root)?.add_user(&cli.user, &name, role.into())?;
+            out.print(&json!({ "username": name }), || format!("added {name}"));
+            Ok(())
+        }
+        Command::Project(ProjectCommand::AuthorizeRole {
+            iam_role_arn,
+            external_id,
+        }) => {
+            let role =
+                Root::open(&cli.root)?.authorize_role(&cli.user, &iam_role_arn, external_id)?;
+            out.print(&role, || {
+                format!(
+                    "authorized {} as role id {} (external id {})",
+                    role.iam_assumed_role_arn, role.role_id, role.atlas_assumed_role_external_id
+                )
+            });
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Encryption(EncryptionCommand::Enable {
+            cmk,
+            role_id,
+            access_key_id,
+            secret_access_key,
+            require_private_networking,
+        })) => {
+            let access = match (role_id, access_key_id, secret_access_key) {
+                (Some(role), None, None) => AccessRequest::Role(role),
+                (None, Some(id), secret) => AccessRequest::Credentials {
+                    access_key_id: id,
+                    secret_access_key: zeroize::Zeroizing::new(secret.unwrap_or_default()),
+                },
+                _ => {
+                    return Err(
+                        "give --role-id, or --access-key-id with --secret-access-key"
+                            .to_string()
+                            .into(),
+                    )
+                }
+            };
+            let root = Root::open(&cli.root)?;
+            root.configure_encryption(&cli.user, &cmk, access, require_private_networking)?;
+            let status = root.project_status()?;
+            out.print(&status.encryption_at_rest, || project_text(&status));
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Encryption(EncryptionCommand::Disable)) => {
+            Root::open(&cli.root)?.disable_project_encryption(&cli.user)?;
+            out.print(&json!({ "enabled": false }), || {
+                "the project's encryption at rest is disabled".into()
+            });
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Schedules {
+            check_interval_minutes,
+            rotation_reminder_days,
+        }) => {
+            Root::open(&cli.root)?.set_schedules(check_interval_minutes, rotation_reminder_days)?;
             Ok(())
         }
         Command::Project(ProjectCommand::SetKey { key }) => {
             let settings = Root::open(&cli.root)?.set_key(&key)?;
             out.print(&settings, || {
                 format!(
-                    "the project's CMK is now {}; the master key is re-wrapped under it",
+                    "the project's CMK is now {}; every node's master key is re-wrapped under it",
                     settings.cmk
                 )
             });
@@ -864,7 +1104,12 @@ fn kms_command(
     Ok(())
 }
 
-fn snapshot_command(root: &Root, command: SnapshotCommand, out: Output) -> CliResult {
+fn snapshot_command(
+    root: &Root,
+    cluster: &str,
+    command: SnapshotCommand,
+    out: Output,
+) -> CliResult {
     match command {
         SnapshotCommand::Create => {
             let bar = progress_bar(0, out);
@@ -874,7 +1119,7 @@ fn snapshot_command(root: &Root, command: SnapshotCommand, out: Output) -> CliRe
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
-            let info = root.create_snapshot(&mut |done| bar.set_position(done))?;
+            let info = root.create_snapshot(Some(cluster), &mut |done| bar.set_position(done))?;
             bar.finish_and_clear();
             out.print(&info, || {
                 format!(
@@ -913,9 +1158,9 @@ fn snapshot_command(root: &Root, command: SnapshotCommand, out: Output) -> CliRe
             });
         }
         SnapshotCommand::Restore { id, to } => {
-            let info = root.restore_snapshot(&id, to.as_deref())?;
+            let info = root.restore_snapshot(&id, to.as_deref(), Some(cluster))?;
             let target = to.unwrap_or_else(|| root.dir().to_path_buf());
-            out.print(&info, || format!("restored snapshot {} into {}; its master key is now under the target's CMK and every database writes with a fresh data key", info.id, target.display()));
+            out.print(&info, || format!("restored snapshot {} into every node of {cluster} in {}; each node's master key is new, under the target's CMK, and every database writes with a fresh data key", info.id, target.display()));
         }
     }
     Ok(())
@@ -982,9 +1227,16 @@ fn progress_bar(len: u64, out: Output) -> indicatif::ProgressBar {
     bar
 }
 
-fn load(root: &Root, db: &str, count: u64, value_size: usize, out: Output) -> CliResult {
+fn load(
+    root: &Root,
+    cluster: &str,
+    db: &str,
+    count: u64,
+    value_size: usize,
+    out: Output,
+) -> CliResult {
     use rand::RngCore;
-    let store = root.open_store()?;
+    let store = root.cluster(Some(cluster))?;
     let bar = progress_bar(count, out);
     let started = std::time::Instant::now();
     let mut value = vec![0u8; value_size];
@@ -1009,35 +1261,174 @@ fn load(root: &Root, db: &str, count: u64, value_size: usize, out: Output) -> Cl
     Ok(())
 }
 
-fn status(root: &Root, out: Output) -> CliResult {
-    let store = root.open_store()?;
-    let status = store.status();
+fn status(root: &Root, cluster: &str, out: Output) -> CliResult {
+    let nodes = root.cluster(Some(cluster))?.status()?;
     let settings = root.settings()?;
     let rotation = settings.as_ref().and_then(|s| s.cmk_rotation.clone());
-    let cmk = root.kms()?.describe_key(&status.cmk_arn)?;
-    out.print(&json!({ "store": status, "cmk": cmk, "cmk_rotation": rotation }), || {
-        let mut lines = vec![
-            format!("store       {}  (cluster {}, node {})", status.store_id, status.cluster, status.node),
-            format!("CMK         {}  [{}]", status.cmk_arn, cmk.key_state),
-        ];
+    let cmk = match settings.as_ref() {
+        Some(s) if nodes.iter().any(|n| n.encrypted) => Some(root.kms()?.describe_key(&s.cmk)?),
+        _ => None,
+    };
+    out.print(&json!({ "cluster": cluster, "nodes": nodes, "cmk": cmk, "cmk_rotation": rotation }), || {
+        let mut lines = vec![format!("cluster     {cluster}, {} node(s)", nodes.len())];
+        if let Some(cmk) = &cmk {
+            lines.push(format!("CMK         {}  [{}]", cmk.arn, cmk.key_state));
+        }
         if let Some(r) = &rotation {
             lines.push(format!(
                 "            CMK rotation in progress since {} from {} to {}: keep both keys enabled; `atrest project set-key --key {}` finishes it",
                 r.started, r.from, r.to, r.to
             ));
         }
-        let next = status.master_key_next_rotation.map_or("automatic rotation off".to_string(), |t| format!("next rotation due {t}"));
-        lines.push(format!("master key  version {}, created {}, {next}", status.master_key_version, status.master_key_created));
-        if status.databases.is_empty() {
-            lines.push("databases   none yet".into());
-        }
-        for db in &status.databases {
-            lines.push(format!(
-                "database    {:<16} data key {} active since {} ({} days, {} uses); {} key(s), oldest from {}",
-                db.database, db.active_data_key, db.active_since, db.active_age_days, db.active_uses, db.data_keys, db.oldest_data_key_created
-            ));
+        for node in &nodes {
+            let Some(status) = &node.keys else {
+                lines.push(format!("{:<11} not encrypted ({})", node.node, node.path.display()));
+                continue;
+            };
+            let next = status.master_key_next_rotation.map_or("automatic rotation off".to_string(), |t| format!("next rotation due {t}"));
+            lines.push(format!("{:<11} store {}, master key version {}, created {}, {next}", node.node, status.store_id, status.master_key_version, status.master_key_created));
+            for db in &status.databases {
+                lines.push(format!(
+                    "            database {:<16} data key {} active since {} ({} days, {} uses); {} key(s), oldest from {}",
+                    db.database, db.active_data_key, db.active_since, db.active_age_days, db.active_uses, db.data_keys, db.oldest_data_key_created
+                ));
+            }
         }
         lines.join("\n")
+    });
+    Ok(())
+}
+
+const QUEUED: &str = "queued: the project's encrypted clusters are shut down (key invalid); the change is applied by the next good validity check (`atrest check`)";
+
+pub(crate) fn describe_check(outcome: &CheckOutcome) -> String {
+    match outcome {
+        CheckOutcome::NotConfigured => "encryption at rest is not configured; nothing to check".into(),
+        CheckOutcome::Valid { restored, applied } if restored.is_empty() => {
+            format!("valid: DescribeKey, Encrypt and Decrypt succeeded ({applied} queued change(s) applied)")
+        }
+        CheckOutcome::Valid { restored, applied } => format!(
+            "valid again: clusters {restored:?} are back (every node's master key unwrapped again); {applied} queued change(s) applied"
+        ),
+        CheckOutcome::Invalid { reason, shut_down } => {
+            format!("INVALID: {reason}; clusters {shut_down:?} are shut down, nothing is lost")
+        }
+        CheckOutcome::Unreachable { reason } => {
+            format!("KMS unreachable: {reason}; alert raised, nothing shut down")
+        }
+    }
+}
+
+fn project_text(status: &ProjectStatus) -> String {
+    let kms = &status.encryption_at_rest.aws_kms;
+    let mut lines = vec![
+        format!(
+            "project     {} ({}), region {}, owner {}",
+            status.name, status.id, status.region, status.owner
+        ),
+        format!(
+            "encryption  enabled {}, valid {}, CMK {}, {}",
+            kms.enabled,
+            kms.valid,
+            kms.customer_master_key_id,
+            match (&kms.role_id, &kms.access_key_id) {
+                (Some(role), _) => format!("role {role}"),
+                (_, Some(key)) => format!("credentials {key}"),
+                _ => "no access configured".into(),
+            }
+        ),
+    ];
+    for user in &status.users {
+        lines.push(format!(
+            "user        {} ({})",
+            user.username,
+            user.role.atlas_name()
+        ));
+    }
+    for role in &status.cloud_provider_access_roles {
+        lines.push(format!(
+            "IAM role    {} {} (external id {})",
+            role.role_id, role.iam_assumed_role_arn, role.atlas_assumed_role_external_id
+        ));
+    }
+    for c in &status.clusters {
+        lines.push(format!(
+            "cluster     {} {} {} node(s), backup {:?}{}, {}",
+            c.spec.name,
+            c.spec.tier,
+            c.spec.nodes,
+            c.spec.backup,
+            if c.spec.serverless {
+                ", serverless"
+            } else {
+                ""
+            },
+            if c.spec.encrypt {
+                "encrypted"
+            } else {
+                "not encrypted"
+            }
+        ));
+    }
+    if let Some(reason) = &status.shut_down {
+        lines.push(format!("SHUT DOWN   {reason}"));
+    }
+    for change in &status.queued_changes {
+        lines.push(format!("queued      {change:?}"));
+    }
+    lines.join("\n")
+}
+
+fn cluster_command(root: &Root, user: &str, command: ClusterCommand, out: Output) -> CliResult {
+    match command {
+        ClusterCommand::Create {
+            name,
+            tier,
+            nodes,
+            backup,
+            serverless,
+            encrypt,
+        } => {
+            let spec = ClusterSpec {
+                name: name.clone(),
+                tier,
+                nodes,
+                backup: backup.into(),
+                serverless,
+                encrypt,
+            };
+            let applied = root.create_cluster(user, spec)?;
+            out.print(&applied, || match applied {
+                Applied::Done(()) => format!("created cluster {name} ({nodes} node(s))"),
+                Applied::Queued => QUEUED.to_string(),
+            });
+        }
+        ClusterCommand::EnableEncryption { name } => rewrite(root, user, &name, true, out)?,
+        ClusterCommand::DisableEncryption { name } => rewrite(root, user, &name, false, out)?,
+        ClusterCommand::Status { name } => {
+            status(root, &name.unwrap_or_else(|| DEFAULT_CLUSTER.into()), out)?
+        }
+    }
+    Ok(())
+}
+
+fn rewrite(root: &Root, user: &str, name: &str, encrypt: bool, out: Output) -> CliResult {
+    let bar = progress_bar(0, out);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {pos} records")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let applied = root.set_cluster_encryption(user, name, encrypt, &mut |node, records| {
+        bar.set_message(format!("rewriting node-{node}"));
+        bar.set_position(records);
+    })?;
+    bar.finish_and_clear();
+    let what = if encrypt { "encrypted" } else { "decrypted" };
+    out.print(&applied, || match applied {
+        Applied::Done(()) => {
+            format!("cluster {name}: every node rewritten ({what}), node by node; nothing lost")
+        }
+        Applied::Queued => QUEUED.to_string(),
     });
     Ok(())
 }

@@ -278,11 +278,15 @@ fn store_commands_and_the_cmk_hold_over_them() {
     )
     .contains("loaded 2500 records"));
     let status = json(root, &["status"]);
-    assert_eq!(status["store"]["cmk_arn"], cmk.as_str());
-    assert_eq!(status["store"]["master_key_version"], 1);
-    assert_eq!(status["store"]["databases"].as_array().unwrap().len(), 2);
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "Cluster0 has Atlas's three nodes");
+    for node in nodes {
+        assert_eq!(node["keys"]["cmk_arn"], cmk.as_str());
+        assert_eq!(node["keys"]["master_key_version"], 1);
+        assert_eq!(node["keys"]["databases"].as_array().unwrap().len(), 2);
+    }
     assert_eq!(status["cmk"]["KeyState"], "Enabled");
-    assert!(ok(root, &["status"]).contains("master key  version 1"));
+    assert!(ok(root, &["status"]).contains("master key version 1"));
 
     ok(root, &["kms", "disable-key", "--key-id", &cmk]);
     let stderr = fails(root, &["get", "shop", "user:1"], "DisabledException");
@@ -315,8 +319,8 @@ fn rotation_commands_from_the_cli() {
         .unwrap()
         .to_string();
     ok(root, &["put", "shop", "k", "v"]);
-    assert!(ok(root, &["rotate", "master"]).contains("version 2"));
-    assert!(ok(root, &["status"]).contains("master key  version 2"));
+    assert!(ok(root, &["rotate", "master"]).contains("versions [2, 2, 2]"));
+    assert!(ok(root, &["status"]).contains("master key version 2"));
     let new_cmk = json(root, &["kms", "create-key"])["KeyMetadata"]["Arn"]
         .as_str()
         .unwrap()
@@ -324,15 +328,23 @@ fn rotation_commands_from_the_cli() {
     let settings = json(root, &["project", "set-key", "--key", &new_cmk]);
     assert_eq!(settings["cmk"], new_cmk.as_str());
     let status = json(root, &["status"]);
-    assert_eq!(status["store"]["cmk_arn"], new_cmk.as_str());
+    assert_eq!(status["nodes"][2]["keys"]["cmk_arn"], new_cmk.as_str());
     assert_eq!(status["cmk_rotation"], Value::Null);
     ok(root, &["kms", "disable-key", "--key-id", &old_cmk]);
     assert_eq!(ok(root, &["get", "shop", "k"]).trim(), "v");
     ok(root, &["clock", "advance", "91d"]);
-    assert!(ok(root, &["tick"]).contains("master key rotated to version 3"));
-    assert!(ok(root, &["tick"]).contains("not due"));
+    let tick = ok(root, &["tick"]);
+    assert!(
+        tick.contains("node-2: master key rotated to version 3"),
+        "{tick}"
+    );
+    assert!(
+        tick.contains("AWS_ENCRYPTION_KEY_NEEDS_ROTATION"),
+        "91 days after set-key: {tick}"
+    );
+    assert!(!ok(root, &["tick"]).contains("master key rotated"));
     let rolled = json(root, &["rotate", "data-key", "shop"]);
-    assert_eq!(rolled["active_data_key"], 2);
+    assert_eq!(rolled["active_data_keys"], serde_json::json!([2, 2, 2]));
     assert_eq!(ok(root, &["get", "shop", "k"]).trim(), "v");
 }
 
@@ -374,8 +386,8 @@ fn an_interrupted_init_says_what_to_remove() {
     ok(root, &["init"]);
     std::fs::remove_file(root.join("atrest.json")).unwrap();
     let stderr = fails(root, &["init"], "interrupted");
-    assert!(stderr.contains("store"), "{stderr}");
-    std::fs::remove_dir_all(root.join("store")).unwrap();
+    assert!(stderr.contains("clusters"), "{stderr}");
+    std::fs::remove_dir_all(root.join("clusters")).unwrap();
     ok(root, &["init"]);
     ok(root, &["put", "db", "k", "v"]);
 }

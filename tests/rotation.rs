@@ -355,7 +355,7 @@ fn an_interrupted_cmk_rotation_shows_and_finishes_on_retry() {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::open(dir.path()).unwrap();
     let settings = root.init(&InitOptions::default()).unwrap();
-    root.open_store()
+    root.cluster(None)
         .unwrap()
         .put("db", &0u32.to_be_bytes(), &value(0))
         .unwrap();
@@ -370,12 +370,35 @@ fn an_interrupted_cmk_rotation_shows_and_finishes_on_retry() {
             ..Default::default()
         })
         .unwrap();
-    // The new key cannot decrypt: the rotation stops before touching the node.
+    // A key the project's role cannot decrypt with is refused before anything changes,
+    // naming the missing permission.
     let err = root.set_key(&b.key_id).unwrap_err();
     assert!(
-        matches!(err.kms_error(), Some(KmsError::AccessDenied(_))),
+        matches!(
+            &err,
+            ControlError::MissingPermission {
+                action: "kms:Decrypt",
+                ..
+            }
+        ),
         "{err}"
     );
+    assert_eq!(root.settings().unwrap().unwrap().cmk_rotation, None);
+    kms.put_key_policy(
+        &b.key_id,
+        &atrest::kms::KeyPolicy::default_for("111122223333").to_json(),
+    )
+    .unwrap();
+    // A node held open elsewhere stops the rotation after it was recorded.
+    let node0 = root.cluster(None).unwrap().node_paths()[0].clone();
+    let holder = Store::open(
+        &node0,
+        Arc::new(kms.clone()),
+        &settings.cmk,
+        StoreOptions::default(),
+    )
+    .unwrap();
+    assert!(root.set_key(&b.key_id).is_err());
     let pending = root.settings().unwrap().unwrap();
     assert_eq!(pending.cmk, settings.cmk);
     let rotation = pending
@@ -385,24 +408,32 @@ fn an_interrupted_cmk_rotation_shows_and_finishes_on_retry() {
         (rotation.from.as_str(), rotation.to.as_str()),
         (settings.cmk.as_str(), b.arn.as_str())
     );
-    check_all(&root.open_store().unwrap(), "db", 1);
+    drop(holder);
+    check_all_cluster(&root.cluster(None).unwrap(), "db", 1);
     // Another key cannot be started meanwhile.
     let c = kms.create_key(CreateKeyRequest::default()).unwrap();
     assert!(matches!(
         root.set_key(&c.key_id),
         Err(ControlError::RotationInProgress { .. })
     ));
-    // Fixed, the same command finishes the rotation; the old key is then free.
-    kms.put_key_policy(
-        &b.key_id,
-        &atrest::kms::KeyPolicy::default_for("111122223333").to_json(),
-    )
-    .unwrap();
+    // The same command finishes the rotation; the old key is then free.
     let done = root.set_key(&b.arn).unwrap();
     assert_eq!(done.cmk, b.arn);
     assert_eq!(done.cmk_rotation, None);
     kms.disable_key(&settings.cmk).unwrap();
-    let store = root.open_store().unwrap();
-    assert_eq!(store.status().cmk_arn, b.arn);
-    check_all(&store, "db", 1);
+    let cluster = root.cluster(None).unwrap();
+    for node in cluster.status().unwrap() {
+        assert_eq!(node.keys.unwrap().cmk_arn, b.arn);
+    }
+    check_all_cluster(&cluster, "db", 1);
+}
+
+fn check_all_cluster(cluster: &atrest::control::cluster::Cluster, db: &str, n: u32) {
+    for i in 0..n {
+        assert_eq!(
+            cluster.get(db, &i.to_be_bytes()).unwrap(),
+            Some(value(i)),
+            "record {i}"
+        );
+    }
 }

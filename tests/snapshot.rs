@@ -26,18 +26,23 @@ fn init(dir: &Path, region: &str) -> Root {
 }
 
 fn put(root: &Root, key: &str, value: &str) {
-    root.open_store()
+    root.cluster(None)
         .unwrap()
         .put("db", key.as_bytes(), value.as_bytes())
         .unwrap();
 }
 
 fn get(root: &Root, key: &str) -> Option<String> {
-    root.open_store()
+    root.cluster(None)
         .unwrap()
         .get("db", key.as_bytes())
         .unwrap()
         .map(|v| String::from_utf8(v).unwrap())
+}
+
+fn node0_keys(root: &Root) -> atrest::keys::KeystoreStatus {
+    let nodes = root.cluster(None).unwrap().status().unwrap();
+    nodes.into_iter().next().unwrap().keys.unwrap()
 }
 
 fn snapshot_error(result: Result<atrest::store::SnapshotInfo, ControlError>) -> SnapshotError {
@@ -55,13 +60,13 @@ fn snapshots_stay_under_the_cmk_current_when_taken() {
     let a = root.settings().unwrap().unwrap().cmk;
     let kms = root.kms_client(None, None).unwrap();
     put(&root, "k1", "first");
-    let s1 = root.create_snapshot(&mut |_| {}).unwrap();
+    let s1 = root.create_snapshot(None, &mut |_| {}).unwrap();
     assert_eq!(s1.cmk_arn, a);
     assert_eq!(s1.cmk_region, "us-east-1");
     let b = kms.create_key(CreateKeyRequest::default()).unwrap().arn;
     root.set_key(&b).unwrap();
     put(&root, "k2", "second");
-    let s2 = root.create_snapshot(&mut |_| {}).unwrap();
+    let s2 = root.create_snapshot(None, &mut |_| {}).unwrap();
     assert_eq!(s2.cmk_arn, b);
     assert_eq!(
         root.snapshots()
@@ -73,7 +78,7 @@ fn snapshots_stay_under_the_cmk_current_when_taken() {
     );
 
     kms.disable_key(&a).unwrap();
-    let err = snapshot_error(root.restore_snapshot(&s1.id, None));
+    let err = snapshot_error(root.restore_snapshot(&s1.id, None, None));
     assert!(
         matches!(&err, SnapshotError::CmkDisabled { cmk, .. } if *cmk == a),
         "{err}"
@@ -87,10 +92,10 @@ fn snapshots_stay_under_the_cmk_current_when_taken() {
         Some("second"),
         "a failed restore touched the store"
     );
-    root.restore_snapshot(&s2.id, None).unwrap();
+    root.restore_snapshot(&s2.id, None, None).unwrap();
     assert_eq!(get(&root, "k2").as_deref(), Some("second"));
     kms.enable_key(&a).unwrap();
-    root.restore_snapshot(&s1.id, None).unwrap();
+    root.restore_snapshot(&s1.id, None, None).unwrap();
     assert_eq!(get(&root, "k1").as_deref(), Some("first"));
     assert_eq!(
         get(&root, "k2"),
@@ -98,7 +103,9 @@ fn snapshots_stay_under_the_cmk_current_when_taken() {
         "restored the state at the first snapshot"
     );
     // The restored node is re-keyed under the project's current CMK.
-    assert_eq!(root.open_store().unwrap().status().cmk_arn, b);
+    for node in root.cluster(None).unwrap().status().unwrap() {
+        assert_eq!(node.keys.unwrap().cmk_arn, b);
+    }
 
     let usage = root.key_usage(&a).unwrap();
     assert_eq!(
@@ -141,18 +148,18 @@ fn a_deleted_cmk_leaves_its_snapshots_without_credentials() {
     let a = root.settings().unwrap().unwrap().cmk;
     let kms = root.kms_client(None, None).unwrap();
     put(&root, "k", "v");
-    let s1 = root.create_snapshot(&mut |_| {}).unwrap();
+    let s1 = root.create_snapshot(None, &mut |_| {}).unwrap();
     let b = kms.create_key(CreateKeyRequest::default()).unwrap().arn;
     root.set_key(&b).unwrap();
     root.schedule_key_deletion(&kms, &a, Some(7), true).unwrap();
-    let err = snapshot_error(root.restore_snapshot(&s1.id, None));
+    let err = snapshot_error(root.restore_snapshot(&s1.id, None, None));
     assert!(
         err.kms_error()
             .is_some_and(|e| matches!(e, KmsError::InvalidState(_))),
         "{err}"
     );
     root.advance_clock(days(8)).unwrap();
-    let err = snapshot_error(root.restore_snapshot(&s1.id, None));
+    let err = snapshot_error(root.restore_snapshot(&s1.id, None, None));
     assert!(
         matches!(err, SnapshotError::CredentialsNotPresent { .. }),
         "{err}"
@@ -191,13 +198,13 @@ fn restore_into_another_project_only_in_the_same_region() {
     for i in 0..100 {
         put(&source, &format!("k{i:03}"), &format!("v{i}"));
     }
-    let before = source.open_store().unwrap().status();
-    let snap = source.create_snapshot(&mut |_| {}).unwrap();
+    let before = node0_keys(&source);
+    let snap = source.create_snapshot(None, &mut |_| {}).unwrap();
     source
-        .restore_snapshot(&snap.id, Some(dirs[1].path()))
+        .restore_snapshot(&snap.id, Some(dirs[1].path()), None)
         .unwrap();
-    let clone = same_region.open_store().unwrap();
-    let status = clone.status();
+    let status = node0_keys(&same_region);
+    let clone = same_region.cluster(None).unwrap();
     assert_eq!(status.cmk_arn, same_region.settings().unwrap().unwrap().cmk);
     assert_eq!(status.master_key_version, before.master_key_version + 1);
     assert_eq!(
@@ -209,22 +216,18 @@ fn restore_into_another_project_only_in_the_same_region() {
         status.databases[0].active_data_key,
         before.databases[0].active_data_key
     );
-    let records: Vec<_> = clone
-        .scan("db", KeyRange::All)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let records = clone.scan("db", KeyRange::All).unwrap();
     assert_eq!(records.len(), 100);
     clone.put("db", b"new", b"write").unwrap();
     drop(clone);
     // Into a new project: initialised like the source, then restored.
     let fresh = tempfile::tempdir().unwrap();
     source
-        .restore_snapshot(&snap.id, Some(&fresh.path().join("new")))
+        .restore_snapshot(&snap.id, Some(&fresh.path().join("new")), None)
         .unwrap();
     let new_root = Root::open(fresh.path().join("new")).unwrap();
     assert_eq!(get(&new_root, "k099").as_deref(), Some("v99"));
-    let err = snapshot_error(source.restore_snapshot(&snap.id, Some(dirs[2].path())));
+    let err = snapshot_error(source.restore_snapshot(&snap.id, Some(dirs[2].path()), None));
     assert!(matches!(err, SnapshotError::WrongRegion { .. }), "{err}");
     assert_eq!(get(&other_region, "k000"), None);
 }

@@ -6,8 +6,10 @@
 //! they sort; values are sealed before RocksDB sees them, so no SST file, WAL or memtable
 //! flush holds a plaintext value.
 
+mod plain;
 mod snapshot;
 
+pub use plain::{is_plain_store, PlainStore};
 pub use snapshot::{
     list_snapshots, restore_snapshot, snapshot_info, verify_snapshot, LocalDirStorage,
     PendingSnapshot, RestoreTarget, SnapshotError, SnapshotInfo, SnapshotStorage,

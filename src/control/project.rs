@@ -1,0 +1,448 @@
+//! Atlas's project: the persisted control state and the rules Atlas checks on it.
+//!
+//! Owns the project (id, owner), its users and their roles, the cloud provider access
+//! roles authorized for Atlas, the encryption-at-rest configuration, each cluster's
+//! settings, the validity-check state, alerts, and the changes queued while the project's
+//! clusters are shut down. Everything here is data and pure checks; calling the KMS and
+//! opening stores is the root's (`control::Root`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::ControlError;
+use crate::clock::Timestamp;
+
+/// The user `init` makes the project's owner.
+pub const DEFAULT_OWNER: &str = "owner";
+/// The cluster `init` creates, and the one data commands use by default.
+pub const DEFAULT_CLUSTER: &str = "Cluster0";
+/// Nodes per cluster unless told otherwise: Atlas's three-member replica set.
+pub const DEFAULT_NODES: u32 = 3;
+/// Minutes between validity checks unless configured: Atlas checks every 15.
+pub const DEFAULT_CHECK_INTERVAL_MINUTES: u64 = 15;
+/// Days after a CMK is set before the rotation reminder fires: Atlas's 90.
+pub const DEFAULT_ROTATION_REMINDER_DAYS: u64 = 90;
+
+/// A role a user holds in the project, by Atlas's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProjectRole {
+    /// Project Owner: may configure encryption at rest and enable it on clusters.
+    #[serde(rename = "GROUP_OWNER")]
+    Owner,
+    /// Project Cluster Manager: may create and change clusters, not their encryption.
+    #[serde(rename = "GROUP_CLUSTER_MANAGER")]
+    ClusterManager,
+}
+
+impl ProjectRole {
+    /// Atlas's name.
+    pub fn atlas_name(self) -> &'static str {
+        match self {
+            ProjectRole::Owner => "GROUP_OWNER",
+            ProjectRole::ClusterManager => "GROUP_CLUSTER_MANAGER",
+        }
+    }
+}
+
+/// A user of the project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// The user's name.
+    pub username: String,
+    /// The user's role in the project.
+    pub role: ProjectRole,
+}
+
+/// An IAM role authorized for Atlas to assume (Atlas's cloud provider access role).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessRole {
+    /// Atlas's id for the role (24 hex digits), which the encryption config names.
+    pub role_id: String,
+    /// The customer's IAM role.
+    pub iam_assumed_role_arn: String,
+    /// The external id the role's trust policy requires of Atlas.
+    pub atlas_assumed_role_external_id: String,
+    /// When it was authorized.
+    pub authorized_date: Timestamp,
+}
+
+/// How Atlas reaches the customer's KMS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KmsAccess {
+    /// Role-based: assume this access role. Cannot be switched back to credentials.
+    Role {
+        /// The access role's id.
+        role_id: String,
+    },
+    /// Legacy: an IAM user's access key (the secret is never stored).
+    Credentials {
+        /// The access key id.
+        access_key_id: String,
+    },
+}
+
+/// The project's encryption-at-rest configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionConfig {
+    /// Whether the project has a usable configuration.
+    pub enabled: bool,
+    /// How the KMS is reached.
+    pub access: Option<KmsAccess>,
+    /// Atlas's private-networking switch; recorded and shown, nothing else here.
+    pub require_private_networking: bool,
+    /// The last validity check's verdict.
+    pub valid: bool,
+    /// When the current CMK was set: the rotation reminder counts from here.
+    pub cmk_set_at: Timestamp,
+    /// Whether the reminder for the current CMK has fired.
+    pub rotation_reminded: bool,
+}
+
+/// Cloud backups (snapshots), legacy backups, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backup {
+    /// Cloud Backups: what encryption at rest requires.
+    Cloud,
+    /// Legacy backups: refused with encryption at rest.
+    Legacy,
+    /// No backups.
+    None,
+}
+
+/// What `cluster create` asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSpec {
+    /// The cluster's name.
+    pub name: String,
+    /// Atlas's instance size, `M10` or larger for encryption at rest.
+    pub tier: String,
+    /// Nodes (replica set members).
+    pub nodes: u32,
+    /// Backup kind.
+    pub backup: Backup,
+    /// A serverless instance.
+    pub serverless: bool,
+    /// Encryption at rest with the project's CMK.
+    pub encrypt: bool,
+}
+
+/// A cluster's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConfig {
+    /// What it was created with; `encrypt` follows enable/disable-encryption.
+    pub spec: ClusterSpec,
+    /// A rolling rewrite that has not reached every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_to_encrypted: Option<bool>,
+}
+
+/// A project alert, as Atlas names its event types.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// Atlas's event type name.
+    pub event_type_name: String,
+    /// When it fired.
+    pub created: Timestamp,
+    /// What happened and what to do.
+    pub text: String,
+}
+
+/// A configuration change made while the clusters were shut down, applied by the next
+/// good validity check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "change")]
+pub enum QueuedChange {
+    /// `cluster create`.
+    CreateCluster {
+        /// The new cluster.
+        spec: ClusterSpec,
+    },
+    /// `cluster enable-encryption`.
+    EnableEncryption {
+        /// The cluster.
+        cluster: String,
+    },
+    /// `cluster disable-encryption`.
+    DisableEncryption {
+        /// The cluster.
+        cluster: String,
+    },
+    /// `rotate master`.
+    RotateMasterKey {
+        /// The cluster.
+        cluster: String,
+    },
+}
+
+/// Validity checks: when, and the clusters' state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Validity {
+    /// Minutes of Clock time between checks on `tick`.
+    pub interval_minutes: u64,
+    /// When the last check ran.
+    pub last_check: Option<Timestamp>,
+    /// Why the project's encrypted clusters are shut down, if they are.
+    pub shut_down: Option<String>,
+    /// Since when the KMS has been unreachable, if it is.
+    pub unreachable_since: Option<Timestamp>,
+}
+
+/// The project's whole control state, saved in the root's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectState {
+    /// Atlas's project id (24 hex digits).
+    pub id: String,
+    /// The project's name.
+    pub name: String,
+    /// The user who created it.
+    pub owner: String,
+    /// Users and their roles.
+    pub users: Vec<User>,
+    /// IAM roles authorized for Atlas.
+    pub access_roles: Vec<AccessRole>,
+    /// Encryption at rest.
+    pub encryption: EncryptionConfig,
+    /// Clusters by name.
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    /// Validity checks.
+    pub validity: Validity,
+    /// Alerts, oldest first.
+    pub alerts: Vec<Alert>,
+    /// Changes waiting for the clusters to come back.
+    pub queue: Vec<QueuedChange>,
+    /// Days after a CMK is set before AWS_ENCRYPTION_KEY_NEEDS_ROTATION fires.
+    pub rotation_reminder_days: u64,
+}
+
+impl ProjectState {
+    /// A project owned by `owner`, with encryption not yet configured.
+    pub fn new(name: &str, owner: &str, now: Timestamp) -> Self {
+        ProjectState {
+            id: atlas_id(),
+            name: name.to_string(),
+            owner: owner.to_string(),
+            users: vec![User {
+                username: owner.to_string(),
+                role: ProjectRole::Owner,
+            }],
+            access_roles: Vec::new(),
+            encryption: EncryptionConfig {
+                enabled: false,
+                access: None,
+                require_private_networking: false,
+                valid: false,
+                cmk_set_at: now,
+                rotation_reminded: false,
+            },
+            clusters: BTreeMap::new(),
+            validity: Validity {
+                interval_minutes: DEFAULT_CHECK_INTERVAL_MINUTES,
+                last_check: None,
+                shut_down: None,
+                unreachable_since: None,
+            },
+            alerts: Vec::new(),
+            queue: Vec::new(),
+            rotation_reminder_days: DEFAULT_ROTATION_REMINDER_DAYS,
+        }
+    }
+
+    /// The role of `user`, who must be a member.
+    pub fn role_of(&self, user: &str) -> Result<ProjectRole, ControlError> {
+        self.users
+            .iter()
+            .find(|u| u.username == user)
+            .map(|u| u.role)
+            .ok_or_else(|| ControlError::UnknownUser {
+                user: user.to_string(),
+                users: self.users.iter().map(|u| u.username.clone()).collect(),
+            })
+    }
+
+    /// Refuses unless `user` is a Project Owner: `action` says what was refused.
+    pub fn require_owner(&self, user: &str, action: &str) -> Result<(), ControlError> {
+        match self.role_of(user)? {
+            ProjectRole::Owner => Ok(()),
+            role => Err(ControlError::NotProjectOwner {
+                user: user.to_string(),
+                role: role.atlas_name(),
+                action: action.to_string(),
+            }),
+        }
+    }
+
+    /// The access role with this id.
+    pub fn access_role(&self, role_id: &str) -> Result<&AccessRole, ControlError> {
+        self.access_roles
+            .iter()
+            .find(|r| r.role_id == role_id)
+            .ok_or_else(|| ControlError::UnknownAccessRole {
+                role_id: role_id.to_string(),
+            })
+    }
+
+    /// The IAM role (ARN, external id) the KMS is called as, in role-based access.
+    pub fn kms_role(&self) -> Option<&AccessRole> {
+        match &self.encryption.access {
+            Some(KmsAccess::Role { role_id }) => self.access_role(role_id).ok(),
+            _ => None,
+        }
+    }
+
+    /// The cluster called `name`.
+    pub fn cluster(&self, name: &str) -> Result<&ClusterConfig, ControlError> {
+        self.clusters
+            .get(name)
+            .ok_or_else(|| ControlError::UnknownCluster {
+                name: name.to_string(),
+                clusters: self.clusters.keys().cloned().collect(),
+            })
+    }
+
+    /// The clusters that use encryption at rest (or are being rewritten to it).
+    pub fn encrypted_clusters(&self) -> Vec<String> {
+        self.clusters
+            .values()
+            .filter(|c| c.spec.encrypt || c.rewrite_to_encrypted.is_some())
+            .map(|c| c.spec.name.clone())
+            .collect()
+    }
+
+    /// Records an alert.
+    pub fn raise(&mut self, event_type_name: &str, created: Timestamp, text: String) {
+        self.alerts.push(Alert {
+            event_type_name: event_type_name.to_string(),
+            created,
+            text,
+        });
+    }
+}
+
+/// Atlas's rules for a cluster that uses encryption at rest.
+pub fn check_cluster_may_encrypt(spec: &ClusterSpec) -> Result<(), ControlError> {
+    let size = tier_size(&spec.tier)?;
+    if size < 10 {
+        return Err(ControlError::TierTooSmall {
+            cluster: spec.name.clone(),
+            tier: spec.tier.clone(),
+        });
+    }
+    if spec.serverless {
+        return Err(ControlError::ServerlessUnsupported {
+            cluster: spec.name.clone(),
+        });
+    }
+    if spec.backup == Backup::Legacy {
+        return Err(ControlError::LegacyBackup {
+            cluster: spec.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The number of an `M<n>` tier.
+pub fn tier_size(tier: &str) -> Result<u32, ControlError> {
+    tier.strip_prefix('M')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ControlError::BadTier {
+            tier: tier.to_string(),
+        })
+}
+
+/// A cluster name Atlas accepts: 1 to 64 of letters, digits and `-`, starting with a letter
+/// or digit.
+pub fn check_cluster_name(name: &str) -> Result<(), ControlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ControlError::BadClusterName {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A 24-hex-digit id, as Atlas gives projects and roles.
+pub fn atlas_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `us-east-1` as Atlas writes it: `US_EAST_1`.
+pub fn atlas_region(region: &str) -> String {
+    region.replace('-', "_").to_ascii_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(tier: &str) -> ClusterSpec {
+        ClusterSpec {
+            name: "c".into(),
+            tier: tier.into(),
+            nodes: 3,
+            backup: Backup::Cloud,
+            serverless: false,
+            encrypt: true,
+        }
+    }
+
+    #[test]
+    fn tiers_below_m10_serverless_and_legacy_backups_are_refused() {
+        for tier in ["M0", "M2", "M5"] {
+            let err = check_cluster_may_encrypt(&spec(tier)).unwrap_err();
+            assert!(err.to_string().contains(tier), "{err}");
+        }
+        for tier in ["M10", "M30", "M700"] {
+            check_cluster_may_encrypt(&spec(tier)).unwrap();
+        }
+        assert!(matches!(
+            check_cluster_may_encrypt(&spec("X1")),
+            Err(ControlError::BadTier { .. })
+        ));
+        let serverless = ClusterSpec {
+            serverless: true,
+            ..spec("M10")
+        };
+        assert!(matches!(
+            check_cluster_may_encrypt(&serverless),
+            Err(ControlError::ServerlessUnsupported { .. })
+        ));
+        let legacy = ClusterSpec {
+            backup: Backup::Legacy,
+            ..spec("M10")
+        };
+        assert!(matches!(
+            check_cluster_may_encrypt(&legacy),
+            Err(ControlError::LegacyBackup { .. })
+        ));
+        let no_backup = ClusterSpec {
+            backup: Backup::None,
+            ..spec("M10")
+        };
+        check_cluster_may_encrypt(&no_backup).unwrap();
+    }
+
+    #[test]
+    fn regions_and_ids_look_like_atlas() {
+        assert_eq!(atlas_region("us-east-1"), "US_EAST_1");
+        let id = atlas_id();
+        assert_eq!(id.len(), 24);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}
