@@ -11,7 +11,7 @@ use atrest::control::cluster::Cluster;
 use atrest::control::project::{Backup, ClusterSpec, DEFAULT_OWNER};
 use atrest::control::{Applied, InitOptions, Root, ALERT_NEEDS_ROTATION, DEFAULT_CMK_ALIAS};
 use atrest::kms::{CreateKeyRequest, EncryptionContext};
-use atrest::store::{KeyRange, WriteBatch};
+use atrest::store::{KeyRange, KeyValue, WriteBatch};
 
 use crate::{CliResult, Failure};
 
@@ -283,7 +283,7 @@ fn text(value: Option<Vec<u8>>) -> String {
     String::from_utf8_lossy(&value.unwrap_or_default()).into_owned()
 }
 
-fn read_all(cluster: &Cluster) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Failure> {
+fn read_all(cluster: &Cluster) -> Result<Vec<KeyValue>, Failure> {
     Ok(cluster.scan("orders", KeyRange::All)?)
 }
 

@@ -425,3 +425,78 @@ fn bench_runs_both_sides_and_reports_ratios() {
     assert!(report["snapshot_mb"].as_f64().unwrap() > 0.0);
     assert!(!scratch.exists(), "the scratch directory was left behind");
 }
+
+#[test]
+fn the_control_plane_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cmk = json(root, &["init", "--nodes", "2"])["cmk"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let project = json(root, &["project", "status"]);
+    let aws_kms = &project["encryptionAtRest"]["awsKms"];
+    for field in [
+        "enabled",
+        "customerMasterKeyID",
+        "region",
+        "roleId",
+        "valid",
+        "requirePrivateNetworking",
+    ] {
+        assert!(!aws_kms[field].is_null(), "awsKms.{field} in {aws_kms}");
+    }
+    assert_eq!(aws_kms["customerMasterKeyID"], cmk.as_str());
+    fails(
+        root,
+        &["cluster", "create", "tiny", "--tier", "M2", "--encrypt"],
+        "M2",
+    );
+    ok(
+        root,
+        &["cluster", "create", "app", "--tier", "M10", "--nodes", "3"],
+    );
+    ok(root, &["--cluster", "app", "put", "db", "k", "v"]);
+    ok(
+        root,
+        &["project", "add-user", "dev", "--role", "cluster-manager"],
+    );
+    fails(
+        root,
+        &["--user", "dev", "cluster", "enable-encryption", "app"],
+        "Project Owner",
+    );
+    assert!(ok(root, &["cluster", "enable-encryption", "app"]).contains("nothing lost"));
+    let status = json(root, &["cluster", "status", "app"]);
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 3);
+    assert!(status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["encrypted"] == true));
+    assert_eq!(
+        ok(root, &["--cluster", "app", "get", "db", "k"]).trim(),
+        "v"
+    );
+
+    ok(root, &["kms", "disable-key", "--key-id", &cmk]);
+    assert!(ok(root, &["check"]).contains("INVALID"));
+    let stderr = fails(root, &["--cluster", "app", "get", "db", "k"], "shut down");
+    assert!(
+        stderr.contains(&cmk) && stderr.contains("atrest check"),
+        "{stderr}"
+    );
+    assert!(ok(root, &["rotate", "master"]).contains("queued"));
+    assert!(ok(root, &["alerts"]).contains("AWS_ENCRYPTION_KEY_INVALID"));
+    assert_eq!(
+        json(root, &["project", "status"])["encryptionAtRest"]["awsKms"]["valid"],
+        false
+    );
+    ok(root, &["kms", "enable-key", "--key-id", &cmk]);
+    assert!(ok(root, &["check"]).contains("1 queued change(s) applied"));
+    assert_eq!(
+        ok(root, &["--cluster", "app", "get", "db", "k"]).trim(),
+        "v"
+    );
+    assert!(ok(root, &["status"]).contains("master key version 2"));
+}

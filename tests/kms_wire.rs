@@ -472,6 +472,73 @@ fn the_cli_runs_a_project_on_aws_kms_through_the_wire() {
 }
 
 #[test]
+fn an_unreachable_kms_raises_an_alert_and_shuts_nothing_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kms_root, project) = (dir.path().join("kms"), dir.path().join("project"));
+    let created = ok(atrest(&kms_root, &[], &["--json", "kms", "create-key"]));
+    let cmk: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let cmk = cmk["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let listen = format!("127.0.0.1:{}", common::peers::free_port());
+    let served = Served::start_on(&kms_root, &listen, &[]);
+    let url = served.url.clone();
+    let run = |args: &[&str]| atrest(&project, &CREDENTIALS, args);
+    ok(run(&[
+        "init",
+        "--kms",
+        "aws",
+        "--endpoint",
+        &url,
+        "--cmk",
+        &cmk,
+        "--nodes",
+        "2",
+    ]));
+    ok(run(&["put", "db", "k", "v"]));
+    // Credentials-based access may be re-set; once a role is used there is no way back.
+    let enable = ["project", "encryption", "enable", "--cmk", cmk.as_str()];
+    let credentials = [
+        "--access-key-id",
+        "AKIAOTHER",
+        "--secret-access-key",
+        "s3cret",
+    ];
+    ok(run(&[&enable[..], &credentials[..]].concat()));
+    let role: serde_json::Value = serde_json::from_str(&ok(run(&[
+        "--json",
+        "project",
+        "authorize-role",
+        "--iam-role-arn",
+        "arn:aws:iam::111122223333:role/atlas",
+        "--external-id",
+        "ext-1",
+    ])))
+    .unwrap();
+    let role_id = role["roleId"].as_str().unwrap();
+    ok(run(&[&enable[..], &["--role-id", role_id][..]].concat()));
+    let back = run(&[&enable[..], &credentials[..]].concat());
+    assert!(String::from_utf8_lossy(&back.stderr).contains("cannot be done"));
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(run(&["--json", "project", "status"]))).unwrap();
+    assert_eq!(status["encryptionAtRest"]["awsKms"]["roleId"], role_id);
+    assert!(!ok(run(&["--json", "project", "status"])).contains("s3cret"));
+
+    drop(served);
+    let check = ok(run(&["check"]));
+    assert!(check.contains("unreachable"), "{check}");
+    assert!(ok(run(&["alerts"])).contains("AWS_KMS_UNREACHABLE"));
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(run(&["--json", "project", "status"]))).unwrap();
+    assert_eq!(status["shutDown"], serde_json::Value::Null);
+    assert_eq!(status["encryptionAtRest"]["awsKms"]["valid"], true);
+    // A node (re)started while the KMS is unreachable cannot unwrap its master key.
+    let down = run(&["get", "db", "k"]);
+    assert!(String::from_utf8_lossy(&down.stderr).contains("ServiceUnavailable"));
+    let _served = Served::start_on(&kms_root, &listen, &[]);
+    assert!(ok(run(&["check"])).contains("valid"));
+    assert_eq!(ok(run(&["get", "db", "k"])).trim(), "v");
+}
+
+#[test]
 fn the_cli_assumes_a_role_with_an_external_id() {
     let dir = tempfile::tempdir().unwrap();
     let (kms_root, project) = (dir.path().join("kms"), dir.path().join("project"));

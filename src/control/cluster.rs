@@ -14,7 +14,8 @@ use super::ControlError;
 use crate::keys::KeystoreStatus;
 use crate::kms::Kms;
 use crate::store::{
-    is_plain_store, KeyRange, PlainStore, Store, StoreError, StoreOptions, StoreTick, WriteBatch,
+    is_plain_store, KeyRange, KeyValue, PlainStore, Store, StoreError, StoreOptions, StoreTick,
+    WriteBatch,
 };
 
 /// Records copied per write while a node is rewritten.
@@ -88,10 +89,28 @@ impl Node {
         }
     }
 
-    fn scan(&self, database: &str, range: KeyRange) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, database: &str, range: KeyRange) -> Result<Vec<KeyValue>, StoreError> {
         match self {
             Node::Encrypted(s) => s.scan(database, range)?.collect(),
             Node::Plain(s) => s.scan(database, range),
+        }
+    }
+
+    /// Every record of `database`, streamed to `f`.
+    fn for_each(
+        &self,
+        database: &str,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Node::Encrypted(s) => {
+                for record in s.scan(database, KeyRange::All)? {
+                    let (key, value) = record?;
+                    f(&key, &value)?;
+                }
+                Ok(())
+            }
+            Node::Plain(s) => s.for_each(database, f),
         }
     }
 
@@ -304,11 +323,7 @@ impl Cluster {
     }
 
     /// The records of `database` in `range`, in key order, read from one node.
-    pub fn scan(
-        &self,
-        database: &str,
-        range: KeyRange,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ControlError> {
+    pub fn scan(&self, database: &str, range: KeyRange) -> Result<Vec<KeyValue>, ControlError> {
         let node = self.reader()?;
         Ok(node
             .as_ref()
@@ -410,7 +425,7 @@ impl Cluster {
             let mut copied = 0u64;
             for database in old.databases()? {
                 let mut batch = WriteBatch::new();
-                for (key, value) in old.scan(&database, KeyRange::All)? {
+                old.for_each(&database, |key, value| {
                     batch.put(&database, key, value);
                     if batch.len() >= REWRITE_BATCH {
                         fresh.write(&batch)?;
@@ -418,7 +433,8 @@ impl Cluster {
                         progress(index, copied);
                         batch = WriteBatch::new();
                     }
-                }
+                    Ok(())
+                })?;
                 fresh.write(&batch)?;
                 copied += batch.len() as u64;
                 progress(index, copied);

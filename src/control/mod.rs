@@ -502,6 +502,9 @@ pub struct AwsKmsView {
     pub require_private_networking: bool,
 }
 
+/// An AwsKms and the role it assumes (`None`: the credential chain as is).
+type AwsClient = (Option<String>, Arc<dyn Kms>);
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ClockFile {
     offset_ms: u64,
@@ -515,7 +518,7 @@ pub struct Root {
     kms: Arc<LocalKms>,
     /// The AWS client and the role it assumes, made on first use: it resolves credentials
     /// once per process.
-    aws: Mutex<Option<(Option<String>, Arc<dyn Kms>)>>,
+    aws: Mutex<Option<AwsClient>>,
     gate: Arc<Gate>,
 }
 

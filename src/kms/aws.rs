@@ -17,7 +17,7 @@ use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::config::retry::RetryConfig;
 use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::config::{Credentials, Region, SharedCredentialsProvider};
-use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ConnectorError, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::{Blob, DateTime};
 use aws_sdk_kms::types::DataKeySpec;
 use zeroize::Zeroizing;
@@ -361,6 +361,11 @@ where
         SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
             KmsError::Unavailable(format!("the KMS cannot be reached for {subject}: {detail}"))
         }
+        // Credentials that could not be fetched because STS (or another provider) is
+        // unreachable: an outage, not a refusal.
+        _ if cause_is_unreachable(&error) => KmsError::Unavailable(format!(
+            "the credentials for {subject} could not be fetched, their provider cannot be reached: {detail}"
+        )),
         SdkError::ResponseError(_) => KmsError::Unavailable(format!(
             "the KMS answered {subject} with something that is not an AWS response: {detail}"
         )),
@@ -368,6 +373,19 @@ where
             "the call for {subject} could not be signed or sent; check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...) and configuration: {detail}"
         )),
     }
+}
+
+fn cause_is_unreachable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = error.source();
+    while let Some(e) = source {
+        if let Some(c) = e.downcast_ref::<ConnectorError>() {
+            if c.is_io() || c.is_timeout() {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Each error in the chain, outermost first, without the Debug dump of the last.

@@ -197,6 +197,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A record: its key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Which keys a scan visits, in key order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyRange {

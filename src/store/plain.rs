@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use rocksdb::{ColumnFamilyDescriptor, Options};
 
 use super::{
-    rocksdb_options, validate_database_name, BatchOp, Db, KeyRange, StoreError, WriteBatch,
+    rocksdb_options, validate_database_name, BatchOp, Db, KeyRange, KeyValue, StoreError,
+    WriteBatch,
 };
 
 const PLAIN_MARKER_CF: &str = "atrest.plain";
@@ -155,11 +156,7 @@ impl PlainStore {
     }
 
     /// The records of `database` in `range`, in key order.
-    pub fn scan(
-        &self,
-        database: &str,
-        range: KeyRange,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, database: &str, range: KeyRange) -> Result<Vec<KeyValue>, StoreError> {
         let Some(cf) = self.db.cf_handle(database) else {
             return Ok(Vec::new());
         };
@@ -191,6 +188,24 @@ impl PlainStore {
         }
         iter.status().map_err(|e| self.rocks_error(e))?;
         Ok(records)
+    }
+
+    /// Calls `f` with every record of `database`, in key order, without collecting them.
+    pub fn for_each(
+        &self,
+        database: &str,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let Some(cf) = self.db.cf_handle(database) else {
+            return Ok(());
+        };
+        let mut iter = self.db.raw_iterator_cf(&cf);
+        iter.seek_to_first();
+        while let Some((key, value)) = iter.item() {
+            f(key, value)?;
+            iter.next();
+        }
+        iter.status().map_err(|e| self.rocks_error(e))
     }
 
     /// Flushes memtables and the WAL.

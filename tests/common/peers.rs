@@ -74,10 +74,14 @@ pub struct Served {
 
 impl Served {
     pub fn start(root: &std::path::Path, extra: &[&str]) -> Served {
+        Self::start_on(root, "127.0.0.1:0", extra)
+    }
+
+    pub fn start_on(root: &std::path::Path, listen: &str, extra: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
             .arg("--root")
             .arg(root)
-            .args(["kms", "serve", "--listen", "127.0.0.1:0"])
+            .args(["kms", "serve", "--listen", listen])
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()

@@ -1,0 +1,591 @@
+//! Atlas's control plane: the project, its rules, clusters of N nodes, validity checks
+//! that shut clusters down and bring them back, alerts. Through the public API only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atrest::clock::days;
+use atrest::control::project::{Backup, ClusterSpec, ProjectRole, DEFAULT_OWNER};
+use atrest::control::{
+    AccessRequest, Applied, CheckOutcome, ControlError, InitOptions, Root, ALERT_KEY_INVALID,
+    ALERT_MASTER_KEY_ROTATED, ALERT_NEEDS_ROTATION,
+};
+use atrest::kms::{Caller, CreateKeyRequest, KeySpec, LocalKmsClient};
+use atrest::store::{KeyRange, Store, StoreOptions, WriteBatch};
+
+const ACCOUNT: &str = "111122223333";
+const ROLE: &str = "arn:aws:iam::111122223333:role/atlas-kms";
+
+fn project() -> (tempfile::TempDir, Root, LocalKmsClient) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::open(dir.path()).unwrap();
+    root.init(&InitOptions::default()).unwrap();
+    let kms = root.kms_client(None, None).unwrap();
+    (dir, root, kms)
+}
+
+fn spec(name: &str, tier: &str, encrypt: bool) -> ClusterSpec {
+    ClusterSpec {
+        name: name.into(),
+        tier: tier.into(),
+        nodes: 3,
+        backup: Backup::Cloud,
+        serverless: false,
+        encrypt,
+    }
+}
+
+fn cmk(root: &Root) -> String {
+    root.settings().unwrap().unwrap().cmk
+}
+
+fn load(root: &Root, cluster: &str, n: u32) {
+    let mut batch = WriteBatch::new();
+    for i in 0..n {
+        batch.put("db", format!("k{i:05}"), format!("secret-value-{i}"));
+    }
+    root.cluster(Some(cluster)).unwrap().write(&batch).unwrap();
+}
+
+fn records(root: &Root, cluster: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    root.cluster(Some(cluster))
+        .unwrap()
+        .scan("db", KeyRange::All)
+        .unwrap()
+}
+
+#[test]
+fn init_makes_an_atlas_project_with_a_three_node_encrypted_cluster() {
+    let (_dir, root, kms) = project();
+    let status = serde_json::to_value(root.project_status().unwrap()).unwrap();
+    let aws_kms = &status["encryptionAtRest"]["awsKms"];
+    assert_eq!(aws_kms["enabled"], true);
+    assert_eq!(aws_kms["valid"], true);
+    assert_eq!(aws_kms["customerMasterKeyID"], cmk(&root).as_str());
+    assert_eq!(aws_kms["region"], "US_EAST_1");
+    assert_eq!(aws_kms["requirePrivateNetworking"], false);
+    let role_id = aws_kms["roleId"].as_str().unwrap();
+    assert_eq!(status["cloudProviderAccessRoles"][0]["roleId"], role_id);
+    assert_eq!(
+        status["cloudProviderAccessRoles"][0]["iamAssumedRoleArn"],
+        ROLE
+    );
+    assert_eq!(status["users"][0]["role"], "GROUP_OWNER");
+    assert_eq!(status["id"].as_str().unwrap().len(), 24);
+
+    // Three nodes, each its own store and master key, all under the one CMK; a write
+    // reaches every node.
+    root.cluster(None).unwrap().put("db", b"k", b"v").unwrap();
+    let cluster = root.cluster(None).unwrap();
+    let nodes = cluster.status().unwrap();
+    assert_eq!(nodes.len(), 3);
+    let ids: std::collections::BTreeSet<String> = nodes
+        .iter()
+        .map(|n| n.keys.as_ref().unwrap().store_id.to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "each node is its own store");
+    let paths = cluster.node_paths().to_vec();
+    drop(cluster);
+    let role_kms = Arc::new(
+        kms.service()
+            .client(Caller::new(ROLE, "us-east-1").unwrap()),
+    );
+    for path in paths {
+        let node = Store::open(
+            &path,
+            role_kms.clone(),
+            &cmk(&root),
+            StoreOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(node.get("db", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(node.status().cmk_arn, cmk(&root));
+    }
+}
+
+#[test]
+fn atlas_refuses_clusters_it_cannot_encrypt() {
+    let (_dir, root, _kms) = project();
+    for tier in ["M0", "M2", "M5"] {
+        let err = root
+            .create_cluster(DEFAULT_OWNER, spec("small", tier, true))
+            .unwrap_err();
+        assert!(matches!(err, ControlError::TierTooSmall { .. }), "{err}");
+        assert!(err.to_string().contains(tier), "{err}");
+    }
+    let serverless = ClusterSpec {
+        serverless: true,
+        ..spec("sl", "M10", true)
+    };
+    assert!(matches!(
+        root.create_cluster(DEFAULT_OWNER, serverless),
+        Err(ControlError::ServerlessUnsupported { .. })
+    ));
+    let legacy = ClusterSpec {
+        backup: Backup::Legacy,
+        ..spec("lg", "M10", true)
+    };
+    assert!(matches!(
+        root.create_cluster(DEFAULT_OWNER, legacy),
+        Err(ControlError::LegacyBackup { .. })
+    ));
+    // Unencrypted, the same clusters are fine; enabling encryption later is refused.
+    root.create_cluster(DEFAULT_OWNER, spec("small", "M5", false))
+        .unwrap();
+    assert!(matches!(
+        root.set_cluster_encryption(DEFAULT_OWNER, "small", true, &mut |_, _| {}),
+        Err(ControlError::TierTooSmall { .. })
+    ));
+    root.create_cluster(DEFAULT_OWNER, spec("big", "M30", true))
+        .unwrap();
+    assert!(matches!(
+        root.create_cluster(DEFAULT_OWNER, spec("big", "M30", true)),
+        Err(ControlError::ClusterExists { .. })
+    ));
+}
+
+#[test]
+fn only_a_project_owner_turns_encryption_on() {
+    let (_dir, root, _kms) = project();
+    root.add_user(DEFAULT_OWNER, "dev", ProjectRole::ClusterManager)
+        .unwrap();
+    assert!(matches!(
+        root.add_user("dev", "eve", ProjectRole::Owner),
+        Err(ControlError::NotProjectOwner { .. })
+    ));
+    root.create_cluster("dev", spec("plain", "M10", false))
+        .unwrap();
+    let err = root
+        .create_cluster("dev", spec("enc", "M10", true))
+        .unwrap_err();
+    assert!(matches!(err, ControlError::NotProjectOwner { .. }), "{err}");
+    assert!(err.to_string().contains("GROUP_CLUSTER_MANAGER"), "{err}");
+    assert!(matches!(
+        root.set_cluster_encryption("dev", "plain", true, &mut |_, _| {}),
+        Err(ControlError::NotProjectOwner { .. })
+    ));
+    assert!(matches!(
+        root.create_cluster("mallory", spec("x", "M10", false)),
+        Err(ControlError::UnknownUser { .. })
+    ));
+    root.set_cluster_encryption(DEFAULT_OWNER, "plain", true, &mut |_, _| {})
+        .unwrap();
+}
+
+#[test]
+fn the_key_must_be_symmetric_and_usable_by_the_role() {
+    let (_dir, root, kms) = project();
+    let role_id = root
+        .project_status()
+        .unwrap()
+        .encryption_at_rest
+        .aws_kms
+        .role_id
+        .unwrap();
+    let rsa = kms
+        .create_key(CreateKeyRequest {
+            key_spec: KeySpec::Rsa2048,
+            ..Default::default()
+        })
+        .unwrap();
+    let err = root.set_key(&rsa.arn).unwrap_err();
+    assert!(matches!(err, ControlError::NotSymmetric { .. }), "{err}");
+    for action in ["kms:DescribeKey", "kms:Encrypt", "kms:Decrypt"] {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "kms:*", "Resource": "*"},
+                {"Effect": "Deny", "Principal": {"AWS": ROLE}, "Action": action, "Resource": "*"}
+            ]
+        });
+        let key = kms
+            .create_key(CreateKeyRequest {
+                policy: Some(policy.to_string()),
+                ..Default::default()
+            })
+            .unwrap();
+        let err = root.set_key(&key.arn).unwrap_err();
+        match &err {
+            ControlError::MissingPermission {
+                action: missing,
+                principal,
+                ..
+            } => {
+                assert_eq!((*missing, principal.as_str()), (action, ROLE));
+            }
+            other => panic!("{action}: {other}"),
+        }
+        assert!(err.to_string().contains(action), "{err}");
+    }
+    // The same key and role for every cluster: a different key is a CMK rotation.
+    let other = kms.create_key(CreateKeyRequest::default()).unwrap();
+    let err = root
+        .configure_encryption(
+            DEFAULT_OWNER,
+            &other.arn,
+            AccessRequest::Role(role_id.clone()),
+            false,
+        )
+        .unwrap_err();
+    assert!(matches!(err, ControlError::NotProjectKey { .. }), "{err}");
+    // Role-based access cannot go back to credentials.
+    let err = root
+        .configure_encryption(
+            DEFAULT_OWNER,
+            &cmk(&root),
+            AccessRequest::Credentials {
+                access_key_id: "AKIAOLD".into(),
+                secret_access_key: zeroize::Zeroizing::new("secret".into()),
+            },
+            false,
+        )
+        .unwrap_err();
+    assert!(matches!(err, ControlError::CredentialsAfterRole), "{err}");
+    // Reconfiguring with the same key and role (private networking on) is fine.
+    root.configure_encryption(
+        DEFAULT_OWNER,
+        &cmk(&root),
+        AccessRequest::Role(role_id),
+        true,
+    )
+    .unwrap();
+    assert!(
+        root.project_status()
+            .unwrap()
+            .encryption_at_rest
+            .aws_kms
+            .require_private_networking
+    );
+}
+
+#[test]
+fn another_accounts_key_needs_its_full_arn() {
+    let (_dir, root, kms) = project();
+    let other = kms
+        .service()
+        .client(Caller::account_root("444455556666", "us-east-1").unwrap());
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": ["444455556666", ACCOUNT]},
+                       "Action": "kms:*", "Resource": "*"}]
+    });
+    let key = other
+        .create_key(CreateKeyRequest {
+            policy: Some(policy.to_string()),
+            ..Default::default()
+        })
+        .unwrap();
+    let err = root.set_key(&key.key_id).unwrap_err();
+    assert!(matches!(err, ControlError::NeedsFullArn { .. }), "{err}");
+    assert!(err.to_string().contains("full key ARN"), "{err}");
+    root.cluster(None).unwrap().put("db", b"k", b"v").unwrap();
+    root.set_key(&key.arn).unwrap();
+    assert_eq!(cmk(&root), key.arn);
+    assert_eq!(
+        root.cluster(None)
+            .unwrap()
+            .get("db", b"k")
+            .unwrap()
+            .as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
+#[test]
+fn enabling_and_disabling_encryption_rewrites_every_node_and_loses_nothing() {
+    let (dir, root, _kms) = project();
+    root.create_cluster(DEFAULT_OWNER, spec("app", "M10", false))
+        .unwrap();
+    load(&root, "app", 2500);
+    let before = records(&root, "app");
+    assert_eq!(before.len(), 2500);
+    let on_disk = |needle: &[u8]| {
+        let mut found = false;
+        for entry in walk(&dir.path().join("clusters/app")) {
+            found |= std::fs::read(entry)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle);
+        }
+        found
+    };
+    root.cluster(Some("app")).unwrap().flush().unwrap();
+    assert!(
+        on_disk(b"secret-value-1234"),
+        "a plain cluster stores values as given"
+    );
+
+    let mut seen = Vec::new();
+    let done = root
+        .set_cluster_encryption(DEFAULT_OWNER, "app", true, &mut |node, records| {
+            seen.push((node, records))
+        })
+        .unwrap();
+    assert_eq!(done, Applied::Done(()));
+    assert_eq!(
+        seen.iter().filter(|(_, r)| *r == 2500).count(),
+        3,
+        "each node copied all records"
+    );
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "node by node");
+    let cluster = root.cluster(Some("app")).unwrap();
+    assert!(cluster.status().unwrap().iter().all(|n| n.encrypted));
+    cluster.flush().unwrap();
+    drop(cluster);
+    assert_eq!(records(&root, "app"), before);
+    assert!(
+        !on_disk(b"secret-value-1234"),
+        "no plaintext left after enabling"
+    );
+
+    // The project's encryption cannot be turned off under its clusters.
+    assert!(matches!(
+        root.disable_project_encryption(DEFAULT_OWNER),
+        Err(ControlError::EncryptionInUse { .. })
+    ));
+    root.set_cluster_encryption(DEFAULT_OWNER, "app", false, &mut |_, _| {})
+        .unwrap();
+    assert_eq!(records(&root, "app"), before);
+    assert!(root
+        .cluster(Some("app"))
+        .unwrap()
+        .status()
+        .unwrap()
+        .iter()
+        .all(|n| !n.encrypted));
+    root.set_cluster_encryption(DEFAULT_OWNER, "Cluster0", false, &mut |_, _| {})
+        .unwrap();
+    root.disable_project_encryption(DEFAULT_OWNER).unwrap();
+    let err = root
+        .create_cluster(DEFAULT_OWNER, spec("late", "M10", true))
+        .unwrap_err();
+    assert!(matches!(err, ControlError::ProjectNotConfigured), "{err}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_disabled_key_shuts_clusters_down_and_the_next_good_check_brings_them_back() {
+    let (_dir, root, kms) = project();
+    root.create_cluster(DEFAULT_OWNER, spec("plain", "M10", false))
+        .unwrap();
+    load(&root, "Cluster0", 100);
+    let before = records(&root, "Cluster0");
+    let open = root.cluster(None).unwrap();
+    assert!(matches!(root.check().unwrap(), CheckOutcome::Valid { .. }));
+
+    kms.disable_key(&cmk(&root)).unwrap();
+    match root.check().unwrap() {
+        CheckOutcome::Invalid { reason, shut_down } => {
+            assert!(reason.contains("DisabledException"), "{reason}");
+            assert_eq!(shut_down, vec!["Cluster0".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Every read and write fails, naming the key and the reason; the cluster already open too.
+    for err in [
+        open.get("db", b"k00001").unwrap_err(),
+        open.put("db", b"x", b"y").unwrap_err(),
+        root.cluster(None).unwrap_err(),
+    ] {
+        assert!(matches!(err, ControlError::ShutDown { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&cmk(&root)) && err.to_string().contains("DisabledException"),
+            "{err}"
+        );
+    }
+    // Unencrypted clusters keep serving.
+    root.cluster(Some("plain"))
+        .unwrap()
+        .put("db", b"p", b"q")
+        .unwrap();
+    assert!(
+        !root
+            .project_status()
+            .unwrap()
+            .encryption_at_rest
+            .aws_kms
+            .valid
+    );
+    let alerts = root.alerts().unwrap();
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a.event_type_name == ALERT_KEY_INVALID)
+            .count(),
+        1
+    );
+    root.check().unwrap();
+    assert_eq!(
+        root.alerts()
+            .unwrap()
+            .iter()
+            .filter(|a| a.event_type_name == ALERT_KEY_INVALID)
+            .count(),
+        1,
+        "one alert per outage"
+    );
+
+    // Configuration changes are queued.
+    assert_eq!(
+        root.create_cluster(DEFAULT_OWNER, spec("queued", "M10", true))
+            .unwrap(),
+        Applied::Queued
+    );
+    assert_eq!(root.rotate_master_key(None).unwrap(), Applied::Queued);
+    assert_eq!(root.project_status().unwrap().queued_changes.len(), 2);
+    assert!(matches!(
+        root.cluster(Some("queued")),
+        Err(ControlError::UnknownCluster { .. })
+    ));
+
+    kms.enable_key(&cmk(&root)).unwrap();
+    match root.check().unwrap() {
+        CheckOutcome::Valid { restored, applied } => {
+            assert_eq!(restored, vec!["Cluster0".to_string()]);
+            assert_eq!(applied, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The open cluster unwraps its master keys again and serves; nothing was lost.
+    assert_eq!(open.scan("db", KeyRange::All).unwrap(), before);
+    assert!(open
+        .status()
+        .unwrap()
+        .iter()
+        .all(|n| n.keys.as_ref().unwrap().master_key_version == 2));
+    drop(open);
+    root.cluster(Some("queued"))
+        .unwrap()
+        .put("db", b"a", b"b")
+        .unwrap();
+    assert!(root.project_status().unwrap().queued_changes.is_empty());
+    assert!(root
+        .alerts()
+        .unwrap()
+        .iter()
+        .any(|a| a.event_type_name == ALERT_MASTER_KEY_ROTATED));
+}
+
+#[test]
+fn deleted_or_unauthorized_keys_fail_the_check_too() {
+    let (_dir, root, kms) = project();
+    let key = cmk(&root);
+    let deny = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": ROLE}, "Action": "kms:Decrypt", "Resource": "*"}
+        ]
+    });
+    kms.put_key_policy(&key, &deny.to_string()).unwrap();
+    match root.check().unwrap() {
+        CheckOutcome::Invalid { reason, .. } => {
+            assert!(reason.contains("AccessDenied"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    kms.put_key_policy(
+        &key,
+        &atrest::kms::KeyPolicy::default_for(ACCOUNT).to_json(),
+    )
+    .unwrap();
+    assert!(matches!(root.check().unwrap(), CheckOutcome::Valid { .. }));
+    kms.schedule_key_deletion(&key, Some(7)).unwrap();
+    match root.check().unwrap() {
+        CheckOutcome::Invalid { reason, .. } => {
+            assert!(reason.contains("pending deletion"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn tick_checks_every_fifteen_minutes_or_as_configured() {
+    let (_dir, mut root, kms) = project();
+    assert!(
+        root.tick().unwrap().check.is_some(),
+        "the first tick checks"
+    );
+    root.advance_clock(Duration::from_secs(10 * 60)).unwrap();
+    assert!(root.tick().unwrap().check.is_none(), "10 minutes: not due");
+    kms.disable_key(&cmk(&root)).unwrap();
+    root.advance_clock(Duration::from_secs(6 * 60)).unwrap();
+    let kms = root.kms_client(None, None).unwrap();
+    assert!(matches!(
+        root.tick().unwrap().check,
+        Some(CheckOutcome::Invalid { .. })
+    ));
+    kms.enable_key(&cmk(&root)).unwrap();
+    root.set_schedules(Some(60), None).unwrap();
+    root.advance_clock(Duration::from_secs(30 * 60)).unwrap();
+    assert!(root.tick().unwrap().check.is_none(), "every 60 minutes now");
+    assert!(root.cluster(None).is_err(), "still shut down until a check");
+    root.advance_clock(Duration::from_secs(31 * 60)).unwrap();
+    assert!(matches!(
+        root.tick().unwrap().check,
+        Some(CheckOutcome::Valid { .. })
+    ));
+    root.cluster(None).unwrap();
+}
+
+#[test]
+fn the_rotation_reminder_fires_after_the_period_and_resets_with_the_cmk() {
+    let (_dir, mut root, kms) = project();
+    root.set_schedules(None, Some(30)).unwrap();
+    root.advance_clock(days(29)).unwrap();
+    assert!(root
+        .tick()
+        .unwrap()
+        .alerts
+        .iter()
+        .all(|a| a.event_type_name != ALERT_NEEDS_ROTATION));
+    root.advance_clock(days(2)).unwrap();
+    let tick = root.tick().unwrap();
+    let reminder = tick
+        .alerts
+        .iter()
+        .find(|a| a.event_type_name == ALERT_NEEDS_ROTATION)
+        .unwrap();
+    assert!(reminder.text.contains(&cmk(&root)), "{}", reminder.text);
+    assert!(root.tick().unwrap().alerts.is_empty(), "once per CMK");
+    drop(kms);
+    let kms = root.kms_client(None, None).unwrap();
+    let next = kms.create_key(CreateKeyRequest::default()).unwrap();
+    root.set_key(&next.arn).unwrap();
+    root.advance_clock(days(29)).unwrap();
+    assert!(root
+        .tick()
+        .unwrap()
+        .alerts
+        .iter()
+        .all(|a| a.event_type_name != ALERT_NEEDS_ROTATION));
+    root.advance_clock(days(2)).unwrap();
+    assert!(root
+        .tick()
+        .unwrap()
+        .alerts
+        .iter()
+        .any(|a| a.event_type_name == ALERT_NEEDS_ROTATION));
+    // Day 91: each node's master key rotates on its own, and says so.
+    root.advance_clock(days(29)).unwrap();
+    let rotated = root
+        .tick()
+        .unwrap()
+        .alerts
+        .into_iter()
+        .filter(|a| a.event_type_name == ALERT_MASTER_KEY_ROTATED)
+        .count();
+    assert_eq!(rotated, 3, "one per node of Cluster0");
+}
