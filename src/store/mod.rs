@@ -324,6 +324,33 @@ fn display_key(key: &[u8]) -> String {
     }
 }
 
+/// Opens the RocksDB at `path` with all its column families, if one of them is `marker`
+/// (the keystore's, or the unencrypted store's): else it is not a store of that kind.
+fn open_existing(path: &Path, marker: &str) -> Result<Db, StoreError> {
+    let not_a_store = || StoreError::NotAStore {
+        path: path.to_path_buf(),
+    };
+    if !path.join("CURRENT").exists() {
+        return Err(not_a_store());
+    }
+    let rocks = |source| StoreError::RocksDb {
+        path: path.to_path_buf(),
+        source,
+    };
+    let families = Db::list_cf(&Options::default(), path).map_err(rocks)?;
+    if !families.iter().any(|f| f == marker) {
+        return Err(not_a_store());
+    }
+    Db::open_cf_descriptors(
+        &rocksdb_options(),
+        path,
+        families
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default())),
+    )
+    .map_err(rocks)
+}
+
 /// The RocksDB options of every store; a plaintext baseline opened with them measures
 /// exactly what encryption adds.
 pub fn rocksdb_options() -> Options {
@@ -385,25 +412,11 @@ impl Store {
             path: path.clone(),
             source: e,
         })?;
-        if !path.join("CURRENT").exists() {
-            return Err(StoreError::NotAStore { path });
-        }
+        let db = open_existing(&path, KEYSTORE_CF)?;
         let rocks = |source| StoreError::RocksDb {
             path: path.clone(),
             source,
         };
-        let families = Db::list_cf(&Options::default(), &path).map_err(rocks)?;
-        if !families.iter().any(|f| f == KEYSTORE_CF) {
-            return Err(StoreError::NotAStore { path });
-        }
-        let db = Db::open_cf_descriptors(
-            &rocksdb_options(),
-            &path,
-            families
-                .iter()
-                .map(|name| ColumnFamilyDescriptor::new(name, Options::default())),
-        )
-        .map_err(rocks)?;
         let bytes = {
             let cf = db
                 .cf_handle(KEYSTORE_CF)

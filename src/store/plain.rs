@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use rocksdb::{ColumnFamilyDescriptor, Options};
 
 use super::{
-    rocksdb_options, validate_database_name, BatchOp, Db, KeyRange, KeyValue, StoreError,
-    WriteBatch,
+    open_existing, rocksdb_options, validate_database_name, BatchOp, Db, KeyRange, KeyValue,
+    StoreError, WriteBatch,
 };
 
 const PLAIN_MARKER_CF: &str = "atrest.plain";
@@ -54,25 +54,7 @@ impl PlainStore {
     /// Opens the unencrypted store at `path`; an encrypted one is refused.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let rocks = |source| StoreError::RocksDb {
-            path: path.clone(),
-            source,
-        };
-        if !path.join("CURRENT").exists() {
-            return Err(StoreError::NotAStore { path });
-        }
-        let families = Db::list_cf(&Options::default(), &path).map_err(rocks)?;
-        if !families.iter().any(|f| f == PLAIN_MARKER_CF) {
-            return Err(StoreError::NotAStore { path });
-        }
-        let db = Db::open_cf_descriptors(
-            &rocksdb_options(),
-            &path,
-            families
-                .iter()
-                .map(|name| ColumnFamilyDescriptor::new(name, Options::default())),
-        )
-        .map_err(rocks)?;
+        let db = open_existing(&path, PLAIN_MARKER_CF)?;
         Ok(PlainStore { db, path })
     }
 
