@@ -2,7 +2,7 @@
 //! reopens, every kind of rotation, CMK state changes, time jumps, snapshots, restores
 //! and injected KMS faults. Failing inputs are kept in tests/model.proptest-regressions.
 
-use atrest::fuzzing::ops::{decode, run, Db, FaultKind, Op};
+use atrest::fuzzing::ops::{decode, run, run_control, Db, FaultKind, Op};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -20,6 +20,71 @@ proptest! {
             prop_assert!(false, "{divergence}\nops: {ops:#?}");
         }
     }
+
+    #[test]
+    fn the_control_plane_matches_the_model(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let ops = decode(&bytes, 60);
+        if let Err(divergence) = run_control(&ops) {
+            prop_assert!(false, "{divergence}\nops: {ops:#?}");
+        }
+    }
+}
+
+/// Checks, shutdown, queue and recovery in one scripted walk.
+#[test]
+fn a_scripted_control_sequence_matches_the_model() {
+    use Op::*;
+    let put = |key: u8| Put {
+        db: Db::A,
+        key,
+        value: vec![key; 3],
+    };
+    let ops = vec![
+        put(1),
+        ValidityCheck,
+        DisableCmk { which: 0 },
+        put(2),
+        ValidityCheck,
+        put(3),
+        RotateMaster,
+        RotateMaster,
+        RotateCmk,
+        Fault {
+            calls: 0,
+            kind: FaultKind::Unavailable,
+        },
+        ValidityCheck,
+        EnableCmk { which: 0 },
+        Fault {
+            calls: 1,
+            kind: FaultKind::Throttled,
+        },
+        ValidityCheck,
+        put(4),
+        ValidityCheck,
+        ValidityCheck,
+        Fault {
+            calls: 0,
+            kind: FaultKind::AccessDenied,
+        },
+        ValidityCheck,
+        Get { db: Db::A, key: 1 },
+        ValidityCheck,
+        RotateCmk,
+        DisableCmk { which: 0 },
+        ValidityCheck,
+        Reopen,
+        DisableCmk { which: 1 },
+        ValidityCheck,
+        RotateMaster,
+        EnableCmk { which: 1 },
+        ValidityCheck,
+        Scan {
+            db: Db::A,
+            first: None,
+        },
+    ];
+    run_control(&ops).unwrap();
 }
 
 /// A scripted walk through the cases random sequences reach only sometimes.

@@ -511,7 +511,6 @@ struct ClockFile {
 }
 
 /// An open root. Commands that only use the KMS work before `init`.
-#[derive(Debug)]
 pub struct Root {
     dir: PathBuf,
     clock: Arc<OffsetClock>,
@@ -520,7 +519,20 @@ pub struct Root {
     /// once per process.
     aws: Mutex<Option<AwsClient>>,
     gate: Arc<Gate>,
+    wrap: Option<KmsWrapper>,
 }
+
+impl std::fmt::Debug for Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Root")
+            .field("dir", &self.dir)
+            .field("clock_offset", &self.clock.offset())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps the project's KMS client: fault injection, metrics.
+pub type KmsWrapper = Arc<dyn Fn(Arc<dyn Kms>) -> Arc<dyn Kms> + Send + Sync>;
 
 impl Root {
     /// Opens the root at `dir`, creating the directory and an empty KMS if absent.
@@ -542,6 +554,7 @@ impl Root {
             kms,
             aws: Mutex::new(None),
             gate: Arc::new(Gate::default()),
+            wrap: None,
         };
         if let Some(settings) = root.settings()? {
             root.sync_gate(&settings);
@@ -574,6 +587,12 @@ impl Root {
         self.clock = Arc::new(OffsetClock::new(offset));
         self.kms = LocalKms::open(self.dir.join("kms"), self.clock.clone() as SharedClock)?;
         Ok(())
+    }
+
+    /// Passes every KMS client the project's clusters and checks use through `wrap`
+    /// (for instance a [`FaultyKms`](crate::kms::FaultyKms), to rehearse outages).
+    pub fn wrap_kms(&mut self, wrap: KmsWrapper) {
+        self.wrap = Some(wrap);
     }
 
     /// The root's embedded KMS.
@@ -675,6 +694,18 @@ impl Root {
     }
 
     fn kms_for(
+        &self,
+        settings: &Settings,
+        role: Option<&AccessRole>,
+    ) -> Result<Arc<dyn Kms>, ControlError> {
+        let kms = self.unwrapped_kms_for(settings, role)?;
+        Ok(match &self.wrap {
+            Some(wrap) => wrap(kms),
+            None => kms,
+        })
+    }
+
+    fn unwrapped_kms_for(
         &self,
         settings: &Settings,
         role: Option<&AccessRole>,
@@ -1221,9 +1252,17 @@ impl Root {
     /// `configure_encryption` checks a key, and re-wraps every encrypted node's master key
     /// under it, cluster by cluster, node by node. The old key must stay enabled until this
     /// returns; if it is interrupted, running it again with the same key finishes it. The
-    /// rotation reminder starts counting again.
+    /// rotation reminder starts counting again. Refused while the clusters are shut down:
+    /// re-wrapping needs the master keys, which only the current CMK unwraps.
     pub fn set_key(&self, key: &str) -> Result<Settings, ControlError> {
         let mut settings = self.require_settings()?;
+        if let Some(reason) = &settings.project.validity.shut_down {
+            return Err(ControlError::ShutDown {
+                cluster: settings.project.encrypted_clusters().join(", "),
+                key: settings.cmk.clone(),
+                reason: reason.clone(),
+            });
+        }
         let role = settings.project.kms_role().cloned();
         let kms = self.kms_for(&settings, role.as_ref())?;
         let principal = role.as_ref().map_or(settings.principal.clone(), |r| {

@@ -24,6 +24,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("kms_wire", kms_wire),
     #[cfg(feature = "store")]
     ("operations", operations),
+    #[cfg(feature = "store")]
+    ("control", control),
 ];
 
 /// Operation sequences against the model ([`ops`]): panics on the first divergence.
@@ -31,6 +33,15 @@ pub const TARGETS: &[(&str, Target)] = &[
 pub fn operations(data: &[u8]) {
     let sequence = ops::decode(data, 64);
     if let Err(divergence) = ops::run(&sequence) {
+        panic!("{divergence}");
+    }
+}
+
+/// Operation sequences against the control plane's model ([`ops::run_control`]).
+#[cfg(feature = "store")]
+pub fn control(data: &[u8]) {
+    let sequence = ops::decode(data, 48);
+    if let Err(divergence) = ops::run_control(&sequence) {
         panic!("{divergence}");
     }
 }

@@ -45,8 +45,8 @@ struct Schedule {
 #[derive(Debug)]
 pub struct FaultyKms {
     inner: Arc<dyn Kms>,
-    schedule: Mutex<Schedule>,
-    injected: AtomicU64,
+    schedule: Arc<Mutex<Schedule>>,
+    injected: Arc<AtomicU64>,
 }
 
 impl FaultyKms {
@@ -54,11 +54,22 @@ impl FaultyKms {
     pub fn new(inner: Arc<dyn Kms>) -> Self {
         FaultyKms {
             inner,
-            schedule: Mutex::new(Schedule {
+            schedule: Arc::new(Mutex::new(Schedule {
                 next: None,
                 random: None,
-            }),
-            injected: AtomicU64::new(0),
+            })),
+            injected: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Another client, `inner`, failing on this one's schedule: a fault scheduled on
+    /// either is met by the next call through either. For callers that make clients as
+    /// they go, like [`Root::wrap_kms`](crate::control::Root::wrap_kms).
+    pub fn sharing_schedule(&self, inner: Arc<dyn Kms>) -> FaultyKms {
+        FaultyKms {
+            inner,
+            schedule: self.schedule.clone(),
+            injected: self.injected.clone(),
         }
     }
 
