@@ -721,6 +721,9 @@ fn run(cli: Cli) -> CliResult {
                 for alert in &report.alerts {
                     lines.push(format!("ALERT {}: {}", alert.event_type_name, alert.text));
                 }
+                for down in &report.clusters_down {
+                    lines.push(format!("down: {down}"));
+                }
                 for id in &report.snapshots_deleted {
                     lines.push(format!("retention: deleted snapshot {id}"));
                 }

@@ -582,3 +582,18 @@ fn the_rotation_reminder_fires_after_the_period_and_resets_with_the_cmk() {
         .count();
     assert_eq!(rotated, 3, "one per node of Cluster0");
 }
+
+#[test]
+fn tick_goes_on_when_a_node_cannot_unwrap_its_master_key() {
+    let (_dir, mut root, kms) = project();
+    root.tick().unwrap();
+    kms.disable_key(&cmk(&root)).unwrap();
+    root.advance_clock(Duration::from_secs(60)).unwrap();
+    let tick = root.tick().unwrap();
+    assert!(tick.check.is_none(), "not due yet");
+    assert_eq!(tick.clusters_down.len(), 1, "{tick:?}");
+    assert!(
+        tick.clusters_down[0].contains("DisabledException"),
+        "{tick:?}"
+    );
+}

@@ -439,6 +439,8 @@ pub struct RootTick {
     pub data_keys_rolled: Vec<(String, String, String)>,
     /// Alerts raised.
     pub alerts: Vec<Alert>,
+    /// Clusters whose nodes could not open (cannot unwrap their master keys), and why.
+    pub clusters_down: Vec<String>,
     /// Snapshots deleted by retention.
     pub snapshots_deleted: Vec<String>,
 }
@@ -1417,9 +1419,13 @@ impl Root {
                     Ok(cluster) => cluster.tick(),
                     Err(e) => Err(e),
                 };
-                // An unreachable KMS keeps a node from opening; the check has said so.
+                // A node that cannot unwrap its master key (the KMS unreachable, the key
+                // disabled since the last check) is down; the validity check deals with it.
                 let ticks = match ticks {
-                    Err(e) if e.kms_error().is_some_and(KmsError::is_retryable) => continue,
+                    Err(e) if e.kms_error().is_some() => {
+                        report.clusters_down.push(format!("{name}: {e}"));
+                        continue;
+                    }
                     other => other?,
                 };
                 for (node, tick) in ticks.into_iter().enumerate() {
