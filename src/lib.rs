@@ -10,11 +10,11 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`control`] | the atrest root: settings, the KMS, the node store, emulator time |
+//! | [`control`] | the atrest root and Atlas's control plane: project, rules, clusters of N nodes, validity checks, alerts, snapshots, emulator time |
 //! | [`bench`](mod@bench) | `atrest bench`: workloads on the store beside plain RocksDB |
-//! | [`store`] | one node's encrypted RocksDB: databases, put/get/delete/scan/batch |
+//! | [`store`] | one node's encrypted RocksDB: databases, put/get/delete/scan/batch; snapshots; an unencrypted node |
 //! | [`keys`] | the envelope: master key wrapped by the CMK, data keys wrapped by it |
-//! | [`kms`] | the `Kms` trait, AWS's error vocabulary, `LocalKms` |
+//! | [`kms`] | the `Kms` trait, AWS's error vocabulary, `LocalKms`, `AwsKms`, the AWS KMS wire protocol and its server |
 //! | [`crypto`], [`format`](mod@format) | AES-256-GCM and secret types; versioned binary encodings |
 //! | [`clock`], [`durable`] | time as a `Clock`; atomic file replacement |
 //!
