@@ -1,6 +1,6 @@
 //! The AWS KMS wire protocol (JSON 1.1) in front of LocalKms, and just enough of STS.
 //!
-//! Owns the translation between requests as AWS SDKs send them and [`LocalKmsClient`]
+//! Owns the translation between requests as AWS SDKs send them and [`LocalKmsClient`](super::LocalKmsClient)
 //! calls: `X-Amz-Target: TrentService.<Operation>`, AWS's JSON field names and base64
 //! blobs, error bodies with `__type`; the caller named by the SigV4 credential scope; and
 //! STS AssumeRole / GetCallerIdentity (query protocol, XML answers) so that a client can
