@@ -498,3 +498,40 @@ fn rename(from: &Path, to: &Path) -> Result<(), ControlError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_with(dir: &Path, marker: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("CURRENT"), marker).unwrap();
+    }
+
+    fn marker(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("CURRENT")).unwrap()
+    }
+
+    #[test]
+    fn a_rewrite_that_died_between_its_renames_is_put_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("node-0");
+        // Died after moving the old node aside, before moving the new one in: roll forward.
+        node_with(&sibling(&path, "old"), "old");
+        node_with(&sibling(&path, "rewrite"), "new");
+        recover_node(&path).unwrap();
+        assert_eq!(marker(&path), "new");
+        assert!(!sibling(&path, "old").exists());
+        // Died while the new one was incomplete (no CURRENT): roll back.
+        std::fs::remove_dir_all(&path).unwrap();
+        node_with(&sibling(&path, "old"), "old");
+        std::fs::create_dir_all(sibling(&path, "rewrite")).unwrap();
+        recover_node(&path).unwrap();
+        assert_eq!(marker(&path), "old");
+        // Died after both renames, before removing the old one: just remove it.
+        node_with(&sibling(&path, "old"), "old");
+        recover_node(&path).unwrap();
+        assert_eq!(marker(&path), "old");
+        assert!(!sibling(&path, "old").exists());
+    }
+}
