@@ -25,6 +25,13 @@ struct Sides {
     store: Store,
 }
 
+/// `n` keys of existing records, made before the clock starts.
+fn random_keys(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| key(rand::rng().random_range(0..RECORDS)))
+        .collect()
+}
+
 fn key(i: u64) -> Vec<u8> {
     format!("key{i:013}").into_bytes()
 }
@@ -116,11 +123,7 @@ fn point_operations(c: &mut Criterion) {
         group.throughput(Throughput::Elements(100));
         group.bench_function("batch100/plaintext", |b| {
             b.iter_batched(
-                || {
-                    (0..100)
-                        .map(|_| key(rand::rng().random_range(0..RECORDS)))
-                        .collect::<Vec<_>>()
-                },
+                || random_keys(100),
                 |keys| {
                     let mut batch = rocksdb::WriteBatch::default();
                     for k in keys {
@@ -133,11 +136,7 @@ fn point_operations(c: &mut Criterion) {
         });
         group.bench_function("batch100/encrypted", |b| {
             b.iter_batched(
-                || {
-                    (0..100)
-                        .map(|_| key(rand::rng().random_range(0..RECORDS)))
-                        .collect::<Vec<_>>()
-                },
+                || random_keys(100),
                 |keys| {
                     let mut batch = WriteBatch::new();
                     for k in keys {

@@ -24,6 +24,18 @@ fn project() -> (tempfile::TempDir, Root, LocalKmsClient) {
     (dir, root, kms)
 }
 
+/// A key policy that trusts the account but denies the project's role `action`.
+fn denying_the_role(action: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": ROLE}, "Action": action, "Resource": "*"}
+        ]
+    })
+    .to_string()
+}
+
 fn spec(name: &str, tier: &str, encrypt: bool) -> ClusterSpec {
     ClusterSpec {
         name: name.into(),
@@ -191,16 +203,9 @@ fn the_key_must_be_symmetric_and_usable_by_the_role() {
     let err = root.set_key(&rsa.arn).unwrap_err();
     assert!(matches!(err, ControlError::NotSymmetric { .. }), "{err}");
     for action in ["kms:DescribeKey", "kms:Encrypt", "kms:Decrypt"] {
-        let policy = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "kms:*", "Resource": "*"},
-                {"Effect": "Deny", "Principal": {"AWS": ROLE}, "Action": action, "Resource": "*"}
-            ]
-        });
         let key = kms
             .create_key(CreateKeyRequest {
-                policy: Some(policy.to_string()),
+                policy: Some(denying_the_role(action)),
                 ..Default::default()
             })
             .unwrap();
@@ -482,14 +487,8 @@ fn a_disabled_key_shuts_clusters_down_and_the_next_good_check_brings_them_back()
 fn deleted_or_unauthorized_keys_fail_the_check_too() {
     let (_dir, root, kms) = project();
     let key = cmk(&root);
-    let deny = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "kms:*", "Resource": "*"},
-            {"Effect": "Deny", "Principal": {"AWS": ROLE}, "Action": "kms:Decrypt", "Resource": "*"}
-        ]
-    });
-    kms.put_key_policy(&key, &deny.to_string()).unwrap();
+    kms.put_key_policy(&key, &denying_the_role("kms:Decrypt"))
+        .unwrap();
     match root.check().unwrap() {
         CheckOutcome::Invalid { reason, .. } => {
             assert!(reason.contains("AccessDenied"), "{reason}")

@@ -605,9 +605,10 @@ impl Root {
     /// The settings, or `None` before `init`.
     pub fn settings(&self) -> Result<Option<Settings>, ControlError> {
         let path = self.settings_path();
-        if let Some(format) = read_json::<serde_json::Value>(&path)?
-            .and_then(|v| v.get("format").and_then(|f| f.as_u64()))
-        {
+        let Some(value) = read_json::<serde_json::Value>(&path)? else {
+            return Ok(None);
+        };
+        if let Some(format) = value.get("format").and_then(|f| f.as_u64()) {
             if format != u64::from(SETTINGS_FORMAT) {
                 return Err(ControlError::SettingsFormat {
                     path,
@@ -616,7 +617,12 @@ impl Root {
                 });
             }
         }
-        read_json(&path)
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| ControlError::Settings {
+                path,
+                reason: e.to_string(),
+            })
     }
 
     fn settings_path(&self) -> PathBuf {
@@ -1066,21 +1072,6 @@ impl Root {
         self.save(&settings)
     }
 
-    fn check_cluster_encryption(
-        &self,
-        settings: &Settings,
-        acting: &str,
-        spec: &ClusterSpec,
-    ) -> Result<(), ControlError> {
-        check_cluster_may_encrypt(spec)?;
-        if !settings.project.encryption.enabled {
-            return Err(ControlError::ProjectNotConfigured);
-        }
-        settings
-            .project
-            .require_owner(acting, "enabling encryption at rest on a cluster")
-    }
-
     /// `cluster create`: a new cluster of `spec.nodes` nodes. With `spec.encrypt`, Atlas's
     /// rules apply (M10+, not serverless, no legacy backups, the project configured, a
     /// Project Owner asking). Queued while the project's clusters are shut down.
@@ -1100,7 +1091,10 @@ impl Root {
             return Err(ControlError::ClusterExists { name: spec.name });
         }
         if spec.encrypt {
-            self.check_cluster_encryption(&settings, acting, &spec)?;
+            check_cluster_may_use(&settings, &spec)?;
+            settings
+                .project
+                .require_owner(acting, "enabling encryption at rest on a cluster")?;
         }
         if settings.project.validity.shut_down.is_some() {
             settings
@@ -1139,7 +1133,7 @@ impl Root {
                 encrypt: true,
                 ..config.spec.clone()
             };
-            self.check_cluster_encryption(&settings, acting, &spec)?;
+            check_cluster_may_use(&settings, &spec)?;
         }
         let change = if encrypt {
             QueuedChange::EnableEncryption {
@@ -1696,6 +1690,16 @@ impl Root {
         }
         Ok(info)
     }
+}
+
+/// Atlas's rules for `spec` to use the project's encryption at rest: its shape, and the
+/// project configured.
+fn check_cluster_may_use(settings: &Settings, spec: &ClusterSpec) -> Result<(), ControlError> {
+    check_cluster_may_encrypt(spec)?;
+    if !settings.project.encryption.enabled {
+        return Err(ControlError::ProjectNotConfigured);
+    }
+    Ok(())
 }
 
 /// The structural limits every cluster has, encrypted or not.

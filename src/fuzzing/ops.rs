@@ -19,8 +19,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use crate::clock::{days, Clock, ManualClock, Timestamp};
 use crate::kms::{Caller, CreateKeyRequest, Fault, FaultyKms, KmsError, LocalKms, LocalKmsClient};
 use crate::store::{
-    restore_snapshot, DataKeyLimits, KeyRange, LocalDirStorage, RestoreTarget, SnapshotError,
-    Store, StoreError, StoreOptions, WriteBatch,
+    restore_snapshot, DataKeyLimits, KeyRange, KeyValue, LocalDirStorage, RestoreTarget,
+    SnapshotError, Store, StoreError, StoreOptions, WriteBatch,
 };
 
 /// One of three databases.
@@ -130,6 +130,69 @@ pub fn decode(data: &[u8], max: usize) -> Vec<Op> {
 
 fn record_key(key: u8) -> Vec<u8> {
     vec![b'k', key, b'.']
+}
+
+/// The batch `entries` describe: puts (`Some`) and deletes (`None`).
+fn write_batch(entries: &[(Db, u8, Option<Vec<u8>>)]) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for (db, key, value) in entries {
+        match value {
+            Some(v) => batch.put(db.name(), record_key(*key), v.as_slice()),
+            None => batch.delete(db.name(), record_key(*key)),
+        };
+    }
+    batch
+}
+
+/// The model's side of a write that succeeded: Put, Delete or Batch.
+fn apply_write(data: &mut Records, op: &Op) {
+    let mut apply = |db: Db, key: u8, value: Option<&Vec<u8>>| match value {
+        Some(v) => data.insert((db, key), v.clone()),
+        None => data.remove(&(db, key)),
+    };
+    match op {
+        Op::Put { db, key, value } => {
+            apply(*db, *key, Some(value));
+        }
+        Op::Delete { db, key } => {
+            apply(*db, *key, None);
+        }
+        Op::Batch(entries) => {
+            for (db, key, value) in entries {
+                apply(*db, *key, value.as_ref());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The model's records of `db` (only keys starting with `first`, if given), in the order
+/// a scan returns them.
+fn model_records(data: &Records, db: Db, first: Option<u8>) -> Vec<KeyValue> {
+    data.iter()
+        .filter(|((d, k), _)| *d == db && first.is_none_or(|b| b == *k))
+        .map(|((_, k), v)| (record_key(*k), v.clone()))
+        .collect()
+}
+
+/// Every database, read back with `read`, holds exactly the model's records.
+fn matches_model(
+    data: &Records,
+    mut read: impl FnMut(&str) -> Result<Vec<KeyValue>, String>,
+) -> Result<(), String> {
+    for db in Db::ALL {
+        let got = read(db.name())?;
+        let want = model_records(data, db, None);
+        if got != want {
+            return Err(format!(
+                "{} holds {} records, the model {}",
+                db.name(),
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 struct Scratch(PathBuf);
@@ -269,30 +332,19 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                 let s = store.as_ref().ok_or_else(|| fail("no store".into()))?;
                 s.put(db.name(), &record_key(*key), value)
                     .map_err(|e| fail(e.to_string()))?;
-                model.data.insert((*db, *key), value.clone());
+                apply_write(&mut model.data, op);
             }
             Op::Delete { db, key } => {
                 let s = store.as_ref().ok_or_else(|| fail("no store".into()))?;
                 s.delete(db.name(), &record_key(*key))
                     .map_err(|e| fail(e.to_string()))?;
-                model.data.remove(&(*db, *key));
+                apply_write(&mut model.data, op);
             }
             Op::Batch(entries) => {
                 let s = store.as_ref().ok_or_else(|| fail("no store".into()))?;
-                let mut batch = WriteBatch::new();
-                for (db, key, value) in entries {
-                    match value {
-                        Some(v) => batch.put(db.name(), record_key(*key), v.as_slice()),
-                        None => batch.delete(db.name(), record_key(*key)),
-                    };
-                }
-                s.write(&batch).map_err(|e| fail(e.to_string()))?;
-                for (db, key, value) in entries {
-                    match value {
-                        Some(v) => model.data.insert((*db, *key), v.clone()),
-                        None => model.data.remove(&(*db, *key)),
-                    };
-                }
+                s.write(&write_batch(entries))
+                    .map_err(|e| fail(e.to_string()))?;
+                apply_write(&mut model.data, op);
             }
             Op::Get { db, key } => {
                 let s = store.as_ref().ok_or_else(|| fail("no store".into()))?;
@@ -317,12 +369,7 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                     .map_err(|e| fail(e.to_string()))?
                     .collect::<Result<_, _>>()
                     .map_err(|e| fail(e.to_string()))?;
-                let want: Vec<(Vec<u8>, Vec<u8>)> = model
-                    .data
-                    .iter()
-                    .filter(|((d, k), _)| d == db && first.is_none_or(|b| b == *k))
-                    .map(|((_, k), v)| (record_key(*k), v.clone()))
-                    .collect();
+                let want = model_records(&model.data, *db, *first);
                 if got != want {
                     return Err(fail(format!(
                         "scan gave {} records, model has {}",
@@ -542,27 +589,13 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
         }
         // After every step, every readable value equals the model's.
         if let (true, Some(s)) = (model.open, store.as_ref()) {
-            for db in Db::ALL {
-                let got: Vec<(Vec<u8>, Vec<u8>)> = s
-                    .scan(db.name(), KeyRange::All)
-                    .map_err(|e| fail(e.to_string()))?
+            matches_model(&model.data, |db| {
+                s.scan(db, KeyRange::All)
+                    .map_err(|e| e.to_string())?
                     .collect::<Result<_, StoreError>>()
-                    .map_err(|e| fail(e.to_string()))?;
-                let want: Vec<(Vec<u8>, Vec<u8>)> = model
-                    .data
-                    .iter()
-                    .filter(|((d, _), _)| *d == db)
-                    .map(|((_, k), v)| (record_key(*k), v.clone()))
-                    .collect();
-                if got != want {
-                    return Err(fail(format!(
-                        "{} holds {} records, the model {}",
-                        db.name(),
-                        got.len(),
-                        want.len()
-                    )));
-                }
-            }
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(fail)?;
         }
     }
     drop(store);
@@ -698,39 +731,14 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
                 let result = match op {
                     Op::Put { db, key, value } => cluster.put(db.name(), &record_key(*key), value),
                     Op::Delete { db, key } => cluster.delete(db.name(), &record_key(*key)),
-                    Op::Batch(entries) => {
-                        let mut batch = WriteBatch::new();
-                        for (db, key, value) in entries {
-                            match value {
-                                Some(v) => batch.put(db.name(), record_key(*key), v.as_slice()),
-                                None => batch.delete(db.name(), record_key(*key)),
-                            };
-                        }
-                        cluster.write(&batch)
-                    }
+                    Op::Batch(entries) => cluster.write(&write_batch(entries)),
                     Op::RollDataKey { db } => cluster
                         .each_store(|store| store.roll_data_key(db.name()))
                         .map(|_| ()),
                     _ => Ok(()),
                 };
                 result.map_err(|e| fail(e.to_string()))?;
-                match op {
-                    Op::Put { db, key, value } => {
-                        model.data.insert((*db, *key), value.clone());
-                    }
-                    Op::Delete { db, key } => {
-                        model.data.remove(&(*db, *key));
-                    }
-                    Op::Batch(entries) => {
-                        for (db, key, value) in entries {
-                            match value {
-                                Some(v) => model.data.insert((*db, *key), v.clone()),
-                                None => model.data.remove(&(*db, *key)),
-                            };
-                        }
-                    }
-                    _ => {}
-                }
+                apply_write(&mut model.data, op);
             }
             Op::RotateMaster => {
                 let expect = if model.shut_down {
@@ -849,25 +857,10 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
                     ))
                 }
                 Ok(cluster) => {
-                    for db in Db::ALL {
-                        let got = cluster
-                            .scan(db.name(), KeyRange::All)
-                            .map_err(|e| fail(e.to_string()))?;
-                        let want: Vec<(Vec<u8>, Vec<u8>)> = model
-                            .data
-                            .iter()
-                            .filter(|((d, _), _)| *d == db)
-                            .map(|((_, k), v)| (record_key(*k), v.clone()))
-                            .collect();
-                        if got != want {
-                            return Err(fail(format!(
-                                "{} holds {} records, the model {}",
-                                db.name(),
-                                got.len(),
-                                want.len()
-                            )));
-                        }
-                    }
+                    matches_model(&model.data, |db| {
+                        cluster.scan(db, KeyRange::All).map_err(|e| e.to_string())
+                    })
+                    .map_err(fail)?;
                     let version = cluster
                         .first_store(|s| s.status().master_key_version)
                         .map_err(|e| fail(e.to_string()))?;

@@ -324,6 +324,20 @@ fn display_key(key: &[u8]) -> String {
     }
 }
 
+/// Creates a RocksDB at `path` holding only the column family `marker`, which says what
+/// kind of store it is (see [`open_existing`]).
+fn create_with_marker(path: &Path, marker: &str) -> Result<Db, StoreError> {
+    Db::open_cf_descriptors(
+        &rocksdb_options(),
+        path,
+        [ColumnFamilyDescriptor::new(marker, Options::default())],
+    )
+    .map_err(|source| StoreError::RocksDb {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Opens the RocksDB at `path` with all its column families, if one of them is `marker`
 /// (the keystore's, or the unencrypted store's): else it is not a store of that kind.
 fn open_existing(path: &Path, marker: &str) -> Result<Db, StoreError> {
@@ -385,15 +399,7 @@ impl Store {
             options.backend,
             options.clock.now(),
         )?;
-        let db = Db::open_cf_descriptors(
-            &rocksdb_options(),
-            &path,
-            [ColumnFamilyDescriptor::new(KEYSTORE_CF, Options::default())],
-        )
-        .map_err(|source| StoreError::RocksDb {
-            path: path.clone(),
-            source,
-        })?;
+        let db = create_with_marker(&path, KEYSTORE_CF)?;
         let store = Store::assemble(db, path, kms, keystore, options);
         store.persist_keystore(&store.keystore())?;
         Ok(store)

@@ -8,10 +8,10 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamilyDescriptor, Options};
+use rocksdb::Options;
 
 use super::{
-    open_existing, rocksdb_options, validate_database_name, BatchOp, Db, KeyRange, KeyValue,
+    create_with_marker, open_existing, validate_database_name, BatchOp, Db, KeyRange, KeyValue,
     StoreError, WriteBatch,
 };
 
@@ -36,18 +36,7 @@ impl PlainStore {
         if path.join("CURRENT").exists() {
             return Err(StoreError::AlreadyExists { path });
         }
-        let db = Db::open_cf_descriptors(
-            &rocksdb_options(),
-            &path,
-            [ColumnFamilyDescriptor::new(
-                PLAIN_MARKER_CF,
-                Options::default(),
-            )],
-        )
-        .map_err(|source| StoreError::RocksDb {
-            path: path.clone(),
-            source,
-        })?;
+        let db = create_with_marker(&path, PLAIN_MARKER_CF)?;
         Ok(PlainStore { db, path })
     }
 
