@@ -8,7 +8,7 @@
 //! next call unwraps each master key anew.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 
 use super::ControlError;
 use crate::keys::KeystoreStatus;
@@ -262,9 +262,17 @@ impl Cluster {
             }
         }
         for (index, slot) in self.nodes.iter().enumerate() {
-            let mut node = slot.write().unwrap_or_else(|p| p.into_inner());
-            if node.is_none() {
-                *node = Some(self.opener.open(&self.name, index, &self.paths[index])?);
+            let open = match slot.try_read() {
+                Ok(node) => node.is_some(),
+                // A rolling operation holds this node; it reopens it itself.
+                Err(TryLockError::WouldBlock) => true,
+                Err(TryLockError::Poisoned(node)) => node.into_inner().is_some(),
+            };
+            if !open {
+                let mut node = slot.write().unwrap_or_else(|p| p.into_inner());
+                if node.is_none() {
+                    *node = Some(self.opener.open(&self.name, index, &self.paths[index])?);
+                }
             }
         }
         Ok(())
