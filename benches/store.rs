@@ -4,6 +4,14 @@
 //! not grow with the data; snapshot creation and restore throughput.
 //! Run: `cargo bench --bench store`.
 
+// A benchmark may panic on failure; criterion's macros generate undocumented functions.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

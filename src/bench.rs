@@ -25,6 +25,7 @@ use crate::store::{
 const DATABASE: &str = "bench";
 const BATCH: u64 = 1000;
 
+/// Why a benchmark run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// The encrypted store failed.
@@ -42,7 +43,9 @@ pub enum BenchError {
     /// The scratch directory could not be used.
     #[error("scratch directory {path}: {source}")]
     Io {
+        /// The directory.
         path: PathBuf,
+        /// What went wrong.
         source: std::io::Error,
     },
     /// Reads did not return what was written: a bug, not a measurement.
@@ -115,9 +118,8 @@ fn rate(ops: u64, value_size: usize, elapsed: Duration) -> Rate {
 }
 
 fn key(i: u64) -> [u8; 16] {
-    let mut k = *b"key0000000000000";
-    let digits = format!("{i:013}");
-    k[3..].copy_from_slice(&digits.as_bytes()[digits.len() - 13..]);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(format!("key{:013}", i % 10_000_000_000_000).as_bytes());
     k
 }
 
@@ -188,9 +190,9 @@ fn run_in(
             v
         })
         .collect();
-    let value = |i: u64| &pool[(i % 1024) as usize];
+    let value = |i: u64| pool.get((i % 1024) as usize).map_or(&[][..], Vec::as_slice);
     let keys: Vec<[u8; 16]> = (0..n).map(key).collect();
-    let key = |i: u64| keys[i as usize];
+    let key = |i: u64| keys.get(i as usize).copied().unwrap_or_default();
     // Each run starts on an idle machine (no flush or compaction of earlier writes in the
     // background), and each workload runs plain, encrypted, encrypted, plain, so that
     // neither side always runs first or last.
@@ -268,7 +270,7 @@ fn run_in(
             for start in (0..n).step_by(BATCH as usize) {
                 let mut batch = WriteBatch::new();
                 for i in start..(start + BATCH).min(n) {
-                    batch.put(DATABASE, key(i), value(i + 7).as_slice());
+                    batch.put(DATABASE, key(i), value(i + 7));
                 }
                 store.write(&batch)?;
             }
@@ -358,7 +360,10 @@ fn run_in(
         value_size: size,
         backend: store_options.backend.to_string(),
         workloads,
-        master_key_rotation_ms: rotations[rotations.len() / 2],
+        master_key_rotation_ms: rotations
+            .get(rotations.len() / 2)
+            .copied()
+            .unwrap_or_default(),
         snapshot_mb,
         snapshot_create_mb_per_sec: snapshot_mb / create.as_secs_f64().max(1e-9),
         snapshot_restore_mb_per_sec: snapshot_mb / restore.as_secs_f64().max(1e-9),

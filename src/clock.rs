@@ -51,8 +51,17 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The last instant RFC 3339 can write: 9999-12-31T23:59:59.999Z. Emulator time stays
+    /// at or before it.
+    pub const LATEST: Timestamp = Timestamp(253_402_300_799_999);
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self > Timestamp::LATEST {
+            return write!(f, "{} s after the epoch (past year 9999)", self.as_secs());
+        }
         let secs = UNIX_EPOCH + Duration::from_secs(self.as_secs());
         write!(f, "{}", humantime::format_rfc3339_seconds(secs))
     }
@@ -65,8 +74,9 @@ impl fmt::Debug for Timestamp {
 }
 
 /// The number of whole days in a duration, as AWS counts windows and periods.
+/// Saturates rather than overflow: a count of days from input never panics.
 pub const fn days(n: u64) -> Duration {
-    Duration::from_secs(n * 86_400)
+    Duration::from_secs(n.saturating_mul(86_400))
 }
 
 fn duration_millis(d: Duration) -> u64 {
@@ -131,28 +141,50 @@ impl Clock for ManualClock {
     }
 }
 
-/// Real time plus a fixed offset: the CLI's emulator time, which moves with the wall
-/// clock and jumps forward when the user advances it.
-#[derive(Debug, Clone, Copy)]
+/// Another clock plus a fixed offset: a root's emulator time, which moves with its base
+/// clock (real time for the CLI, a manual clock in tests) and jumps forward when the user
+/// advances it.
+#[derive(Debug)]
 pub struct OffsetClock {
-    offset: Duration,
+    base: SharedClock,
+    offset_ms: AtomicU64,
 }
 
 impl OffsetClock {
     /// Real time plus `offset`.
     pub fn new(offset: Duration) -> Self {
-        OffsetClock { offset }
+        Self::over(Arc::new(SystemClock), offset)
+    }
+
+    /// `base` plus `offset`.
+    pub fn over(base: SharedClock, offset: Duration) -> Self {
+        OffsetClock {
+            base,
+            offset_ms: AtomicU64::new(duration_millis(offset)),
+        }
+    }
+
+    /// Runs `offset` ahead of the base clock from now on, for everything that reads this
+    /// clock.
+    pub fn set_offset(&self, offset: Duration) {
+        self.offset_ms
+            .store(duration_millis(offset), Ordering::SeqCst);
+    }
+
+    /// The clock this one runs ahead of.
+    pub fn base(&self) -> &SharedClock {
+        &self.base
     }
 
     /// How far ahead of real time this clock runs.
     pub fn offset(&self) -> Duration {
-        self.offset
+        Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
     }
 }
 
 impl Clock for OffsetClock {
     fn now(&self) -> Timestamp {
-        SystemClock.now().saturating_add(self.offset)
+        self.base.now().saturating_add(self.offset())
     }
 }
 
@@ -172,6 +204,13 @@ mod tests {
     fn offset_clock_is_ahead_of_system_time() {
         let clock = OffsetClock::new(days(91));
         assert!(clock.now().since(SystemClock.now()) >= days(91) - Duration::from_secs(60));
+    }
+
+    #[test]
+    fn times_past_year_9999_print_without_panicking() {
+        assert!(Timestamp(u64::MAX).to_string().contains("past year 9999"));
+        assert_eq!(Timestamp::LATEST.to_string(), "9999-12-31T23:59:59Z");
+        assert_eq!(days(u64::MAX), Duration::from_secs(u64::MAX));
     }
 
     #[test]

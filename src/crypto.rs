@@ -219,10 +219,9 @@ impl Aead {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<(), CryptoError> {
-        let split = buf
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(CryptoError::TooShort(buf.len()))?;
+        if buf.len() < TAG_LEN {
+            return Err(CryptoError::TooShort(buf.len()));
+        }
         match &self.inner {
             #[cfg(feature = "aws-lc")]
             AeadInner::AwsLc(key) => {
@@ -238,7 +237,7 @@ impl Aead {
             #[cfg(feature = "rustcrypto")]
             AeadInner::RustCrypto(cipher) => {
                 use aes_gcm::aead::AeadInPlace;
-                let (data, tag) = buf.split_at_mut(split);
+                let (data, tag) = buf.split_at_mut(buf.len() - TAG_LEN);
                 let result = cipher.decrypt_in_place_detached(
                     aes_gcm::Nonce::from_slice(&nonce.0),
                     aad,
@@ -419,8 +418,11 @@ pub mod stream {
 
     impl<W: Write> Write for Sealer<'_, W> {
         fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-            let take = data.len().min(self.key.chunk_size - self.buf.len());
-            self.buf.extend_from_slice(&data[..take]);
+            let take = data
+                .len()
+                .min(self.key.chunk_size.saturating_sub(self.buf.len()));
+            self.buf
+                .extend_from_slice(data.get(..take).unwrap_or_default());
             if self.buf.len() == self.key.chunk_size {
                 self.seal_chunk(false)?;
             }
@@ -526,8 +528,11 @@ pub mod stream {
                 }
                 self.next_chunk()?;
             }
-            let n = out.len().min(self.plain_len - self.pos);
-            out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            let n = out.len().min(self.plain_len.saturating_sub(self.pos));
+            match (out.get_mut(..n), self.buf.get(self.pos..self.pos + n)) {
+                (Some(out), Some(plain)) => out.copy_from_slice(plain),
+                _ => return Err(io::Error::other("snapshot stream: position out of range")),
+            }
             self.pos += n;
             Ok(n)
         }

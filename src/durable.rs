@@ -1,17 +1,48 @@
-//! Files that survive a crash mid-write.
+//! Files and directories that survive a crash mid-change.
 //!
-//! Owns two primitives: replace a small file atomically (temporary file, fsync, rename,
-//! fsync of the directory), owner-only; and the directory fsync that makes a rename last. A crash leaves the old contents or the new ones.
+//! Owns three primitives: replace a small file atomically (temporary file, fsync, rename,
+//! fsync of the directory), owner-only; the directory fsync that makes a rename last; and
+//! [`DirReplacement`], which replaces a whole directory (a node's store) so that a crash at
+//! any point leaves the old directory or the new one, put back in order by [`recover_dir`].
+//! A crash leaves the old contents or the new ones, never a mix.
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Replaces the file at `path` with `bytes`, atomically and durably, owner-only.
+/// An exclusive lock on a file (created owner-only if absent), held until dropped: how
+/// processes sharing a root take turns at a read-change-write of its state.
+#[derive(Debug)]
+pub struct FileLock(File);
+
+impl FileLock {
+    /// Waits for the lock on `path`.
+    pub fn acquire(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        file.lock()?;
+        Ok(FileLock(file))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Replaces the file at `path` with `bytes`, atomically and durably, owner-only. The
+/// temporary file's name is unique to the call, so concurrent writers never share one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
+    let nonce: u64 = rand::random();
+    tmp_name.push(format!(".{}.{nonce:016x}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     let mut file = OpenOptions::new()
         .create(true)
@@ -19,19 +50,152 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .write(true)
         .mode(0o600)
         .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    sync_dir(dir)
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(parent_of(path))
 }
 
 /// Makes a rename or a new entry in `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// A directory replaced crash-safely: the new contents are built in a staging directory
+/// beside the target; once complete, the staging directory is renamed *ready*; then the
+/// target moves *aside*, the ready one takes its place, and the old one is removed. Every
+/// rename is made durable by an fsync of the parent. A crash before *ready* leaves the old
+/// directory (the staging one is removed at recovery); from *ready* on, recovery rolls the
+/// replacement forward.
+///
+/// ```text
+/// PARENT/.NAME.staging-TAG   being built; removed by recovery
+/// PARENT/.NAME.ready-TAG     complete; recovery moves it to PARENT/NAME
+/// PARENT/.NAME.aside-TAG     the replaced directory; removed once NAME is the new one
+/// ```
+#[derive(Debug)]
+pub struct DirReplacement {
+    target: PathBuf,
+    staging: PathBuf,
+    ready: PathBuf,
+    aside: PathBuf,
+}
+
+const STAGING: &str = "staging";
+const READY: &str = "ready";
+const ASIDE: &str = "aside";
+
+impl DirReplacement {
+    /// A replacement of `target`, its siblings named with `tag` (letters, digits, `-`).
+    pub fn new(target: &Path, tag: &str) -> Self {
+        let sibling = |state: &str| {
+            let mut name = OsString::from(".");
+            name.push(target.file_name().unwrap_or_default());
+            name.push(format!(".{state}-{tag}"));
+            target.with_file_name(name)
+        };
+        DirReplacement {
+            target: target.to_path_buf(),
+            staging: sibling(STAGING),
+            ready: sibling(READY),
+            aside: sibling(ASIDE),
+        }
+    }
+
+    /// Where the new contents are built.
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Starts over: an earlier attempt's staging directory is removed.
+    pub fn begin(&self) -> io::Result<()> {
+        remove_dir_if_present(&self.staging)?;
+        fs::create_dir_all(&self.staging)
+    }
+
+    /// Gives up: the staging directory is removed, the target is untouched.
+    pub fn abandon(&self) -> io::Result<()> {
+        remove_dir_if_present(&self.staging)
+    }
+
+    /// The staging directory, complete, takes the target's place.
+    pub fn commit(&self) -> io::Result<()> {
+        sync_dir(&self.staging)?;
+        let parent = parent_of(&self.target);
+        remove_dir_if_present(&self.ready)?;
+        fs::rename(&self.staging, &self.ready)?;
+        sync_dir(parent)?;
+        move_in(&self.target, &self.ready, &self.aside)
+    }
+}
+
+/// The ready directory moves in; the one it replaces goes aside first and is removed last.
+fn move_in(target: &Path, ready: &Path, aside: &Path) -> io::Result<()> {
+    let parent = parent_of(target);
+    remove_dir_if_present(aside)?;
+    if target.exists() {
+        fs::rename(target, aside)?;
+        sync_dir(parent)?;
+    }
+    fs::rename(ready, target)?;
+    sync_dir(parent)?;
+    remove_dir_if_present(aside)
+}
+
+/// Puts `target` in order after a crash during any [`DirReplacement`] of it: a ready
+/// replacement moves in, unfinished staging directories and replaced ones are removed.
+/// Returns whether a replacement was rolled forward.
+pub fn recover_dir(target: &Path) -> io::Result<bool> {
+    let Some(name) = target.file_name() else {
+        return Ok(false);
+    };
+    let parent = parent_of(target);
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let entries = match fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let (mut ready, mut leftovers) = (None, Vec::new());
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(state) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        if state.starts_with(READY) {
+            ready = Some(entry.path());
+        } else if state.starts_with(STAGING) || state.starts_with(ASIDE) {
+            leftovers.push(entry.path());
+        }
+    }
+    let rolled = match &ready {
+        Some(ready) => {
+            let aside = target.with_file_name(format!("{prefix}{ASIDE}-recovered"));
+            move_in(target, ready, &aside)?;
+            true
+        }
+        None => false,
+    };
+    for leftover in leftovers {
+        remove_dir_if_present(&leftover)?;
+    }
+    Ok(rolled)
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn remove_dir_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -50,6 +214,64 @@ mod tests {
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert!(!dir.path().join("state.json.tmp").exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    fn dir_with(dir: &Path, marker: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("CURRENT"), marker).unwrap();
+    }
+
+    fn marker(dir: &Path) -> String {
+        fs::read_to_string(dir.join("CURRENT")).unwrap()
+    }
+
+    #[test]
+    fn a_replacement_swaps_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("node-0");
+        dir_with(&target, "old");
+        let replacement = DirReplacement::new(&target, "t1");
+        replacement.begin().unwrap();
+        fs::write(replacement.staging().join("CURRENT"), "new").unwrap();
+        replacement.commit().unwrap();
+        assert_eq!(marker(&target), "new");
+        assert_eq!(
+            fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "no sibling left"
+        );
+    }
+
+    #[test]
+    fn a_replacement_that_died_is_rolled_forward_or_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("node-0");
+        let r = DirReplacement::new(&target, "t2");
+        // Died after moving the old directory aside, before moving the new one in: roll
+        // forward.
+        dir_with(&r.aside, "old");
+        dir_with(&r.ready, "new");
+        assert!(recover_dir(&target).unwrap());
+        assert_eq!(marker(&target), "new");
+        assert!(!r.aside.exists() && !r.ready.exists());
+        // Died while the new one was still being built: roll back (the old one stays).
+        dir_with(&r.staging, "incomplete");
+        assert!(!recover_dir(&target).unwrap());
+        assert_eq!(marker(&target), "new");
+        assert!(!r.staging.exists());
+        // Died once the new one was complete, before the old one moved aside: forward.
+        dir_with(&r.ready, "newer");
+        assert!(recover_dir(&target).unwrap());
+        assert_eq!(marker(&target), "newer");
+        // Died after both renames, before removing the old one: just remove it.
+        dir_with(&r.aside, "old");
+        assert!(!recover_dir(&target).unwrap());
+        assert_eq!(marker(&target), "newer");
+        assert!(!r.aside.exists());
     }
 }

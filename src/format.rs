@@ -123,7 +123,8 @@ impl Writer {
     }
     /// Names are validated short before they get here; a longer one is cut, never wrapped.
     fn str16(&mut self, s: &str) -> &mut Self {
-        let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+        let bytes = s.as_bytes();
+        let bytes = bytes.get(..usize::from(u16::MAX)).unwrap_or(bytes);
         self.0
             .extend_from_slice(&(bytes.len() as u16).to_be_bytes());
         self.raw(bytes)
@@ -524,7 +525,10 @@ impl SnapshotHeader {
     /// Decodes a whole header: prefix then body.
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let len = Self::body_len(bytes.get(..SNAPSHOT_PREFIX_LEN).unwrap_or(bytes))?;
-        let mut r = Reader::new("snapshot header", &bytes[SNAPSHOT_PREFIX_LEN..]);
+        let mut r = Reader::new(
+            "snapshot header",
+            bytes.get(SNAPSHOT_PREFIX_LEN..).unwrap_or_default(),
+        );
         let body = r.take(len)?;
         r.finish()?;
         let mut r = Reader::new("snapshot header", body);

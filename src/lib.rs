@@ -10,6 +10,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`world`] | one entry point for embedders: a temporary root on a manual clock, with KMS faults on demand |
 //! | [`control`] | the atrest root and Atlas's control plane: project, rules, clusters of N nodes, validity checks, alerts, snapshots, emulator time |
 //! | [`bench`](mod@bench) | `atrest bench`: workloads on the store beside plain RocksDB |
 //! | [`store`] | one node's encrypted RocksDB: databases, put/get/delete/scan/batch; snapshots; an unencrypted node |
@@ -62,9 +63,17 @@ pub mod control;
 pub mod crypto;
 pub mod durable;
 pub mod format;
+// A harness: its targets panic on purpose when the engine diverges from the model.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 pub mod fuzzing;
 pub mod keys;
 pub mod kms;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "store")]
+pub mod world;
+
+#[cfg(feature = "store")]
+pub use world::World;

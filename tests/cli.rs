@@ -1,5 +1,7 @@
 //! The `atrest` binary, as a user drives it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -2,6 +2,8 @@
 //! at random points, reopens, and checks that every acknowledged write reads back and
 //! that the keystore is whole. `ATREST_CRASH_CYCLES` sets the number of kills (default 100).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;

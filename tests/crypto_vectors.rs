@@ -1,5 +1,7 @@
 //! Both AES-256-GCM backends against known-answer vectors, and against each other.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use atrest::crypto::{Aead, Backend, Nonce, SecretKey, TAG_LEN};
 use proptest::prelude::*;
 
@@ -65,11 +67,6 @@ fn every_backend_matches_the_known_answers() {
         4,
         "testdata/aes256gcm_vectors.txt should hold 4 vectors"
     );
-    assert_eq!(
-        Backend::available().len(),
-        2,
-        "build with both backends (the default features) to compare them"
-    );
     for &backend in Backend::available() {
         for (i, v) in vectors.iter().enumerate() {
             let aead = Aead::new(&SecretKey::from_slice(&v.key).unwrap(), backend).unwrap();
@@ -94,6 +91,16 @@ fn every_backend_matches_the_known_answers() {
             );
         }
     }
+}
+
+#[test]
+#[cfg(all(feature = "aws-lc", feature = "rustcrypto"))]
+fn both_backends_are_compared() {
+    assert_eq!(
+        Backend::available().len(),
+        2,
+        "build with both backends (the default features) to compare them"
+    );
 }
 
 proptest! {

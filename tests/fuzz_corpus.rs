@@ -2,6 +2,8 @@
 //! found so far (`fuzz/regressions/TARGET/`) through the same entry points the fuzzers
 //! call, so a normal `cargo test` guards what fuzzing has learned.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::path::Path;
 
 use atrest::fuzzing::TARGETS;

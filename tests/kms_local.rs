@@ -1,5 +1,7 @@
 //! LocalKms against AWS KMS's documented behaviour, through the public API only.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::sync::Arc;
@@ -554,5 +556,33 @@ fn a_corrupt_state_file_is_an_error_and_is_never_reset() {
             bad,
             "the corrupt file was rewritten"
         );
+    }
+}
+
+#[test]
+fn handles_sharing_a_directory_see_each_others_changes() {
+    // Two handles on one directory, as two processes sharing a root hold it: each keeps
+    // the state in memory, and must read it again once the other has changed it.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
+    let caller = Caller::account_root(ACCOUNT, REGION).unwrap();
+    let a = LocalKms::open(dir.path(), clock.clone())
+        .unwrap()
+        .client(caller.clone());
+    let b = LocalKms::open(dir.path(), clock.clone())
+        .unwrap()
+        .client(caller);
+    assert!(b.list_keys().unwrap().is_empty());
+    let key = symmetric_key(&a);
+    assert_eq!(b.list_keys().unwrap().len(), 1, "b sees a's new key");
+    b.disable_key(&key).unwrap();
+    assert_eq!(
+        outcome(a.encrypt(&key, b"x", &ctx(&[]))),
+        "DisabledException"
+    );
+    b.enable_key(&key).unwrap();
+    for _ in 0..50 {
+        let blob = a.encrypt(&key, b"x", &ctx(&[])).unwrap().ciphertext_blob;
+        b.decrypt(Some(&key), &blob, &ctx(&[])).unwrap();
     }
 }

@@ -3,6 +3,8 @@
 //! key states or policies, so only what it does implement is checked here; the strict
 //! behaviour is LocalKms's (tests/kms_wire.rs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! protocol): the strict behaviour must survive the trip, and a store must work through it.
 //! Everything listens on 127.0.0.1 only.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

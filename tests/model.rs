@@ -2,6 +2,8 @@
 //! reopens, every kind of rotation, CMK state changes, time jumps, snapshots, restores
 //! and injected KMS faults. Failing inputs are kept in tests/model.proptest-regressions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use atrest::fuzzing::ops::{decode, run, run_control, Db, FaultKind, Op};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;

@@ -7,19 +7,24 @@
 //! dropped from memory) and every call fails saying why; once the key is valid again the
 //! next call unwraps each master key anew.
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 
 use super::ControlError;
+use crate::durable::{recover_dir, DirReplacement};
 use crate::keys::KeystoreStatus;
 use crate::kms::Kms;
 use crate::store::{
-    is_plain_store, KeyRange, KeyValue, PlainStore, Store, StoreError, StoreOptions, StoreTick,
-    WriteBatch,
+    is_plain_store, KeyRange, KeyValue, Node, PlainStore, Store, StoreError, StoreOptions,
+    StoreTick, WriteBatch,
 };
 
 /// Records copied per write while a node is rewritten.
 const REWRITE_BATCH: usize = 1000;
+/// Records read from a node per visit while a cluster scan streams.
+const SCAN_BATCH: usize = 1000;
 
 /// Why the project's encrypted clusters are shut down, shared by a root and the clusters
 /// it opened, so a failed check closes clusters already open.
@@ -48,84 +53,6 @@ impl Gate {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-}
-
-/// One node's store.
-#[derive(Debug)]
-pub enum Node {
-    /// Encryption at rest: every value sealed, the master key under the CMK.
-    Encrypted(Store),
-    /// No encryption at rest.
-    Plain(PlainStore),
-}
-
-impl Node {
-    fn put(&self, database: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        match self {
-            Node::Encrypted(s) => s.put(database, key, value),
-            Node::Plain(s) => s.put(database, key, value),
-        }
-    }
-
-    fn delete(&self, database: &str, key: &[u8]) -> Result<(), StoreError> {
-        match self {
-            Node::Encrypted(s) => s.delete(database, key),
-            Node::Plain(s) => s.delete(database, key),
-        }
-    }
-
-    fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        match self {
-            Node::Encrypted(s) => s.write(batch),
-            Node::Plain(s) => s.write(batch),
-        }
-    }
-
-    fn get(&self, database: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            Node::Encrypted(s) => s.get(database, key),
-            Node::Plain(s) => s.get(database, key),
-        }
-    }
-
-    fn scan(&self, database: &str, range: KeyRange) -> Result<Vec<KeyValue>, StoreError> {
-        match self {
-            Node::Encrypted(s) => s.scan(database, range)?.collect(),
-            Node::Plain(s) => s.scan(database, range),
-        }
-    }
-
-    /// Every record of `database`, streamed to `f`.
-    fn for_each(
-        &self,
-        database: &str,
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        match self {
-            Node::Encrypted(s) => {
-                for record in s.scan(database, KeyRange::All)? {
-                    let (key, value) = record?;
-                    f(&key, &value)?;
-                }
-                Ok(())
-            }
-            Node::Plain(s) => s.for_each(database, f),
-        }
-    }
-
-    fn databases(&self) -> Result<Vec<String>, StoreError> {
-        match self {
-            Node::Encrypted(s) => Ok(s.databases()),
-            Node::Plain(s) => s.databases(),
-        }
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        match self {
-            Node::Encrypted(s) => s.flush(),
-            Node::Plain(s) => s.flush(),
-        }
     }
 }
 
@@ -203,14 +130,17 @@ pub struct NodeStatus {
     pub keys: Option<KeystoreStatus>,
 }
 
-/// An open cluster. Share it between threads with `Arc`.
+/// An open cluster. A root hands out one per cluster, shared (`Arc`) by every caller and
+/// thread of the process, since a node's store is open in one place at a time.
 #[derive(Debug)]
 pub struct Cluster {
     name: String,
-    encrypted: bool,
+    /// Whether the project's shutdown applies: the cluster is, or is becoming, encrypted.
+    encrypted: AtomicBool,
     paths: Vec<PathBuf>,
     nodes: Vec<RwLock<Option<Node>>>,
-    opener: NodeOpener,
+    /// How nodes are (re)opened; brought up to date with the settings by [`Cluster::refresh`].
+    opener: RwLock<NodeOpener>,
     gate: Arc<Gate>,
 }
 
@@ -226,14 +156,35 @@ impl Cluster {
     ) -> Result<Self, ControlError> {
         let cluster = Cluster {
             name: name.to_string(),
-            encrypted,
+            encrypted: AtomicBool::new(encrypted),
             nodes: paths.iter().map(|_| RwLock::new(None)).collect(),
             paths,
-            opener,
+            opener: RwLock::new(opener),
             gate,
         };
         cluster.serving()?;
         Ok(cluster)
+    }
+
+    /// Takes the settings as they are now (after a CMK rotation, a rewrite), for the
+    /// nodes it opens from here on, and checks that the cluster is serving.
+    pub(crate) fn refresh(&self, encrypted: bool, opener: NodeOpener) -> Result<(), ControlError> {
+        self.encrypted.store(encrypted, Ordering::SeqCst);
+        *self.opener.write().unwrap_or_else(|p| p.into_inner()) = opener;
+        self.serving()
+    }
+
+    /// The node opener as the settings last said.
+    fn opener(&self) -> NodeOpener {
+        self.opener
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many nodes the cluster has.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The cluster's name.
@@ -249,7 +200,7 @@ impl Cluster {
     /// Refuses while shut down (closing the nodes); otherwise opens any closed node,
     /// unwrapping its master key again.
     fn serving(&self) -> Result<(), ControlError> {
-        if self.encrypted {
+        if self.encrypted.load(Ordering::SeqCst) {
             if let Some(down) = self.gate.shut_down() {
                 for slot in &self.nodes {
                     *slot.write().unwrap_or_else(|p| p.into_inner()) = None;
@@ -261,7 +212,7 @@ impl Cluster {
                 });
             }
         }
-        for (index, slot) in self.nodes.iter().enumerate() {
+        for (index, (slot, path)) in self.nodes.iter().zip(&self.paths).enumerate() {
             let open = match slot.try_read() {
                 Ok(node) => node.is_some(),
                 // A rolling operation holds this node; it reopens it itself.
@@ -271,7 +222,7 @@ impl Cluster {
             if !open {
                 let mut node = slot.write().unwrap_or_else(|p| p.into_inner());
                 if node.is_none() {
-                    *node = Some(self.opener.open(&self.name, index, &self.paths[index])?);
+                    *node = Some(self.opener().open(&self.name, index, path)?);
                 }
             }
         }
@@ -299,9 +250,10 @@ impl Cluster {
             .nodes
             .iter()
             .find_map(|slot| slot.try_read().ok().filter(|n| n.is_some()));
-        match free {
-            Some(guard) => Ok(guard),
-            None => Ok(self.nodes[0].read().unwrap_or_else(|p| p.into_inner())),
+        match (free, self.nodes.first()) {
+            (Some(guard), _) => Ok(guard),
+            (None, Some(first)) => Ok(first.read().unwrap_or_else(|p| p.into_inner())),
+            (None, None) => Err(ControlError::BadNodeCount { nodes: 0 }),
         }
     }
 
@@ -330,14 +282,26 @@ impl Cluster {
             .flatten())
     }
 
-    /// The records of `database` in `range`, in key order, read from one node.
-    pub fn scan(&self, database: &str, range: KeyRange) -> Result<Vec<KeyValue>, ControlError> {
-        let node = self.reader()?;
-        Ok(node
-            .as_ref()
-            .map(|n| n.scan(database, range))
-            .transpose()?
-            .unwrap_or_default())
+    /// The records of `database` in `range`, in key order, streamed from the first node
+    /// that serves: a thousand records at a time, the node's lock held only while they are
+    /// read, so a slow reader never holds up a rolling operation. Records written during
+    /// the scan may or may not be seen; a shutdown stops it with an error.
+    pub fn scan(&self, database: &str, range: KeyRange) -> Result<ClusterScan<'_>, ControlError> {
+        crate::store::validate_database_name(database)?;
+        let (start, end) = range.bounds();
+        Ok(ClusterScan {
+            cluster: self,
+            database: database.to_string(),
+            start,
+            end,
+            buffered: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+
+    /// Every record of `database` in `range`, in key order, collected.
+    pub fn records(&self, database: &str, range: KeyRange) -> Result<Vec<KeyValue>, ControlError> {
+        self.scan(database, range)?.collect()
     }
 
     /// Flushes every node.
@@ -390,8 +354,9 @@ impl Cluster {
         Ok(self
             .nodes
             .iter()
+            .zip(&self.paths)
             .enumerate()
-            .map(|(index, slot)| {
+            .map(|(index, (slot, path))| {
                 let guard = slot.read().unwrap_or_else(|p| p.into_inner());
                 let keys = match guard.as_ref() {
                     Some(Node::Encrypted(store)) => Some(store.status()),
@@ -399,7 +364,7 @@ impl Cluster {
                 };
                 NodeStatus {
                     node: format!("node-{index}"),
-                    path: self.paths[index].clone(),
+                    path: path.clone(),
                     encrypted: keys.is_some(),
                     keys,
                 }
@@ -408,138 +373,131 @@ impl Cluster {
     }
 
     /// Rolling rewrite into encrypted (`true`) or plain stores: node by node, every
-    /// record copied into a new store beside the old one, which then takes its place.
-    /// Reads are served by the other nodes meanwhile; writes wait for the node. Nodes
-    /// already in the target form are skipped, so an interrupted rewrite resumes.
-    /// `progress(node, records copied)`.
+    /// record copied into a new store beside the old one, which then takes its place
+    /// crash-safely (see [`DirReplacement`]). Reads are served by the other nodes
+    /// meanwhile; writes wait for the node. Nodes already in the target form are skipped,
+    /// so an interrupted rewrite resumes. `progress(node, records copied)`.
     pub fn rewrite(
         &self,
         encrypt: bool,
         progress: &mut dyn FnMut(usize, u64),
     ) -> Result<(), ControlError> {
         self.serving()?;
-        for (index, slot) in self.nodes.iter().enumerate() {
+        for (index, (slot, path)) in self.nodes.iter().zip(&self.paths).enumerate() {
             let mut guard = slot.write().unwrap_or_else(|p| p.into_inner());
             let Some(old) = guard.as_ref() else { continue };
-            if matches!(old, Node::Encrypted(_)) == encrypt {
+            if old.encrypted().is_some() == encrypt {
                 continue;
             }
-            let path = &self.paths[index];
-            let fresh_path = sibling(path, "rewrite");
-            remove_dir(&fresh_path)?;
-            let fresh = self
-                .opener
-                .create(&self.name, index, &fresh_path, encrypt)?;
-            let mut copied = 0u64;
-            for database in old.databases()? {
-                let mut batch = WriteBatch::new();
-                old.for_each(&database, |key, value| {
-                    batch.put(&database, key, value);
-                    if batch.len() >= REWRITE_BATCH {
-                        fresh.write(&batch)?;
-                        copied += batch.len() as u64;
-                        progress(index, copied);
-                        batch = WriteBatch::new();
-                    }
-                    Ok(())
-                })?;
-                fresh.write(&batch)?;
-                copied += batch.len() as u64;
-                progress(index, copied);
+            let replacement = DirReplacement::new(path, "rewrite");
+            replacement.begin().map_err(|e| io_error(path, e))?;
+            let copied = self.copy_node(old, index, replacement.staging(), encrypt, progress);
+            if let Err(e) = copied {
+                let _ = replacement.abandon();
+                return Err(e);
             }
-            fresh.flush()?;
-            drop(fresh);
             *guard = None;
-            let old_path = sibling(path, "old");
-            remove_dir(&old_path)?;
-            rename(path, &old_path)?;
-            rename(&fresh_path, path)?;
-            remove_dir(&old_path)?;
-            *guard = Some(self.opener.open(&self.name, index, path)?);
+            replacement.commit().map_err(|e| io_error(path, e))?;
+            *guard = Some(self.opener().open(&self.name, index, path)?);
         }
+        Ok(())
+    }
+
+    /// Copies every record of `old` into a new store of the other kind at `staging`.
+    fn copy_node(
+        &self,
+        old: &Node,
+        index: usize,
+        staging: &Path,
+        encrypt: bool,
+        progress: &mut dyn FnMut(usize, u64),
+    ) -> Result<(), ControlError> {
+        let fresh = self.opener().create(&self.name, index, staging, encrypt)?;
+        let mut copied = 0u64;
+        for database in old.databases()? {
+            let mut batch = WriteBatch::new();
+            for record in old.scan(&database, KeyRange::All)? {
+                let (key, value) = record?;
+                batch.put(&database, key, value);
+                if batch.len() >= REWRITE_BATCH {
+                    fresh.write(&batch)?;
+                    copied += batch.len() as u64;
+                    progress(index, copied);
+                    batch = WriteBatch::new();
+                }
+            }
+            fresh.write(&batch)?;
+            copied += batch.len() as u64;
+            progress(index, copied);
+        }
+        fresh.flush()?;
         Ok(())
     }
 }
 
-/// Puts back a node whose rewrite died between its two renames.
-pub(crate) fn recover_node(path: &Path) -> Result<(), ControlError> {
-    let (old, fresh) = (sibling(path, "old"), sibling(path, "rewrite"));
-    if !path.exists() {
-        if fresh.join("CURRENT").exists() && old.exists() {
-            rename(&fresh, path)?;
-        } else if old.exists() {
-            rename(&old, path)?;
-        }
-    }
-    if path.exists() {
-        remove_dir(&old)?;
-    }
-    Ok(())
+/// A scan of a cluster's database, streamed in batches; see [`Cluster::scan`].
+pub struct ClusterScan<'a> {
+    cluster: &'a Cluster,
+    database: String,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    buffered: std::vec::IntoIter<KeyValue>,
+    done: bool,
 }
 
-fn sibling(path: &Path, what: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{what}"))
+impl ClusterScan<'_> {
+    /// Reads the next batch from a serving node.
+    fn fill(&mut self) -> Result<(), ControlError> {
+        let guard = self.cluster.reader()?;
+        let Some(node) = guard.as_ref() else {
+            self.done = true;
+            return Ok(());
+        };
+        let range = KeyRange::Range {
+            start: self.start.clone(),
+            end: self.end.clone(),
+        };
+        let batch = node
+            .scan(&self.database, range)?
+            .take(SCAN_BATCH)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.done = batch.len() < SCAN_BATCH;
+        if let Some((last, _)) = batch.last() {
+            self.start = Bound::Excluded(last.clone());
+        }
+        self.buffered = batch.into_iter();
+        Ok(())
+    }
+}
+
+impl Iterator for ClusterScan<'_> {
+    type Item = Result<KeyValue, ControlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(record) = self.buffered.next() {
+            return Some(Ok(record));
+        }
+        if self.done {
+            return None;
+        }
+        match self.fill() {
+            Ok(()) => self.buffered.next().map(Ok),
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Puts a node in order after a crash during its rewrite or restore.
+pub(crate) fn recover_node(path: &Path) -> Result<(), ControlError> {
+    recover_dir(path).map(|_| ()).map_err(|e| io_error(path, e))
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> ControlError {
-    ControlError::Settings {
+    ControlError::Io {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
-fn remove_dir(path: &Path) -> Result<(), ControlError> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(path, e)),
-        _ => Ok(()),
-    }
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), ControlError> {
-    std::fs::rename(from, to).map_err(|e| io_error(from, e))?;
-    if let Some(dir) = to.parent() {
-        crate::durable::sync_dir(dir).map_err(|e| io_error(dir, e))?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn node_with(dir: &Path, marker: &str) {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("CURRENT"), marker).unwrap();
-    }
-
-    fn marker(dir: &Path) -> String {
-        std::fs::read_to_string(dir.join("CURRENT")).unwrap()
-    }
-
-    #[test]
-    fn a_rewrite_that_died_between_its_renames_is_put_back() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("node-0");
-        // Died after moving the old node aside, before moving the new one in: roll forward.
-        node_with(&sibling(&path, "old"), "old");
-        node_with(&sibling(&path, "rewrite"), "new");
-        recover_node(&path).unwrap();
-        assert_eq!(marker(&path), "new");
-        assert!(!sibling(&path, "old").exists());
-        // Died while the new one was incomplete (no CURRENT): roll back.
-        std::fs::remove_dir_all(&path).unwrap();
-        node_with(&sibling(&path, "old"), "old");
-        std::fs::create_dir_all(sibling(&path, "rewrite")).unwrap();
-        recover_node(&path).unwrap();
-        assert_eq!(marker(&path), "old");
-        // Died after both renames, before removing the old one: just remove it.
-        node_with(&sibling(&path, "old"), "old");
-        recover_node(&path).unwrap();
-        assert_eq!(marker(&path), "old");
-        assert!(!sibling(&path, "old").exists());
+        source: e,
     }
 }

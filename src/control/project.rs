@@ -310,6 +310,17 @@ impl ProjectState {
             })
     }
 
+    /// Cluster `name`, to change it.
+    pub fn cluster_mut(&mut self, name: &str) -> Result<&mut ClusterConfig, ControlError> {
+        let clusters: Vec<String> = self.clusters.keys().cloned().collect();
+        self.clusters
+            .get_mut(name)
+            .ok_or_else(|| ControlError::UnknownCluster {
+                name: name.to_string(),
+                clusters,
+            })
+    }
+
     /// The clusters that use encryption at rest (or are being rewritten to it).
     pub fn encrypted_clusters(&self) -> Vec<String> {
         self.clusters

@@ -133,7 +133,7 @@ pub fn kms_wire(data: &[u8]) {
     use std::sync::Arc;
 
     use crate::clock::{ManualClock, Timestamp};
-    use crate::kms::wire::{Endpoint, Identities, Request, OPERATIONS};
+    use crate::kms::wire::{Endpoint, Identities, Operation, Request};
     use crate::kms::{Caller, CreateKeyRequest};
 
     let [selector, signed, body @ ..] = data else {
@@ -152,10 +152,10 @@ pub fn kms_wire(data: &[u8]) {
         return;
     };
     let endpoint = Endpoint::new(kms, identities);
-    let operation = OPERATIONS.get(usize::from(*selector));
-    let sts = usize::from(*selector) == OPERATIONS.len();
+    let operation = Operation::ALL.get(usize::from(*selector));
+    let sts = usize::from(*selector) == Operation::ALL.len();
     let target = operation.map_or("TrentService.Unknown".to_string(), |op| {
-        format!("TrentService.{op}")
+        format!("TrentService.{}", op.name())
     });
     let response = endpoint.handle(&Request {
         target: (!sts).then_some(target.as_str()),

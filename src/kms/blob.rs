@@ -41,16 +41,24 @@ impl<'a> CiphertextBlob<'a> {
         if bytes.len() < HEADER_LEN + NONCE_LEN + TAG_LEN {
             return Err(invalid("too short"));
         }
-        if bytes[0] != VERSION {
-            return Err(invalid(&format!("unknown blob version {}", bytes[0])));
+        match bytes.first() {
+            Some(&VERSION) => {}
+            other => {
+                return Err(invalid(&format!(
+                    "unknown blob version {}",
+                    other.copied().unwrap_or_default()
+                )))
+            }
         }
         let (header, rest) = bytes.split_at(HEADER_LEN);
-        let id: [u8; 16] = header[1..17]
-            .try_into()
-            .map_err(|_| invalid("short key id"))?;
-        let version: [u8; 4] = header[17..21]
-            .try_into()
-            .map_err(|_| invalid("short version"))?;
+        let id: [u8; 16] = header
+            .get(1..17)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| invalid("short key id"))?;
+        let version: [u8; 4] = header
+            .get(17..21)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| invalid("short version"))?;
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         Ok(CiphertextBlob {
             key_id: key_id_from_bytes(&id),

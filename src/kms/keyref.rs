@@ -162,9 +162,8 @@ pub fn key_id_to_bytes(id: &str) -> Option<[u8; 16]> {
     }
     let hex: Vec<u8> = id.bytes().filter(|&b| b != b'-').collect();
     let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
+    for (slot, pair) in out.iter_mut().zip(hex.chunks(2)) {
+        *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
     }
     Some(out)
 }
@@ -182,12 +181,16 @@ pub fn validate_account(account: &str) -> Result<(), KmsError> {
 /// Region names as AWS spells them: `us-east-1`, `eu-west-2`, `ap-southeast-3`.
 pub fn validate_region(region: &str) -> Result<(), KmsError> {
     let parts: Vec<&str> = region.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty();
+    let ok = match parts.split_last() {
+        Some((number, words)) if words.len() >= 2 => {
+            words
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    };
     if ok {
         Ok(())
     } else {

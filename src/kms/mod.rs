@@ -15,6 +15,7 @@ mod fault;
 mod keyref;
 mod local;
 mod policy;
+pub mod responses;
 #[cfg(feature = "server")]
 mod server;
 pub mod wire;
@@ -116,30 +117,30 @@ impl KmsError {
         }
     }
 
+    /// AWS's message, without the exception name.
+    pub fn message(&self) -> &str {
+        match self {
+            KmsError::NotFound(m)
+            | KmsError::Disabled(m)
+            | KmsError::InvalidState(m)
+            | KmsError::InvalidCiphertext(m)
+            | KmsError::IncorrectKey(m)
+            | KmsError::AccessDenied(m)
+            | KmsError::InvalidKeyUsage(m)
+            | KmsError::Validation(m)
+            | KmsError::AlreadyExists(m)
+            | KmsError::LimitExceeded(m)
+            | KmsError::UnsupportedOperation(m)
+            | KmsError::MalformedPolicyDocument(m)
+            | KmsError::Internal(m)
+            | KmsError::Unavailable(m)
+            | KmsError::Throttled(m) => m,
+        }
+    }
+
     /// True where the same call may succeed later without anyone changing anything.
     pub fn is_retryable(&self) -> bool {
         matches!(self, KmsError::Unavailable(_) | KmsError::Throttled(_))
-    }
-
-    /// What a user can do about it, in one sentence.
-    pub fn hint(&self) -> &'static str {
-        match self {
-            KmsError::NotFound(_) => "check the key id, alias or ARN, and that the caller's account and region are the key's",
-            KmsError::Disabled(_) => "enable the key (kms enable-key) and try again",
-            KmsError::InvalidState(_) => "a key pending deletion can be used again only after cancel-key-deletion and enable-key",
-            KmsError::InvalidCiphertext(_) => "the ciphertext or its encryption context is not the one the key produced",
-            KmsError::IncorrectKey(_) => "pass the key that encrypted this ciphertext as --key-id",
-            KmsError::AccessDenied(_) => "grant the caller this action in the key policy (kms put-key-policy); with AWS KMS, check the credentials or role atrest calls as",
-            KmsError::InvalidKeyUsage(_) => "use a SYMMETRIC_DEFAULT key with key usage ENCRYPT_DECRYPT",
-            KmsError::Validation(_) => "correct the request's parameters",
-            KmsError::AlreadyExists(_) => "choose another name or delete the existing one",
-            KmsError::LimitExceeded(_) => "wait for the limit to reset or use another key",
-            KmsError::UnsupportedOperation(_) => "this operation needs a symmetric encryption key",
-            KmsError::MalformedPolicyDocument(_) => "fix the policy document; it must keep allowing you kms:PutKeyPolicy",
-            KmsError::Internal(_) => "restore the KMS state file from a backup; atrest never resets it",
-            KmsError::Unavailable(_) => "check that the KMS is reachable; the call can be retried",
-            KmsError::Throttled(_) => "slow down; the call can be retried",
-        }
     }
 }
 

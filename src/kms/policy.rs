@@ -145,8 +145,8 @@ impl Statement {
             "Action": self.actions,
             "Resource": "*",
         });
-        if let Some(sid) = &self.sid {
-            v["Sid"] = json!(sid);
+        if let (Some(sid), Some(object)) = (&self.sid, v.as_object_mut()) {
+            object.insert("Sid".into(), json!(sid));
         }
         v
     }

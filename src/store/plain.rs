@@ -5,15 +5,13 @@
 //! this store into an encrypted [`Store`](super::Store), disabling rewrites it back. A
 //! marker column family tells the two apart, so neither opens the other by mistake.
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use rocksdb::Options;
 
-use super::{
-    create_with_marker, open_existing, validate_database_name, BatchOp, Db, KeyRange, KeyValue,
-    StoreError, WriteBatch,
-};
+use super::batch::BatchOp;
+use super::engine::{create_with_marker, open_existing, Cursor, Db};
+use super::{validate_database_name, KeyRange, KeyValue, StoreError, WriteBatch};
 
 const PLAIN_MARKER_CF: &str = "atrest.plain";
 
@@ -45,6 +43,11 @@ impl PlainStore {
         let path = path.as_ref().to_path_buf();
         let db = open_existing(&path, PLAIN_MARKER_CF)?;
         Ok(PlainStore { db, path })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn rocks_error(&self, source: rocksdb::Error) -> StoreError {
@@ -89,6 +92,7 @@ impl PlainStore {
 
     /// The value under `key`, if any.
     pub fn get(&self, database: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_database_name(database)?;
         let Some(cf) = self.db.cf_handle(database) else {
             return Ok(None);
         };
@@ -97,6 +101,7 @@ impl PlainStore {
 
     /// Removes `key`.
     pub fn delete(&self, database: &str, key: &[u8]) -> Result<(), StoreError> {
+        validate_database_name(database)?;
         let Some(cf) = self.db.cf_handle(database) else {
             return Ok(());
         };
@@ -106,77 +111,43 @@ impl PlainStore {
     /// Applies `batch` atomically.
     pub fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let families = batch
-            .databases
+            .databases()
             .iter()
             .map(|d| self.column_family(d))
             .collect::<Result<Vec<_>, _>>()?;
         let mut rocks_batch = rocksdb::WriteBatch::default();
-        for op in &batch.ops {
+        for op in batch.ops() {
             match op {
                 BatchOp::Put {
                     database,
                     key,
                     value,
-                } => rocks_batch.put_cf(&families[*database], key, value),
+                } => {
+                    if let Some(cf) = families.get(*database) {
+                        rocks_batch.put_cf(cf, key, value);
+                    }
+                }
                 BatchOp::Delete { database, key } => {
-                    rocks_batch.delete_cf(&families[*database], key)
+                    if let Some(cf) = families.get(*database) {
+                        rocks_batch.delete_cf(cf, key);
+                    }
                 }
             }
         }
         self.db.write(rocks_batch).map_err(|e| self.rocks_error(e))
     }
 
-    /// The records of `database` in `range`, in key order.
-    pub fn scan(&self, database: &str, range: KeyRange) -> Result<Vec<KeyValue>, StoreError> {
-        let Some(cf) = self.db.cf_handle(database) else {
-            return Ok(Vec::new());
+    /// The records of `database` in `range`, in key order, read as they are visited.
+    pub fn scan(&self, database: &str, range: KeyRange) -> Result<PlainScan<'_>, StoreError> {
+        validate_database_name(database)?;
+        let cursor = match self.db.cf_handle(database) {
+            Some(cf) => Cursor::new(&self.db, &cf, range),
+            None => Cursor::empty(),
         };
-        let (start, end, prefix) = match range {
-            KeyRange::All => (Bound::Unbounded, Bound::Unbounded, None),
-            KeyRange::Prefix(p) => (Bound::Included(p.clone()), Bound::Unbounded, Some(p)),
-            KeyRange::Range { start, end } => (start, end, None),
-        };
-        let mut iter = self.db.raw_iterator_cf(&cf);
-        match &start {
-            Bound::Unbounded => iter.seek_to_first(),
-            Bound::Included(s) | Bound::Excluded(s) => iter.seek(s),
-        }
-        let mut records = Vec::new();
-        while let Some((key, value)) = iter.item() {
-            let after_start = !matches!(&start, Bound::Excluded(s) if key == s.as_slice());
-            let before_end = match &end {
-                Bound::Unbounded => true,
-                Bound::Included(e) => key <= e.as_slice(),
-                Bound::Excluded(e) => key < e.as_slice(),
-            } && prefix.as_ref().is_none_or(|p| key.starts_with(p));
-            if !before_end {
-                break;
-            }
-            if after_start {
-                records.push((key.to_vec(), value.to_vec()));
-            }
-            iter.next();
-        }
-        iter.status().map_err(|e| self.rocks_error(e))?;
-        Ok(records)
-    }
-
-    /// Calls `f` with every record of `database`, in key order, without collecting them.
-    pub fn for_each(
-        &self,
-        database: &str,
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let Some(cf) = self.db.cf_handle(database) else {
-            return Ok(());
-        };
-        let mut iter = self.db.raw_iterator_cf(&cf);
-        iter.seek_to_first();
-        while let Some((key, value)) = iter.item() {
-            f(key, value)?;
-            iter.next();
-        }
-        iter.status().map_err(|e| self.rocks_error(e))
+        Ok(PlainScan {
+            cursor,
+            path: &self.path,
+        })
     }
 
     /// Flushes memtables and the WAL.
@@ -187,6 +158,22 @@ impl PlainStore {
             }
         }
         self.db.flush_wal(true).map_err(|e| self.rocks_error(e))
+    }
+}
+
+/// An iterator over a plain store's records, in key order. Stops at the first error,
+/// which it yields.
+pub struct PlainScan<'a> {
+    cursor: Cursor<'a>,
+    path: &'a Path,
+}
+
+impl Iterator for PlainScan<'_> {
+    type Item = Result<KeyValue, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.cursor
+            .next_with(self.path, |key, value| Ok((key.to_vec(), value.to_vec())))
     }
 }
 

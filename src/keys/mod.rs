@@ -6,25 +6,40 @@
 //! number retired) are sealed by the master key with associated data (id, database,
 //! master-key version). [`Keystore`] is immutable: every change returns a new keystore,
 //! which the store layer persists in one synced write before it replaces the old one.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod` | [`Keystore`], the master key, wrapping and unwrapping |
+//! | `data_key` | [`DataKey`] and its lifecycle: [`DataKeyLimits`], [`Keystore::seal_step`] |
+//! | `status` | [`KeystoreStatus`]: what `status` shows, no key bytes |
+
+mod data_key;
+mod status;
+
+pub use data_key::{DataKey, DataKeyLimits, SealError, SealStep, MAX_DATA_KEY_USES};
+pub use status::{DatabaseKeys, KeystoreStatus};
+
+use data_key::KeyMaterial;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rand::RngCore;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
-use crate::crypto::{Aead, Backend, CryptoError, Nonce, SecretKey};
+use crate::crypto::{Aead, Backend, Nonce, SecretKey};
 use crate::format::{
-    record_aad, DataKeyStatus, FormatError, KeystoreRecord, Record, WrappedDataKey,
-    WrappedMasterKey, RECORD_HEADER_LEN, RECORD_OVERHEAD, WRAPPED_KEY_LEN,
+    DataKeyStatus, FormatError, KeystoreRecord, WrappedDataKey, WrappedMasterKey, WRAPPED_KEY_LEN,
 };
 use crate::kms::{EncryptionContext, Kms, KmsError};
 
 #[derive(Debug, thiserror::Error)]
 /// Errors of the key hierarchy below the CMK.
+// Each variant is documented; its fields are named for what they hold.
+#[allow(missing_docs)]
 pub enum KeysError {
     #[error("cannot {operation} the master key of store {store} with CMK {cmk}: {source}")]
     /// A KMS call on the master key failed.
@@ -102,110 +117,6 @@ struct MasterKey {
     wrapped: WrappedMasterKey,
     key: SecretKey,
     aead: Aead,
-}
-
-/// A data key's secret and its running use count, shared by every keystore version in
-/// which the key appears (active, then retired; wrapped by one master key, then another).
-struct KeyMaterial {
-    key: SecretKey,
-    aead: Aead,
-    /// Seals made with this key, counted from the last persisted reservation.
-    uses: AtomicU64,
-}
-
-/// One database's data key, unwrapped and ready to seal and open records.
-pub struct DataKey {
-    wrapped: WrappedDataKey,
-    material: Arc<KeyMaterial>,
-}
-
-impl DataKey {
-    /// The key's id, unique in its store.
-    pub fn id(&self) -> u32 {
-        self.wrapped.id
-    }
-
-    /// The database the key belongs to.
-    pub fn database(&self) -> &str {
-        &self.wrapped.database
-    }
-
-    /// When the key was made.
-    pub fn created(&self) -> Timestamp {
-        Timestamp::from_millis(self.wrapped.created_ms)
-    }
-
-    /// Whether the key seals new writes.
-    pub fn is_active(&self) -> bool {
-        self.wrapped.status == DataKeyStatus::Active
-    }
-
-    /// The key schedule, built once.
-    pub fn aead(&self) -> &Aead {
-        &self.material.aead
-    }
-
-    /// Seals one record value for `key` in `database` of `store`: header, ciphertext and
-    /// tag in one allocation. `aad` is scratch space, reused across calls.
-    pub fn seal_record(
-        &self,
-        store: StoreId,
-        database: &str,
-        key: &[u8],
-        value: &[u8],
-        aad: &mut Vec<u8>,
-    ) -> Result<Vec<u8>, CryptoError> {
-        let nonce = Nonce::random();
-        let mut header = [0u8; RECORD_HEADER_LEN];
-        Record::write_header(&mut header, self.id(), &nonce);
-        let mut out = Vec::with_capacity(RECORD_OVERHEAD + value.len());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(value);
-        out.resize(RECORD_OVERHEAD + value.len(), 0);
-        record_aad(aad, &store.0, self.id(), database, key);
-        self.aead()
-            .seal_in_place(&nonce, aad, &mut out[RECORD_HEADER_LEN..])?;
-        Ok(out)
-    }
-
-    /// Opens a decoded record of `key` in `database` of `store`, sealed by this data key.
-    pub fn open_record(
-        &self,
-        store: StoreId,
-        database: &str,
-        key: &[u8],
-        record: &Record<'_>,
-        aad: &mut Vec<u8>,
-    ) -> Result<Vec<u8>, CryptoError> {
-        record_aad(aad, &store.0, record.data_key_id, database, key);
-        self.aead().open_to_vec(&record.nonce, aad, record.sealed)
-    }
-
-    /// Counts one seal and returns the count including it.
-    pub fn record_use(&self) -> u64 {
-        self.material.uses.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Seals counted so far (an over-count after a restart, never an under-count).
-    pub fn uses(&self) -> u64 {
-        self.material.uses.load(Ordering::Relaxed)
-    }
-
-    /// The count the persisted keystore allows before another reservation.
-    pub fn reserved_uses(&self) -> u64 {
-        self.wrapped.uses_reserved
-    }
-}
-
-impl fmt::Debug for DataKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DataKey")
-            .field("id", &self.id())
-            .field("database", &self.database())
-            .field("status", &self.wrapped.status)
-            .field("uses", &self.uses())
-            .finish_non_exhaustive()
-    }
 }
 
 /// A node's keys. Cheap to clone: key material is shared, never copied.
@@ -540,84 +451,6 @@ impl Keystore {
         next.master = Arc::new(master);
         next
     }
-
-    /// A summary safe to print: no key bytes.
-    pub fn status(&self, now: Timestamp) -> KeystoreStatus {
-        KeystoreStatus {
-            store_id: self.store_id,
-            cluster: self.identity.cluster.clone(),
-            node: self.identity.node.clone(),
-            cmk_arn: self.cmk_arn().to_string(),
-            master_key_version: self.master_key_version(),
-            master_key_created: self.master_key_created(),
-            master_key_next_rotation: None,
-            databases: self
-                .databases()
-                .into_iter()
-                .filter_map(|db| {
-                    let active = self.active_data_key(db)?;
-                    let keys: Vec<&Arc<DataKey>> = self
-                        .data_keys
-                        .values()
-                        .filter(|k| k.database() == db)
-                        .collect();
-                    Some(DatabaseKeys {
-                        database: db.to_string(),
-                        active_data_key: active.id(),
-                        active_since: active.created(),
-                        active_age_days: now.since(active.created()).as_secs() / 86_400,
-                        active_uses: active.uses(),
-                        data_keys: keys.len(),
-                        oldest_data_key_created: keys
-                            .iter()
-                            .map(|k| k.created())
-                            .min()
-                            .unwrap_or(active.created()),
-                    })
-                })
-                .collect(),
-        }
-    }
-}
-
-/// What `status` shows of a keystore.
-#[derive(Clone, Debug, Serialize)]
-pub struct KeystoreStatus {
-    /// The store's identity.
-    pub store_id: StoreId,
-    /// The node's cluster.
-    pub cluster: String,
-    /// The node's name.
-    pub node: String,
-    /// The CMK wrapping the master key.
-    pub cmk_arn: String,
-    /// The master key's version.
-    pub master_key_version: u32,
-    /// When the master key was made.
-    pub master_key_created: Timestamp,
-    /// When automatic rotation is next due; `None` where it is off.
-    pub master_key_next_rotation: Option<Timestamp>,
-    /// Per database, its data keys.
-    pub databases: Vec<DatabaseKeys>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-/// What `status` shows of one database's keys.
-pub struct DatabaseKeys {
-    /// The database.
-    pub database: String,
-    /// The id of the key sealing new writes.
-    pub active_data_key: u32,
-    /// When that key was made.
-    pub active_since: Timestamp,
-    /// Its age in whole days.
-    pub active_age_days: u64,
-    /// Seals counted with the active key (over-counted after a restart, never under).
-    pub active_uses: u64,
-    /// Keys of this database, active and retired.
-    pub data_keys: usize,
-    /// The oldest key still protecting data of this database (retired keys are kept).
-    pub oldest_data_key_created: Timestamp,
 }
 
 #[allow(clippy::too_many_arguments)]

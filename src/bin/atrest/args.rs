@@ -1,0 +1,465 @@
+//! The command line: every command, flag and argument, as clap parses them.
+
+use std::path::PathBuf;
+
+use atrest::control::project::{
+    Backup, ProjectRole, DEFAULT_CLUSTER, DEFAULT_NODES, DEFAULT_OWNER,
+};
+use atrest::control::{RotationSettings, DEFAULT_ACCOUNT};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "atrest",
+    version,
+    about = "Encryption at rest with customer-managed keys: a RocksDB store under a strict AWS KMS emulator"
+)]
+pub struct Cli {
+    /// The atrest root directory.
+    #[arg(
+        long,
+        env = "ATREST_ROOT",
+        default_value = "./atrest-data",
+        global = true
+    )]
+    pub root: PathBuf,
+    /// Print machine-readable JSON (AWS's field names for KMS calls).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Call the KMS as this IAM principal (arn:aws:iam::ACCOUNT:role/NAME); default: the root's.
+    #[arg(long, env = "ATREST_CALLER", global = true)]
+    pub caller: Option<String>,
+    /// The KMS region to call; default: the root's (us-east-1).
+    #[arg(long, env = "ATREST_REGION", global = true)]
+    pub region: Option<String>,
+    /// The cluster data and rotation commands act on.
+    #[arg(long, env = "ATREST_CLUSTER", global = true, default_value = DEFAULT_CLUSTER)]
+    pub cluster: String,
+    /// The project user making control-plane changes (Project Owner actions need one).
+    #[arg(long, env = "ATREST_USER", global = true, default_value = DEFAULT_OWNER)]
+    pub user: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Walk through the key hierarchy in a fresh temporary root.
+    Demo {
+        /// Keep the demo's root directory afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Create the root: the project's CMK (by default a new one in the embedded KMS, alias
+    /// alias/atrest-default) and one store.
+    Init {
+        /// The AWS account the project's keys belong to (embedded KMS; with AWS, the CMK's).
+        #[arg(long, default_value = DEFAULT_ACCOUNT)]
+        account: String,
+        /// Where the CMK lives: the embedded LocalKms, or AWS KMS through the AWS SDK
+        /// (credentials from the usual chain: AWS_ACCESS_KEY_ID, AWS_PROFILE, ...).
+        #[arg(long, value_enum, default_value = "local")]
+        kms: KmsKind,
+        /// The project's CMK: key id, alias or ARN. Required with --kms aws.
+        #[arg(long)]
+        cmk: Option<String>,
+        /// With --kms aws: an endpoint URL instead of AWS's (atrest kms serve, moto, ...).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The IAM role Atlas assumes to call the KMS (with AWS, through STS AssumeRole);
+        /// default with the embedded KMS: arn:aws:iam::ACCOUNT:role/atlas-kms.
+        #[arg(long)]
+        role_arn: Option<String>,
+        /// With --role-arn: the external id the role's trust policy requires.
+        #[arg(long, requires = "role_arn")]
+        external_id: Option<String>,
+        /// Nodes of the default cluster, Cluster0.
+        #[arg(long, default_value_t = DEFAULT_NODES)]
+        nodes: u32,
+        /// Rotate the master key automatically at this age (days); 0 turns it off.
+        #[arg(long, default_value_t = RotationSettings::default().master_key_rotation_days)]
+        master_key_rotation_days: u64,
+        /// Replace a database's data key after this many encryptions.
+        #[arg(long, default_value_t = RotationSettings::default().data_key_max_uses)]
+        data_key_max_uses: u64,
+        /// Replace a database's data key at this age (days).
+        #[arg(long)]
+        data_key_max_age_days: Option<u64>,
+    },
+    /// Rotate keys below the CMK now.
+    #[command(subcommand)]
+    Rotate(RotateCommand),
+    /// Clusters: N nodes each, every node its own store and master key.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Run the validity check now (Atlas's "Try Again"): DescribeKey, Encrypt, Decrypt as
+    /// the project's role; shuts the encrypted clusters down or brings them back.
+    Check,
+    /// The project's alerts, oldest first.
+    Alerts,
+    /// The project's settings.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Calls on the embedded KMS, named and flagged as the AWS CLI names them.
+    #[command(subcommand)]
+    Kms(KmsCommand),
+    /// Store VALUE under KEY in database DB.
+    Put {
+        db: String,
+        key: String,
+        value: String,
+    },
+    /// Print the value under KEY in database DB.
+    Get { db: String, key: String },
+    /// Delete KEY from database DB.
+    Delete { db: String, key: String },
+    /// Print the records of DB in key order.
+    Scan {
+        db: String,
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Bulk-load COUNT records of VALUE_SIZE random bytes into DB.
+    Load {
+        db: String,
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        #[arg(long, default_value_t = 1024)]
+        value_size: usize,
+    },
+    /// The store's key hierarchy: CMK, master key, data keys per database.
+    Status,
+    /// Snapshots of the node, each encrypted under the CMK current when it was taken.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Which snapshots and stores depend on a CMK.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// db_bench-style workloads: the encrypted store beside plain RocksDB, in one run.
+    Bench {
+        #[arg(long, default_value_t = 1024)]
+        value_size: usize,
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Scratch directory (removed afterwards); default: a new one under the system temp dir.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Emulator time: real time plus an offset kept in the root.
+    #[command(subcommand)]
+    Clock(ClockCommand),
+    /// Apply what emulator time has made due (KMS key deletions and rotations).
+    Tick,
+}
+
+#[derive(Subcommand)]
+pub enum RotateCommand {
+    /// A new master key wrapped by the CMK; every data key re-wrapped; no record rewritten.
+    Master,
+    /// A new data key for new writes to DB; the old one keeps decrypting.
+    DataKey { db: String },
+}
+
+#[derive(Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot: a consistent checkpoint, encrypted under the current CMK.
+    Create,
+    /// Every snapshot: id, time, size, CMK.
+    List,
+    Delete {
+        id: String,
+    },
+    /// Decrypt and check a snapshot without restoring it.
+    Verify {
+        id: String,
+    },
+    /// Set the retention policy and apply it (tick applies it too).
+    Retention {
+        #[arg(long)]
+        keep: Option<usize>,
+        /// e.g. 30d
+        #[arg(long)]
+        max_age: Option<String>,
+    },
+    /// Restore into this root's store, or into the store of the root at --to (another
+    /// project in the same region, or a new directory, initialised like this root).
+    Restore {
+        id: String,
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Which snapshots and stores depend on KEY, and whether it is safe to delete.
+    Usage { key: String },
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// A new cluster.
+    Create {
+        name: String,
+        /// Atlas's instance size; encryption at rest needs M10 or larger.
+        #[arg(long, default_value = "M10")]
+        tier: String,
+        /// Nodes (replica set members).
+        #[arg(long, default_value_t = DEFAULT_NODES)]
+        nodes: u32,
+        #[arg(long, value_enum, default_value = "cloud")]
+        backup: BackupArg,
+        /// A serverless instance (no customer key management).
+        #[arg(long)]
+        serverless: bool,
+        /// Encryption at rest with the project's CMK.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Turn encryption at rest on: every node rewritten, node by node (Project Owner).
+    EnableEncryption { name: String },
+    /// Turn it off: every node rewritten in the clear, node by node (Project Owner).
+    DisableEncryption { name: String },
+    /// Each node's store and key hierarchy.
+    Status { name: Option<String> },
+}
+
+#[derive(Subcommand)]
+pub enum EncryptionCommand {
+    /// Configure the project's encryption at rest with CMK, reached through an authorized
+    /// IAM role (or legacy credentials); checked as Atlas checks it (Project Owner).
+    Enable {
+        /// Key id, alias or ARN (another account's key: the full ARN).
+        #[arg(long)]
+        cmk: String,
+        /// An authorized role's id (`project authorize-role`).
+        #[arg(long)]
+        role_id: Option<String>,
+        /// Legacy credentials instead of a role; not possible after a role was used.
+        #[arg(long)]
+        access_key_id: Option<String>,
+        #[arg(long, env = "ATREST_SECRET_ACCESS_KEY", hide_env_values = true)]
+        secret_access_key: Option<String>,
+        #[arg(long)]
+        require_private_networking: bool,
+    },
+    /// Turn the project's encryption at rest off; refused while a cluster uses it.
+    Disable,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BackupArg {
+    /// Cloud Backups (snapshots).
+    Cloud,
+    /// Legacy backups: refused with encryption at rest.
+    Legacy,
+    /// No backups.
+    None,
+}
+
+impl From<BackupArg> for Backup {
+    fn from(backup: BackupArg) -> Self {
+        match backup {
+            BackupArg::Cloud => Backup::Cloud,
+            BackupArg::Legacy => Backup::Legacy,
+            BackupArg::None => Backup::None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Project Owner.
+    Owner,
+    /// Project Cluster Manager.
+    ClusterManager,
+}
+
+impl From<RoleArg> for ProjectRole {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Owner => ProjectRole::Owner,
+            RoleArg::ClusterManager => ProjectRole::ClusterManager,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum ProjectCommand {
+    /// The project in Atlas's shape: users, IAM roles, encryptionAtRest.awsKms, clusters.
+    Status,
+    /// Add a user with a role (Project Owner).
+    AddUser {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Authorize an IAM role for Atlas to assume (Project Owner); prints its role id.
+    AuthorizeRole {
+        #[arg(long)]
+        iam_role_arn: String,
+        /// The external id its trust policy requires; generated when absent.
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Configure or turn off the project's encryption at rest.
+    #[command(subcommand)]
+    Encryption(EncryptionCommand),
+    /// How often `tick` runs the validity check, and when the rotation reminder fires.
+    Schedules {
+        #[arg(long)]
+        check_interval_minutes: Option<u64>,
+        #[arg(long)]
+        rotation_reminder_days: Option<u64>,
+    },
+    /// Rotate the CMK: point the project at KEY and re-wrap the master key under it.
+    SetKey {
+        /// Key id, alias or ARN.
+        #[arg(long)]
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClockCommand {
+    /// Print emulator time and its offset from real time.
+    Show,
+    /// Move emulator time forward, e.g. `91d`, `12h`, `30m`.
+    Advance { by: String },
+}
+
+#[derive(Subcommand)]
+pub enum KmsCommand {
+    CreateKey {
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value = "SYMMETRIC_DEFAULT")]
+        key_spec: String,
+        #[arg(long)]
+        key_usage: Option<String>,
+        /// A key policy document, or file://PATH.
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    DescribeKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    ListKeys,
+    EnableKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    DisableKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    ScheduleKeyDeletion {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        pending_window_in_days: Option<u32>,
+        /// Delete even though snapshots or stores depend on the key.
+        #[arg(long)]
+        force: bool,
+    },
+    CancelKeyDeletion {
+        #[arg(long)]
+        key_id: String,
+    },
+    EnableKeyRotation {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        rotation_period_in_days: Option<u32>,
+    },
+    DisableKeyRotation {
+        #[arg(long)]
+        key_id: String,
+    },
+    RotateKeyOnDemand {
+        #[arg(long)]
+        key_id: String,
+    },
+    GetKeyRotationStatus {
+        #[arg(long)]
+        key_id: String,
+    },
+    ListKeyRotations {
+        #[arg(long)]
+        key_id: String,
+    },
+    CreateAlias {
+        #[arg(long)]
+        alias_name: String,
+        #[arg(long)]
+        target_key_id: String,
+    },
+    DeleteAlias {
+        #[arg(long)]
+        alias_name: String,
+    },
+    ListAliases,
+    PutKeyPolicy {
+        #[arg(long)]
+        key_id: String,
+        /// The policy document, or file://PATH.
+        #[arg(long)]
+        policy: String,
+        #[arg(long, default_value = "default", hide = true)]
+        policy_name: String,
+    },
+    GetKeyPolicy {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long, default_value = "default", hide = true)]
+        policy_name: String,
+    },
+    Encrypt {
+        #[arg(long)]
+        key_id: String,
+        /// Base64, or fileb://PATH for raw bytes.
+        #[arg(long)]
+        plaintext: String,
+        /// k=v,k2=v2 or a JSON object.
+        #[arg(long)]
+        encryption_context: Option<String>,
+    },
+    Decrypt {
+        /// Base64, or fileb://PATH for raw bytes.
+        #[arg(long)]
+        ciphertext_blob: String,
+        #[arg(long)]
+        key_id: Option<String>,
+        #[arg(long)]
+        encryption_context: Option<String>,
+    },
+    GenerateDataKey {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long, default_value_t = 32)]
+        number_of_bytes: usize,
+        #[arg(long)]
+        encryption_context: Option<String>,
+    },
+    /// Serve the embedded KMS over AWS's KMS protocol (JSON 1.1) and STS AssumeRole, for
+    /// any AWS SDK or the AWS CLI (`--endpoint-url http://ADDR`). Plain HTTP, signatures
+    /// not verified: for tests on 127.0.0.1.
+    Serve {
+        /// Address to listen on; port 0 picks a free one (the first line printed names it).
+        #[arg(long, default_value = "127.0.0.1:4599")]
+        listen: String,
+        /// Requests signed with access key AKID call as PRINCIPAL (an IAM ARN); repeatable.
+        /// Other keys call as --caller, or the root's principal.
+        #[arg(long = "access-key", value_name = "AKID=PRINCIPAL")]
+        access_keys: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KmsKind {
+    /// The root's embedded LocalKms.
+    Local,
+    /// AWS KMS, or any endpoint of its protocol, through the AWS SDK.
+    Aws,
+}

@@ -1,0 +1,77 @@
+//! What to type next: the command-line hint for each error the library can return. The
+//! library says what failed in its own terms; only the shell knows its commands.
+
+use atrest::control::ControlError;
+use atrest::kms::KmsError;
+use atrest::store::SnapshotError;
+
+/// The hint for a control-plane error, or for the KMS error underneath it.
+pub fn for_control(e: &ControlError) -> Option<String> {
+    let hint = match e {
+        ControlError::NotInitialised { path } => {
+            format!("run `atrest --root {} init` first", path.display())
+        }
+        ControlError::AlreadyInitialised { .. } => "choose another --root".into(),
+        ControlError::InterruptedInit { clusters, .. } => {
+            format!("remove {} and run `atrest init` again", clusters.display())
+        }
+        ControlError::KeyInUse { .. } => {
+            "pass --force to delete it anyway (what depends on it becomes unreadable)".into()
+        }
+        ControlError::RotationInProgress { to } => {
+            format!("finish it with `atrest project set-key --key {to}`")
+        }
+        ControlError::NotLocalKms { .. } => {
+            "`atrest kms` calls only the embedded KMS; use the AWS CLI or SDK for this key".into()
+        }
+        ControlError::CmkRequired => {
+            "with --kms aws, name the project's CMK with --cmk (a key id, alias or ARN)".into()
+        }
+        ControlError::UnknownUser { .. } => "add them with `atrest project add-user`".into(),
+        ControlError::UnknownAccessRole { .. } => {
+            "authorize one with `atrest project authorize-role --iam-role-arn ARN`".into()
+        }
+        ControlError::LegacyBackup { .. } => "create the cluster with --backup cloud".into(),
+        ControlError::ProjectNotConfigured => {
+            "run `atrest project encryption enable --cmk KEY --role-id ID` first".into()
+        }
+        ControlError::IncompleteCredentials => {
+            "give both --access-key-id and --secret-access-key".into()
+        }
+        ControlError::NotProjectKey { .. } => {
+            "rotate the project's CMK with `atrest project set-key --key KEY`".into()
+        }
+        ControlError::EncryptionInUse { .. } => {
+            "run `atrest cluster disable-encryption NAME` on each of them first".into()
+        }
+        ControlError::ShutDown { .. } => {
+            "fix the key, then run `atrest check` (Atlas's Try Again)".into()
+        }
+        ControlError::Snapshot(SnapshotError::CmkDisabled { cmk, .. }) => {
+            format!("re-enable it (atrest kms enable-key --key-id {cmk}) to restore this snapshot")
+        }
+        other => return other.kms_error().map(|k| for_kms(k).to_string()),
+    };
+    Some(hint)
+}
+
+/// What a user can do about a KMS error, in one sentence.
+pub fn for_kms(e: &KmsError) -> &'static str {
+    match e {
+        KmsError::NotFound(_) => "check the key id, alias or ARN, and that the caller's account and region are the key's",
+        KmsError::Disabled(_) => "enable the key (kms enable-key) and try again",
+        KmsError::InvalidState(_) => "a key pending deletion can be used again only after cancel-key-deletion and enable-key",
+        KmsError::InvalidCiphertext(_) => "the ciphertext or its encryption context is not the one the key produced",
+        KmsError::IncorrectKey(_) => "pass the key that encrypted this ciphertext as --key-id",
+        KmsError::AccessDenied(_) => "grant the caller this action in the key policy (kms put-key-policy); with AWS KMS, check the credentials or role atrest calls as",
+        KmsError::InvalidKeyUsage(_) => "use a SYMMETRIC_DEFAULT key with key usage ENCRYPT_DECRYPT",
+        KmsError::Validation(_) => "correct the request's parameters",
+        KmsError::AlreadyExists(_) => "choose another name or delete the existing one",
+        KmsError::LimitExceeded(_) => "wait for the limit to reset or use another key",
+        KmsError::UnsupportedOperation(_) => "this operation needs a symmetric encryption key",
+        KmsError::MalformedPolicyDocument(_) => "fix the policy document; it must keep allowing you kms:PutKeyPolicy",
+        KmsError::Internal(_) => "restore the KMS state file from a backup; atrest never resets it",
+        KmsError::Unavailable(_) => "check that the KMS is reachable; the call can be retried",
+        KmsError::Throttled(_) => "slow down; the call can be retried",
+    }
+}

@@ -1,0 +1,269 @@
+//! `atrest kms ...`: the embedded KMS with the AWS CLI's commands and flags, answering with
+//! AWS's response shapes under `--json`, and `kms serve`.
+
+use std::io::Write;
+
+use atrest::control::Root;
+use atrest::kms::responses::{
+    DecryptResponse, EncryptResponse, GenerateDataKeyResponse, GetKeyPolicyResponse, KeyIdResponse,
+    KeyMetadataResponse, ListAliasesResponse, ListKeyRotationsResponse, ListKeysResponse,
+    ScheduleKeyDeletionResponse,
+};
+use atrest::kms::wire::{Endpoint, Identities};
+use atrest::kms::{
+    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsServer, LocalKmsClient,
+};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use crate::args::KmsCommand;
+use crate::render::Output;
+use crate::{CliResult, Failure};
+
+fn read_document(arg: &str) -> Result<String, Failure> {
+    match arg.strip_prefix("file://") {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}").into())
+        }
+        None => Ok(arg.to_string()),
+    }
+}
+
+fn read_blob(arg: &str, flag: &str) -> Result<Vec<u8>, Failure> {
+    match arg.strip_prefix("fileb://") {
+        Some(path) => std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}").into()),
+        None => BASE64
+            .decode(arg.trim())
+            .map_err(|e| format!("{flag} must be base64 (or fileb://PATH): {e}").into()),
+    }
+}
+
+/// `k=v,k2=v2` or a JSON object of strings, as the AWS CLI accepts.
+fn parse_context(arg: Option<&str>) -> Result<EncryptionContext, Failure> {
+    let Some(arg) = arg else {
+        return Ok(EncryptionContext::new());
+    };
+    if arg.trim_start().starts_with('{') {
+        return serde_json::from_str(arg).map_err(|e| {
+            format!("--encryption-context is not a JSON object of strings: {e}").into()
+        });
+    }
+    arg.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    format!("--encryption-context pair {pair:?} is not key=value").into()
+                })
+        })
+        .collect()
+}
+
+/// Runs one `atrest kms` command as `client`.
+pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Output) -> CliResult {
+    match command {
+        KmsCommand::CreateKey {
+            description,
+            key_spec,
+            key_usage,
+            policy,
+        } => {
+            let request = CreateKeyRequest {
+                description,
+                key_spec: KeySpec::parse(&key_spec)?,
+                key_usage: key_usage.as_deref().map(KeyUsage::parse).transpose()?,
+                policy: policy.as_deref().map(read_document).transpose()?,
+            };
+            let meta = client.create_key(request)?;
+            let text = format!("{}\t{}", meta.key_id, meta.arn);
+            out.print(&KeyMetadataResponse { key_metadata: meta }, || text);
+        }
+        KmsCommand::DescribeKey { key_id } => {
+            let m = client.describe_key(&key_id)?;
+            out.print(
+                &KeyMetadataResponse {
+                    key_metadata: m.clone(),
+                },
+                || {
+                    let mut lines = vec![
+                        format!("KeyId:        {}", m.key_id),
+                        format!("Arn:          {}", m.arn),
+                        format!("KeyState:     {}", m.key_state),
+                        format!("KeySpec:      {}", m.key_spec),
+                        format!("Description:  {}", m.description),
+                        format!("CreationDate: {}", m.creation_date),
+                    ];
+                    if let Some(d) = m.deletion_date {
+                        lines.push(format!("DeletionDate: {d}"));
+                    }
+                    if let Some(v) = &m.current_key_material_id {
+                        lines.push(format!("KeyMaterial:  version {v}"));
+                    }
+                    lines.join("\n")
+                },
+            );
+        }
+        KmsCommand::ListKeys => {
+            let keys = ListKeysResponse {
+                keys: client.list_keys()?,
+                truncated: false,
+            };
+            out.print(&keys, || {
+                keys.keys
+                    .iter()
+                    .map(|k| format!("{}\t{}", k.key_id, k.key_arn))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KmsCommand::EnableKey { key_id } => client.enable_key(&key_id)?,
+        KmsCommand::DisableKey { key_id } => client.disable_key(&key_id)?,
+        KmsCommand::ScheduleKeyDeletion {
+            key_id,
+            pending_window_in_days,
+            force,
+        } => {
+            // Through the root, which knows which snapshots and stores depend on the key.
+            let date =
+                root.schedule_key_deletion(client, &key_id, pending_window_in_days, force)?;
+            let answer = ScheduleKeyDeletionResponse::new(client.describe_key(&key_id)?, date);
+            out.print(&answer, || {
+                format!("{} will be deleted on {date}", answer.key_id)
+            });
+        }
+        KmsCommand::CancelKeyDeletion { key_id } => {
+            client.cancel_key_deletion(&key_id)?;
+            let answer = KeyIdResponse {
+                key_id: client.describe_key(&key_id)?.arn,
+            };
+            out.print(&answer, || {
+                format!(
+                    "{} is no longer scheduled for deletion; it is Disabled (enable-key to use it)",
+                    answer.key_id
+                )
+            });
+        }
+        KmsCommand::EnableKeyRotation {
+            key_id,
+            rotation_period_in_days,
+        } => client.enable_key_rotation(&key_id, rotation_period_in_days)?,
+        KmsCommand::DisableKeyRotation { key_id } => client.disable_key_rotation(&key_id)?,
+        KmsCommand::RotateKeyOnDemand { key_id } => {
+            let answer = KeyIdResponse {
+                key_id: client.rotate_key_on_demand(&key_id)?,
+            };
+            out.print(&answer, || answer.key_id.clone());
+        }
+        KmsCommand::GetKeyRotationStatus { key_id } => {
+            let s = client.get_key_rotation_status(&key_id)?;
+            out.print(&s, || {
+                match (s.rotation_period_in_days, s.next_rotation_date) {
+                    (Some(p), Some(n)) => format!("rotation enabled every {p} days; next on {n}"),
+                    _ => "rotation disabled".into(),
+                }
+            });
+        }
+        KmsCommand::ListKeyRotations { key_id } => {
+            let answer = ListKeyRotationsResponse {
+                rotations: client.list_key_rotations(&key_id)?,
+                truncated: false,
+            };
+            out.print(&answer, || {
+                answer
+                    .rotations
+                    .iter()
+                    .map(|r| format!("{}\t{:?}", r.rotation_date, r.rotation_type))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KmsCommand::CreateAlias {
+            alias_name,
+            target_key_id,
+        } => client.create_alias(&alias_name, &target_key_id)?,
+        KmsCommand::DeleteAlias { alias_name } => client.delete_alias(&alias_name)?,
+        KmsCommand::ListAliases => {
+            let answer = ListAliasesResponse {
+                aliases: client.list_aliases()?,
+                truncated: false,
+            };
+            out.print(&answer, || {
+                answer
+                    .aliases
+                    .iter()
+                    .map(|a| format!("{}\t{}", a.alias_name, a.target_key_id))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KmsCommand::PutKeyPolicy { key_id, policy, .. } => {
+            client.put_key_policy(&key_id, &read_document(&policy)?)?
+        }
+        KmsCommand::GetKeyPolicy { key_id, .. } => {
+            let answer = GetKeyPolicyResponse::new(client.get_key_policy(&key_id)?);
+            out.print(&answer, || answer.policy.clone());
+        }
+        KmsCommand::Encrypt {
+            key_id,
+            plaintext,
+            encryption_context,
+        } => {
+            let plaintext = zeroize::Zeroizing::new(read_blob(&plaintext, "--plaintext")?);
+            let e = client.encrypt(
+                &key_id,
+                &plaintext,
+                &parse_context(encryption_context.as_deref())?,
+            )?;
+            let answer = EncryptResponse::from(e);
+            out.print(&answer, || answer.ciphertext_blob.clone());
+        }
+        KmsCommand::Decrypt {
+            ciphertext_blob,
+            key_id,
+            encryption_context,
+        } => {
+            let blob = read_blob(&ciphertext_blob, "--ciphertext-blob")?;
+            let d = client.decrypt(
+                key_id.as_deref(),
+                &blob,
+                &parse_context(encryption_context.as_deref())?,
+            )?;
+            let answer = DecryptResponse::from(d);
+            out.print(&answer, || answer.plaintext.to_string());
+        }
+        KmsCommand::Serve {
+            listen,
+            access_keys,
+        } => {
+            let mut identities = Identities::new(client.caller().principal())?;
+            for mapping in &access_keys {
+                let (akid, principal) = mapping
+                    .split_once('=')
+                    .ok_or_else(|| format!("--access-key {mapping:?} is not AKID=PRINCIPAL_ARN"))?;
+                identities.map(akid, principal)?;
+            }
+            let endpoint = Endpoint::new(root.local_kms().clone(), identities);
+            let server = KmsServer::start(&listen, endpoint).map_err(|e| e.to_string())?;
+            println!("listening on {}", server.url());
+            let _ = std::io::stdout().flush();
+            server.wait();
+        }
+        KmsCommand::GenerateDataKey {
+            key_id,
+            number_of_bytes,
+            encryption_context,
+        } => {
+            let k = client.generate_data_key(
+                &key_id,
+                number_of_bytes,
+                &parse_context(encryption_context.as_deref())?,
+            )?;
+            let answer = GenerateDataKeyResponse::from(k);
+            out.print(&answer, || {
+                format!("{}\t{}", *answer.plaintext, answer.ciphertext_blob)
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! The `atrest` command: a thin shell over the library. Each command parses its flags,
+//! makes one library call and prints the result as text or, with `--json`, with AWS's and
+//! Atlas's field names. What to type next (hints) is the shell's to say, not the library's.
+
+mod args;
+mod cluster;
+mod demo;
+mod hints;
+mod kms;
+mod render;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use atrest::control::{
+    AccessRequest, Applied, AwsSettings, ControlError, InitOptions, KmsSettings, Root,
+    RotationSettings, DEFAULT_REGION,
+};
+use atrest::kms::KmsError;
+use atrest::store::KeyRange;
+use clap::Parser;
+use serde_json::json;
+
+use args::{
+    Cli, ClockCommand, Command, EncryptionCommand, KeysCommand, KmsKind, ProjectCommand,
+    RotateCommand,
+};
+use render::{progress_bar, Output};
+
+/// An error for the user: what failed, and what to do about it.
+pub(crate) struct Failure {
+    message: String,
+    hint: Option<String>,
+}
+
+impl From<ControlError> for Failure {
+    fn from(e: ControlError) -> Self {
+        Failure {
+            hint: hints::for_control(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<KmsError> for Failure {
+    fn from(e: KmsError) -> Self {
+        Failure {
+            hint: Some(hints::for_kms(&e).to_string()),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<atrest::store::StoreError> for Failure {
+    fn from(e: atrest::store::StoreError) -> Self {
+        ControlError::from(e).into()
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            hint: None,
+        }
+    }
+}
+
+pub(crate) type CliResult = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            if let Some(hint) = failure.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(crate) const QUEUED: &str = "queued: the project's encrypted clusters are shut down (key invalid); the change is applied by the next good validity check (`atrest check`)";
+
+fn run(cli: Cli) -> CliResult {
+    let out = Output { json: cli.json };
+    let open = || Root::open(&cli.root);
+    let cluster_name = cli.cluster.as_str();
+    match cli.command {
+        Command::Demo { keep } => demo::run(keep),
+        Command::Init {
+            account,
+            kms,
+            cmk,
+            endpoint,
+            role_arn,
+            external_id,
+            nodes,
+            master_key_rotation_days,
+            data_key_max_uses,
+            data_key_max_age_days,
+        } => {
+            let kms = match kms {
+                KmsKind::Local if endpoint.is_some() => {
+                    return Err("--endpoint needs --kms aws".to_string().into())
+                }
+                KmsKind::Local => KmsSettings::Local,
+                KmsKind::Aws => KmsSettings::Aws(AwsSettings { endpoint }),
+            };
+            let root = open()?;
+            let settings = root.init(&InitOptions {
+                account,
+                region: cli.region.unwrap_or_else(|| DEFAULT_REGION.to_string()),
+                rotation: RotationSettings {
+                    master_key_rotation_days,
+                    data_key_max_uses,
+                    data_key_max_age_days,
+                },
+                kms,
+                cmk,
+                role: role_arn.map(|arn| (arn, external_id)),
+                nodes,
+            })?;
+            out.print(&settings, || render::initialised(&root, &settings, nodes));
+            Ok(())
+        }
+        Command::Kms(command) => {
+            let root = open()?;
+            let client = root.kms_client(cli.caller.as_deref(), cli.region.as_deref())?;
+            kms::run(&root, &client, command, out)
+        }
+        Command::Snapshot(command) => {
+            cluster::snapshot_command(&open()?, cluster_name, command, out)
+        }
+        Command::Keys(KeysCommand::Usage { key }) => {
+            let usage = open()?.key_usage(&key)?;
+            out.print(&usage, || render::key_usage(&usage));
+            Ok(())
+        }
+        Command::Put { db, key, value } => {
+            Ok(open()?
+                .cluster(Some(cluster_name))?
+                .put(&db, key.as_bytes(), value.as_bytes())?)
+        }
+        Command::Get { db, key } => {
+            let value = open()?
+                .cluster(Some(cluster_name))?
+                .get(&db, key.as_bytes())?;
+            let v = value.ok_or_else(|| format!("no key {key:?} in database {db:?}"))?;
+            let text = String::from_utf8_lossy(&v);
+            out.print(&json!({ "key": key, "value": text }), || text.to_string());
+            Ok(())
+        }
+        Command::Delete { db, key } => Ok(open()?
+            .cluster(Some(cluster_name))?
+            .delete(&db, key.as_bytes())?),
+        Command::Scan { db, prefix } => {
+            let cluster = open()?.cluster(Some(cluster_name))?;
+            let range = prefix.map_or(KeyRange::All, |p| KeyRange::Prefix(p.into_bytes()));
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            for record in cluster.scan(&db, range)? {
+                let (k, v) = record?;
+                let (k, v) = (String::from_utf8_lossy(&k), String::from_utf8_lossy(&v));
+                let line = if out.json {
+                    json!({ "key": k, "value": v }).to_string()
+                } else {
+                    format!("{k}\t{v}")
+                };
+                if writeln!(lock, "{line}").is_err() {
+                    break; // stdout closed (e.g. piped into head)
+                }
+            }
+            Ok(())
+        }
+        Command::Load {
+            db,
+            count,
+            value_size,
+        } => {
+            let cluster = open()?.cluster(Some(cluster_name))?;
+            let bar = progress_bar(count, out);
+            let report = cluster.load(&db, count, value_size, &mut |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            out.print(&report, || {
+                format!(
+                    "loaded {count} records of {value_size} B into {db:?} in {:.2}s ({:.0} records/s)",
+                    report.seconds, report.records_per_second
+                )
+            });
+            Ok(())
+        }
+        Command::Status => cluster::status(&open()?, cluster_name, out),
+        Command::Bench {
+            value_size,
+            count,
+            dir,
+        } => render::bench(value_size, count, dir, out),
+        Command::Clock(ClockCommand::Show) => {
+            let root = open()?;
+            let (now, offset) = (root.clock().now(), root.clock_offset());
+            out.print(
+                &json!({ "now": now.to_string(), "offset_seconds": offset.as_secs() }),
+                || format!("{now} (real time + {})", humantime::format_duration(offset)),
+            );
+            Ok(())
+        }
+        Command::Clock(ClockCommand::Advance { by }) => {
+            let by = humantime::parse_duration(&by)
+                .map_err(|e| format!("cannot read duration {by:?}: {e} (try 91d, 12h, 30m)"))?;
+            let root = open()?;
+            root.advance_clock(by)?;
+            let now = root.clock().now();
+            out.print(&json!({ "now": now.to_string() }), || {
+                format!("emulator time is now {now}")
+            });
+            Ok(())
+        }
+        Command::Tick => {
+            let report = open()?.tick()?;
+            out.print(&report, || report.to_string());
+            Ok(())
+        }
+        Command::Rotate(RotateCommand::Master) => {
+            let applied = open()?.rotate_master_key(Some(cluster_name))?;
+            out.print(&applied, || match &applied {
+                Applied::Done(versions) => format!(
+                    "{cluster_name}: master keys rotated node by node to versions {versions:?}; no record was rewritten"
+                ),
+                Applied::Queued => QUEUED.to_string(),
+            });
+            Ok(())
+        }
+        Command::Rotate(RotateCommand::DataKey { db }) => {
+            let ids = open()?.roll_data_key(Some(cluster_name), &db)?;
+            out.print(&json!({ "database": db, "active_data_keys": ids }), || {
+                format!("database {db:?} now writes with data keys {ids:?} (one per node)")
+            });
+            Ok(())
+        }
+        Command::Check => {
+            let outcome = open()?.check()?;
+            out.print(&outcome, || outcome.to_string());
+            Ok(())
+        }
+        Command::Alerts => {
+            let alerts = open()?.alerts()?;
+            out.print(&alerts, || render::alerts(&alerts));
+            Ok(())
+        }
+        Command::Cluster(command) => cluster::cluster_command(&open()?, &cli.user, command, out),
+        Command::Project(command) => project_command(&open()?, &cli.user, command, out),
+    }
+}
+
+fn project_command(root: &Root, user: &str, command: ProjectCommand, out: Output) -> CliResult {
+    match command {
+        ProjectCommand::Status => {
+            let status = root.project_status()?;
+            out.print(&status, || status.to_string());
+        }
+        ProjectCommand::AddUser { name, role } => {
+            root.add_user(user, &name, role.into())?;
+            out.print(&json!({ "username": name }), || format!("added {name}"));
+        }
+        ProjectCommand::AuthorizeRole {
+            iam_role_arn,
+            external_id,
+        } => {
+            let role = root.authorize_role(user, &iam_role_arn, external_id)?;
+            out.print(&role, || {
+                format!(
+                    "authorized {} as role id {} (external id {})",
+                    role.iam_assumed_role_arn, role.role_id, role.atlas_assumed_role_external_id
+                )
+            });
+        }
+        ProjectCommand::Encryption(EncryptionCommand::Enable {
+            cmk,
+            role_id,
+            access_key_id,
+            secret_access_key,
+            require_private_networking,
+        }) => {
+            let access = match (role_id, access_key_id, secret_access_key) {
+                (Some(role), None, None) => AccessRequest::Role(role),
+                (None, Some(id), secret) => AccessRequest::Credentials {
+                    access_key_id: id,
+                    secret_access_key: zeroize::Zeroizing::new(secret.unwrap_or_default()),
+                },
+                _ => {
+                    return Err(
+                        "give --role-id, or --access-key-id with --secret-access-key"
+                            .to_string()
+                            .into(),
+                    )
+                }
+            };
+            root.configure_encryption(user, &cmk, access, require_private_networking)?;
+            let status = root.project_status()?;
+            out.print(&status.encryption_at_rest, || status.to_string());
+        }
+        ProjectCommand::Encryption(EncryptionCommand::Disable) => {
+            root.disable_project_encryption(user)?;
+            out.print(&json!({ "enabled": false }), || {
+                "the project's encryption at rest is disabled".into()
+            });
+        }
+        ProjectCommand::Schedules {
+            check_interval_minutes,
+            rotation_reminder_days,
+        } => root.set_schedules(check_interval_minutes, rotation_reminder_days)?,
+        ProjectCommand::SetKey { key } => {
+            let settings = root.set_key(&key)?;
+            out.print(&settings, || {
+                format!(
+                    "the project's CMK is now {}; every node's master key is re-wrapped under it",
+                    settings.cmk
+                )
+            });
+        }
+    }
+    Ok(())
+}

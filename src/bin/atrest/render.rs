@@ -1,0 +1,155 @@
+//! How results look on a terminal: text or `--json`, progress bars on stderr, and the text
+//! of the reports the library does not give a `Display` of its own.
+
+use std::path::PathBuf;
+
+use atrest::control::project::Alert;
+use atrest::control::project::DEFAULT_CLUSTER;
+use atrest::control::{KeyUsage, KmsSettings, Root, Settings};
+use atrest::store::SnapshotInfo;
+use serde::Serialize;
+
+use crate::CliResult;
+
+/// Text for people, or JSON for programs.
+#[derive(Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `value` as JSON with `--json`, else the text `text` makes.
+    pub fn print<T: Serialize>(self, value: &T, text: impl FnOnce() -> String) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+/// A progress bar on stderr, hidden with `--json` or when stderr is not a terminal.
+pub fn progress_bar(len: u64, out: Output) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if out.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// A progress spinner of unknown length, drawn with `template`.
+pub fn spinner(template: &str, out: Output) -> indicatif::ProgressBar {
+    let bar = progress_bar(0, out);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
+pub fn initialised(root: &Root, settings: &Settings, nodes: u32) -> String {
+    let kms = match settings.kms {
+        KmsSettings::Local => "embedded",
+        KmsSettings::Aws(_) => "AWS",
+    };
+    format!(
+        "initialised {}\nCMK: {} ({kms} KMS)\nproject {} with encryption at rest; cluster {DEFAULT_CLUSTER} (M10, {nodes} nodes, encrypted)",
+        root.dir().display(),
+        settings.cmk,
+        settings.project.id,
+    )
+}
+
+pub fn key_usage(usage: &KeyUsage) -> String {
+    let mut lines = vec![usage.key_arn.clone()];
+    for s in &usage.snapshots {
+        lines.push(format!("  snapshot {} taken {}", s.id, s.created));
+    }
+    for store in &usage.stores {
+        lines.push(format!("  store {store}"));
+    }
+    if usage.rotation_in_progress {
+        lines.push("  a CMK rotation in progress still needs it".into());
+    }
+    lines.push(if usage.safe_to_delete {
+        "safe to delete: nothing depends on it".into()
+    } else {
+        "NOT safe to delete: the above would become unreadable".into()
+    });
+    lines.join("\n")
+}
+
+pub fn snapshots(all: &[SnapshotInfo]) -> String {
+    all.iter()
+        .map(|s| format!("{}\t{}\t{} B\t{}", s.id, s.created, s.size, s.cmk_arn))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn alerts(alerts: &[Alert]) -> String {
+    if alerts.is_empty() {
+        return "no alerts".into();
+    }
+    alerts
+        .iter()
+        .map(|a| format!("{}  {}  {}", a.created, a.event_type_name, a.text))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `atrest bench`: runs the workloads and prints the table of ratios.
+pub fn bench(value_size: usize, count: u64, dir: Option<PathBuf>, out: Output) -> CliResult {
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("atrest-bench-{}", std::process::id()))
+    });
+    let options = atrest::bench::BenchOptions {
+        count,
+        value_size,
+        dir,
+    };
+    let report = atrest::bench::run(&options, &mut |step| {
+        if !out.json {
+            eprintln!("running {step}");
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    out.print(&report, || {
+        let mut lines = vec![
+            format!(
+                "{count} records of {value_size} B, AES-256-GCM on {}",
+                report.backend
+            ),
+            format!(
+                "{:<16} {:>14} {:>10} {:>14} {:>10} {:>7}",
+                "workload", "plain ops/s", "MB/s", "encrypted ops/s", "MB/s", "ratio"
+            ),
+        ];
+        for w in &report.workloads {
+            lines.push(format!(
+                "{:<16} {:>14.0} {:>10.1} {:>14.0} {:>10.1} {:>7.3}",
+                w.name,
+                w.plaintext.ops_per_sec,
+                w.plaintext.mb_per_sec,
+                w.encrypted.ops_per_sec,
+                w.encrypted.mb_per_sec,
+                w.ratio
+            ));
+        }
+        lines.push(format!(
+            "master-key rotation: {:.1} ms with {count} records stored",
+            report.master_key_rotation_ms
+        ));
+        lines.push(format!(
+            "snapshot: {:.1} MB, created at {:.0} MB/s, restored at {:.0} MB/s",
+            report.snapshot_mb,
+            report.snapshot_create_mb_per_sec,
+            report.snapshot_restore_mb_per_sec
+        ));
+        lines.push(format!("peak memory (RSS): {:.0} MB", report.peak_rss_mb));
+        lines.join("\n")
+    });
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! Cloud Backups: snapshots of encrypted clusters under the CMK current when they were
+//! taken, retention, which snapshots and stores depend on a CMK, and restore.
+
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::init::InitOptions;
+use super::project::{DEFAULT_CLUSTER, DEFAULT_NODES};
+use super::state::Retention;
+use super::{ControlError, Root};
+use crate::clock::{days, Clock, Timestamp};
+use crate::kms::LocalKmsClient;
+use crate::store::{
+    list_snapshots, restore_snapshot, snapshot_info, verify_snapshot, LocalDirStorage,
+    RestoreTarget, SnapshotInfo, SnapshotStorage, StoreOptions,
+};
+
+/// Who depends on a CMK, and so whether it can be deleted without losing data.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyUsage {
+    /// The key's ARN.
+    pub key_arn: String,
+    /// Snapshots encrypted under the key: deleting it makes them unrestorable.
+    pub snapshots: Vec<SnapshotInfo>,
+    /// Node stores whose master key the key wraps.
+    pub stores: Vec<String>,
+    /// A CMK rotation that still needs the key.
+    pub rotation_in_progress: bool,
+    /// True when nothing depends on the key.
+    pub safe_to_delete: bool,
+}
+
+impl Root {
+    /// Where this root's snapshot files live.
+    pub fn snapshot_storage(&self) -> Result<LocalDirStorage, ControlError> {
+        let dir = self.dir.join("snapshots");
+        LocalDirStorage::new(&dir).map_err(|source| ControlError::Io { path: dir, source })
+    }
+
+    /// Takes a snapshot of `cluster` (the default when `None`), encrypted under the CMK
+    /// current now. Snapshots are Cloud Backups of encrypted clusters.
+    pub fn create_snapshot(
+        &self,
+        cluster: Option<&str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SnapshotInfo, ControlError> {
+        let cluster = self.cluster(cluster)?;
+        let storage = self.snapshot_storage()?;
+        // One node's checkpoint is the cluster's: every node holds the same records.
+        match cluster.first_store(|store| store.create_snapshot(&storage, progress))? {
+            Some(taken) => Ok(taken?),
+            None => Err(ControlError::NotEncrypted {
+                cluster: cluster.name().to_string(),
+            }),
+        }
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, ControlError> {
+        Ok(list_snapshots(&self.snapshot_storage()?)?)
+    }
+
+    /// Deletes snapshot `id`.
+    pub fn delete_snapshot(&self, id: &str) -> Result<(), ControlError> {
+        let storage = self.snapshot_storage()?;
+        snapshot_info(&storage, id)?;
+        storage.delete(id).map_err(|source| ControlError::Io {
+            path: self.dir.join("snapshots"),
+            source,
+        })
+    }
+
+    /// Decrypts and checks every byte of a snapshot without restoring it.
+    pub fn verify_snapshot(&self, id: &str) -> Result<SnapshotInfo, ControlError> {
+        Ok(verify_snapshot(
+            &self.snapshot_storage()?,
+            id,
+            &*self.kms()?,
+        )?)
+    }
+
+    /// Saves `retention` as the root's policy and applies it now.
+    pub fn set_retention(&self, retention: Retention) -> Result<Vec<String>, ControlError> {
+        self.transact(|s| {
+            s.snapshot_retention = retention;
+            Ok(())
+        })?;
+        self.apply_retention(retention)
+    }
+
+    /// Deletes the snapshots `retention` does not keep; returns their ids.
+    pub fn apply_retention(&self, retention: Retention) -> Result<Vec<String>, ControlError> {
+        let now = self.clock.now();
+        let all = self.snapshots()?;
+        let newest_first: Vec<&SnapshotInfo> = all.iter().rev().collect();
+        let mut deleted = Vec::new();
+        for (rank, snapshot) in newest_first.into_iter().enumerate() {
+            let too_many = retention.keep.is_some_and(|keep| rank >= keep);
+            let too_old = retention
+                .max_age_days
+                .is_some_and(|d| now.since(snapshot.created) > days(d));
+            if too_many || too_old {
+                self.delete_snapshot(&snapshot.id)?;
+                deleted.push(snapshot.id.clone());
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Which snapshots and node stores depend on `key` (id, alias or ARN).
+    pub fn key_usage(&self, key: &str) -> Result<KeyUsage, ControlError> {
+        let arn = self.kms()?.describe_key(key)?.arn;
+        let snapshots: Vec<SnapshotInfo> = self
+            .snapshots()?
+            .into_iter()
+            .filter(|s| s.cmk_arn == arn)
+            .collect();
+        let settings = self.settings()?;
+        let mut stores = Vec::new();
+        if let Some(s) = settings.as_ref().filter(|s| s.cmk == arn) {
+            for name in s.project.encrypted_clusters() {
+                let config = s.project.cluster(&name)?;
+                for path in self.node_paths(&name, config.spec.nodes) {
+                    stores.push(path.display().to_string());
+                }
+            }
+        }
+        let rotation_in_progress = settings
+            .and_then(|s| s.cmk_rotation)
+            .is_some_and(|r| r.from == arn || r.to == arn);
+        let safe_to_delete = snapshots.is_empty() && stores.is_empty() && !rotation_in_progress;
+        Ok(KeyUsage {
+            key_arn: arn,
+            snapshots,
+            stores,
+            rotation_in_progress,
+            safe_to_delete,
+        })
+    }
+
+    /// ScheduleKeyDeletion, refused while snapshots or stores depend on the key unless
+    /// `force`: deleting it would make them unreadable for good.
+    pub fn schedule_key_deletion(
+        &self,
+        client: &LocalKmsClient,
+        key: &str,
+        window_days: Option<u32>,
+        force: bool,
+    ) -> Result<Timestamp, ControlError> {
+        if !force {
+            let usage = self.key_usage(key)?;
+            if !usage.safe_to_delete {
+                return Err(ControlError::KeyInUse {
+                    key: usage.key_arn,
+                    snapshots: usage.snapshots.into_iter().map(|s| s.id).collect(),
+                    stores: usage.stores,
+                });
+            }
+        }
+        Ok(client.schedule_key_deletion(key, window_days)?)
+    }
+
+    /// Restores snapshot `id` into every node of `cluster` (the default when `None`) of
+    /// this root, or of the root at `target`: another project, which must be in the
+    /// snapshot's region, or a new one (an uninitialised directory), initialised like this
+    /// one. The snapshot's CMK must be enabled; each restored node gets a new master key
+    /// under the target's CMK.
+    pub fn restore_snapshot(
+        &self,
+        id: &str,
+        target: Option<&Path>,
+        cluster: Option<&str>,
+    ) -> Result<SnapshotInfo, ControlError> {
+        let storage = self.snapshot_storage()?;
+        let info = snapshot_info(&storage, id)?;
+        let snapshot_kms = self.kms()?;
+        let other;
+        let target_root = match target {
+            Some(dir) if fs::canonicalize(dir).ok() != fs::canonicalize(&self.dir).ok() => {
+                other = Root::open_with_clock(dir, self.clock.base().clone())?;
+                if other.settings()?.is_none() {
+                    // A new project, like this one: same account, region, KMS and policies.
+                    let mine = self.require_settings()?;
+                    let role = mine.project.kms_role().map(|r| {
+                        (
+                            r.iam_assumed_role_arn.clone(),
+                            Some(r.atlas_assumed_role_external_id.clone()),
+                        )
+                    });
+                    let shared_cmk = (!mine.kms.is_local()).then_some(mine.cmk.clone());
+                    let nodes = mine
+                        .project
+                        .cluster(DEFAULT_CLUSTER)
+                        .map_or(DEFAULT_NODES, |c| c.spec.nodes);
+                    other.init(&InitOptions {
+                        account: mine.account,
+                        region: mine.region,
+                        rotation: mine.rotation,
+                        kms: mine.kms,
+                        cmk: shared_cmk,
+                        role,
+                        nodes,
+                    })?;
+                }
+                &other
+            }
+            _ => self,
+        };
+        let settings = target_root.require_settings()?;
+        let config = settings
+            .project
+            .cluster(cluster.unwrap_or(DEFAULT_CLUSTER))?;
+        if !config.spec.encrypt {
+            return Err(ControlError::NotEncrypted {
+                cluster: config.spec.name.clone(),
+            });
+        }
+        if let Some(down) = &settings.project.validity.shut_down {
+            return Err(ControlError::ShutDown {
+                cluster: config.spec.name.clone(),
+                key: settings.cmk.clone(),
+                reason: down.clone(),
+            });
+        }
+        let target_kms = target_root.kms_for(&settings, settings.project.kms_role())?;
+        let base = target_root.store_options(&settings);
+        for (node, path) in target_root
+            .node_paths(&config.spec.name, config.spec.nodes)
+            .iter()
+            .enumerate()
+        {
+            drop(restore_snapshot(
+                &storage,
+                id,
+                snapshot_kms.clone(),
+                RestoreTarget {
+                    path,
+                    kms: target_kms.clone(),
+                    cmk: &settings.cmk,
+                    region: &settings.region,
+                    options: StoreOptions {
+                        cluster: config.spec.name.clone(),
+                        node: format!("node-{node}"),
+                        ..base.clone()
+                    },
+                },
+            )?);
+        }
+        Ok(info)
+    }
+}

@@ -1,0 +1,427 @@
+//! An open root: its directory layout, its settings and how they change, its emulator
+//! clock, the KMS clients its project uses, and opening its clusters.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use super::cluster::{recover_node, Cluster, Gate, NodeOpener, ShutDown};
+use super::init::{DEFAULT_ACCOUNT, DEFAULT_REGION};
+use super::project::{AccessRole, Alert, ClusterConfig, ClusterSpec, DEFAULT_CLUSTER};
+use super::state::{
+    read_json, read_settings, write_json, AwsSettings, ClockFile, KmsSettings, Settings,
+};
+use super::ControlError;
+use crate::clock::{days, OffsetClock, SharedClock, SystemClock, Timestamp};
+use crate::durable::FileLock;
+use crate::kms::{Caller, Kms, LocalKms, LocalKmsClient};
+use crate::store::{DataKeyLimits, StoreOptions};
+
+/// The lock every change to the root's state holds.
+const LOCK_FILE: &str = "atrest.lock";
+/// Emulator time: the offset added to the base clock.
+const CLOCK_FILE: &str = "clock.json";
+
+/// An AwsKms and the role it assumes (`None`: the credential chain as is).
+type AwsClient = (Option<String>, Arc<dyn Kms>);
+
+/// An open root. Commands that only use the KMS work before `init`.
+pub struct Root {
+    pub(super) dir: PathBuf,
+    pub(super) clock: Arc<OffsetClock>,
+    pub(super) kms: Arc<LocalKms>,
+    /// The AWS client and the role it assumes, made on first use: it resolves credentials
+    /// once per process.
+    aws: Mutex<Option<AwsClient>>,
+    pub(super) gate: Arc<Gate>,
+    wrap: Option<KmsWrapper>,
+    /// The clusters this root has open, shared by every caller: a node's store is open in
+    /// one place at a time.
+    open_clusters: Mutex<BTreeMap<String, Weak<Cluster>>>,
+}
+
+impl std::fmt::Debug for Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Root")
+            .field("dir", &self.dir)
+            .field("clock_offset", &self.clock.offset())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps the project's KMS client: fault injection, metrics.
+pub type KmsWrapper = Arc<dyn Fn(Arc<dyn Kms>) -> Arc<dyn Kms> + Send + Sync>;
+
+impl Root {
+    /// Opens the root at `dir`, creating the directory and an empty KMS if absent. Its
+    /// emulator time is real time plus the root's saved offset.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, ControlError> {
+        Self::open_with_clock(dir, Arc::new(SystemClock))
+    }
+
+    /// Opens the root at `dir` on `base` time (plus the root's saved offset): the one
+    /// clock its KMS, its clusters' stores and its schedules all read. A test passes a
+    /// [`ManualClock`](crate::clock::ManualClock) and moves everything by days at once.
+    pub fn open_with_clock(dir: impl AsRef<Path>, base: SharedClock) -> Result<Self, ControlError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(|source| ControlError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let offset = match read_json::<ClockFile>(&dir.join(CLOCK_FILE))? {
+            Some(c) => Duration::from_millis(c.offset_ms),
+            None => Duration::ZERO,
+        };
+        let clock = Arc::new(OffsetClock::over(base, offset));
+        let kms = LocalKms::open(dir.join("kms"), clock.clone() as SharedClock)?;
+        let root = Root {
+            dir,
+            clock,
+            kms,
+            aws: Mutex::new(None),
+            gate: Arc::new(Gate::default()),
+            wrap: None,
+            open_clusters: Mutex::new(BTreeMap::new()),
+        };
+        if let Some(settings) = root.settings()? {
+            root.sync_gate(&settings);
+        }
+        Ok(root)
+    }
+
+    /// The root directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The root's emulator clock.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// How far emulator time is ahead of its base clock (real time, unless the root was
+    /// opened with another).
+    pub fn clock_offset(&self) -> Duration {
+        self.clock.offset()
+    }
+
+    /// Moves emulator time forward by `by`, for this root and every later command.
+    pub fn advance_clock(&self, by: Duration) -> Result<(), ControlError> {
+        let _lock = self.lock()?;
+        let saved = read_json::<ClockFile>(&self.dir.join(CLOCK_FILE))?.unwrap_or_default();
+        let offset = Duration::from_millis(saved.offset_ms).saturating_add(by);
+        let base = self.clock.base().now();
+        if base.saturating_add(offset) > Timestamp::LATEST {
+            return Err(ControlError::ClockOutOfRange {
+                latest: Timestamp::LATEST,
+            });
+        }
+        let file = ClockFile {
+            offset_ms: u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
+        };
+        write_json(&self.dir.join(CLOCK_FILE), &file)?;
+        // One clock object for the KMS and every open store: all of them move at once.
+        self.clock.set_offset(offset);
+        Ok(())
+    }
+
+    /// Passes every KMS client the project's clusters and checks use through `wrap`
+    /// (for instance a [`FaultyKms`](crate::kms::FaultyKms), to rehearse outages).
+    pub fn wrap_kms(&mut self, wrap: KmsWrapper) {
+        self.wrap = Some(wrap);
+    }
+
+    /// The root's embedded KMS.
+    pub fn local_kms(&self) -> &Arc<LocalKms> {
+        &self.kms
+    }
+
+    /// The settings, or `None` before `init`.
+    pub fn settings(&self) -> Result<Option<Settings>, ControlError> {
+        read_settings(&self.settings_path())
+    }
+
+    pub(super) fn settings_path(&self) -> PathBuf {
+        self.dir.join("atrest.json")
+    }
+
+    pub(super) fn clusters_dir(&self) -> PathBuf {
+        self.dir.join("clusters")
+    }
+
+    pub(super) fn node_paths(&self, cluster: &str, nodes: u32) -> Vec<PathBuf> {
+        (0..nodes)
+            .map(|k| self.clusters_dir().join(cluster).join(format!("node-{k}")))
+            .collect()
+    }
+
+    pub(super) fn require_settings(&self) -> Result<Settings, ControlError> {
+        self.settings()?
+            .ok_or_else(|| ControlError::NotInitialised {
+                path: self.dir.clone(),
+            })
+    }
+
+    pub(super) fn save(&self, settings: &Settings) -> Result<(), ControlError> {
+        write_json(&self.settings_path(), settings)?;
+        self.sync_gate(settings);
+        Ok(())
+    }
+
+    /// Holds the root's lock: one read-change-write of its state at a time, across every
+    /// process sharing the root.
+    pub(super) fn lock(&self) -> Result<FileLock, ControlError> {
+        let path = self.dir.join(LOCK_FILE);
+        FileLock::acquire(&path).map_err(|source| ControlError::Io { path, source })
+    }
+
+    /// The one way settings change: under the root's lock, read them, let `change` edit
+    /// them, and write them back only if it succeeds (an error leaves the file as it was).
+    /// Long operations run their slow part between two transactions, never holding a copy
+    /// across it.
+    pub(crate) fn transact<T>(
+        &self,
+        change: impl FnOnce(&mut Settings) -> Result<T, ControlError>,
+    ) -> Result<T, ControlError> {
+        let _lock = self.lock()?;
+        let before = self.require_settings()?;
+        let mut settings = before.clone();
+        let out = change(&mut settings)?;
+        if settings != before {
+            self.save(&settings)?;
+        }
+        Ok(out)
+    }
+
+    pub(super) fn sync_gate(&self, settings: &Settings) {
+        self.gate.set(
+            settings
+                .project
+                .validity
+                .shut_down
+                .as_ref()
+                .map(|reason| ShutDown {
+                    key: settings.cmk.clone(),
+                    reason: reason.clone(),
+                }),
+        );
+    }
+
+    /// A client of the embedded KMS as `principal` (an IAM ARN) or, by default, as the
+    /// root's principal (the account root before `init`). Refused when the project's CMK is
+    /// in AWS KMS.
+    pub fn kms_client(
+        &self,
+        principal: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<LocalKmsClient, ControlError> {
+        let settings = self.settings()?;
+        if let Some(s) = settings.as_ref().filter(|s| !s.kms.is_local()) {
+            return Err(ControlError::NotLocalKms {
+                endpoint: s.kms.endpoint(),
+            });
+        }
+        let region = region
+            .or(settings.as_ref().map(|s| s.region.as_str()))
+            .unwrap_or(DEFAULT_REGION);
+        let caller = match (principal, &settings) {
+            (Some(p), _) => Caller::new(p, region)?,
+            (None, Some(s)) => Caller::new(&s.principal, region)?,
+            (None, None) => Caller::account_root(DEFAULT_ACCOUNT, region)?,
+        };
+        Ok(self.kms.client(caller))
+    }
+
+    /// The project's KMS, as its clusters call it: as the project's access role when it
+    /// uses one, else as the root's principal (embedded) or the credential chain (AWS).
+    /// Before `init`, the embedded one as the account root.
+    pub fn kms(&self) -> Result<Arc<dyn Kms>, ControlError> {
+        match self.settings()? {
+            Some(settings) => self.kms_for(&settings, settings.project.kms_role()),
+            None => Ok(Arc::new(self.kms_client(None, None)?)),
+        }
+    }
+
+    pub(super) fn kms_for(
+        &self,
+        settings: &Settings,
+        role: Option<&AccessRole>,
+    ) -> Result<Arc<dyn Kms>, ControlError> {
+        let kms = self.unwrapped_kms_for(settings, role)?;
+        Ok(match &self.wrap {
+            Some(wrap) => wrap(kms),
+            None => kms,
+        })
+    }
+
+    fn unwrapped_kms_for(
+        &self,
+        settings: &Settings,
+        role: Option<&AccessRole>,
+    ) -> Result<Arc<dyn Kms>, ControlError> {
+        match &settings.kms {
+            KmsSettings::Local => {
+                let principal = role.map_or(settings.principal.as_str(), |r| {
+                    r.iam_assumed_role_arn.as_str()
+                });
+                Ok(Arc::new(
+                    self.kms.client(Caller::new(principal, &settings.region)?),
+                ))
+            }
+            KmsSettings::Aws(aws) => {
+                let role_arn = role.map(|r| r.iam_assumed_role_arn.clone());
+                let mut cached = self.aws.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((cached_role, kms)) = cached.as_ref() {
+                    if *cached_role == role_arn {
+                        return Ok(kms.clone());
+                    }
+                }
+                let kms = connect_aws(aws, &settings.region, role)?;
+                *cached = Some((role_arn, kms.clone()));
+                Ok(kms)
+            }
+        }
+    }
+
+    pub(super) fn store_options(&self, settings: &Settings) -> StoreOptions {
+        let rotation = settings.rotation;
+        StoreOptions {
+            clock: self.clock(),
+            master_key_rotation: Some(rotation.master_key_rotation_days)
+                .filter(|d| *d > 0)
+                .map(days),
+            data_key_limits: DataKeyLimits {
+                max_uses: rotation.data_key_max_uses.max(1),
+                max_age: rotation.data_key_max_age_days.map(days),
+                ..DataKeyLimits::default()
+            },
+            ..StoreOptions::default()
+        }
+    }
+
+    pub(super) fn opener(&self, settings: &Settings) -> Result<NodeOpener, ControlError> {
+        let mut cmks = vec![settings.cmk.clone()];
+        if let Some(r) = &settings.cmk_rotation {
+            cmks.extend([r.to.clone(), r.from.clone()]);
+        }
+        Ok(NodeOpener {
+            kms: self.kms_for(settings, settings.project.kms_role())?,
+            cmks,
+            options: self.store_options(settings),
+        })
+    }
+
+    /// Creates the node stores of a new cluster.
+    pub(super) fn create_nodes(
+        &self,
+        settings: &Settings,
+        spec: &ClusterSpec,
+    ) -> Result<(), ControlError> {
+        let opener = self.opener(settings)?;
+        for (index, path) in self.node_paths(&spec.name, spec.nodes).iter().enumerate() {
+            drop(opener.create(&spec.name, index, path, spec.encrypt)?);
+        }
+        Ok(())
+    }
+
+    /// Creates a new cluster's nodes, then records the cluster in the project.
+    pub(super) fn build_cluster(&self, spec: ClusterSpec) -> Result<(), ControlError> {
+        let taken = |s: &Settings| {
+            if s.project.clusters.contains_key(&spec.name) {
+                return Err(ControlError::ClusterExists {
+                    name: spec.name.clone(),
+                });
+            }
+            Ok(())
+        };
+        let settings = self.require_settings()?;
+        taken(&settings)?;
+        self.create_nodes(&settings, &spec)?;
+        self.transact(|s| {
+            taken(s)?;
+            s.project.clusters.insert(
+                spec.name.clone(),
+                ClusterConfig {
+                    spec: spec.clone(),
+                    rewrite_to_encrypted: None,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    /// Opens cluster `name` (the default cluster when `None`). While the project's key is
+    /// invalid, an encrypted cluster refuses, saying why.
+    pub fn cluster(&self, name: Option<&str>) -> Result<Arc<Cluster>, ControlError> {
+        let settings = self.require_settings()?;
+        let config = settings.project.cluster(name.unwrap_or(DEFAULT_CLUSTER))?;
+        self.open_cluster(&settings, config)
+    }
+
+    /// The cluster `config` describes: the one this root already has open, brought up to
+    /// date with `settings`, or newly opened.
+    fn open_cluster(
+        &self,
+        settings: &Settings,
+        config: &ClusterConfig,
+    ) -> Result<Arc<Cluster>, ControlError> {
+        let spec = &config.spec;
+        let encrypted = spec.encrypt || config.rewrite_to_encrypted.is_some();
+        let opener = self.opener(settings)?;
+        let mut open = self.open_clusters.lock().unwrap_or_else(|p| p.into_inner());
+        let nodes = usize::try_from(spec.nodes).unwrap_or(usize::MAX);
+        if let Some(cluster) = open.get(&spec.name).and_then(Weak::upgrade) {
+            if cluster.node_count() == nodes {
+                cluster.refresh(encrypted, opener)?;
+                return Ok(cluster);
+            }
+        }
+        let paths = self.node_paths(&spec.name, spec.nodes);
+        for path in &paths {
+            recover_node(path)?;
+        }
+        let cluster = Arc::new(Cluster::open(
+            &spec.name,
+            encrypted,
+            paths,
+            opener,
+            self.gate.clone(),
+        )?);
+        open.retain(|_, weak| weak.strong_count() > 0);
+        open.insert(spec.name.clone(), Arc::downgrade(&cluster));
+        Ok(cluster)
+    }
+
+    /// Every alert, oldest first.
+    pub fn alerts(&self) -> Result<Vec<Alert>, ControlError> {
+        Ok(self.require_settings()?.project.alerts)
+    }
+}
+
+#[cfg(feature = "aws")]
+pub(super) fn connect_aws(
+    aws: &AwsSettings,
+    region: &str,
+    role: Option<&AccessRole>,
+) -> Result<Arc<dyn Kms>, ControlError> {
+    use crate::kms::{AssumeRole, AwsKms, AwsKmsConfig};
+    let mut config = AwsKmsConfig::new(region);
+    config.endpoint = aws.endpoint.clone();
+    config.assume_role = role.map(|role| AssumeRole {
+        role_arn: role.iam_assumed_role_arn.clone(),
+        external_id: Some(role.atlas_assumed_role_external_id.clone()),
+        session_name: "atrest".into(),
+    });
+    Ok(Arc::new(AwsKms::connect(config)?))
+}
+
+#[cfg(not(feature = "aws"))]
+pub(super) fn connect_aws(
+    _: &AwsSettings,
+    _: &str,
+    _: Option<&AccessRole>,
+) -> Result<Arc<dyn Kms>, ControlError> {
+    Err(ControlError::AwsNotBuilt)
+}

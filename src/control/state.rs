@@ -1,0 +1,187 @@
+//! The root's saved shapes: `atrest.json` (settings and the project's control state) and
+//! `clock.json` (emulator time), and how they are read and written.
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::project::ProjectState;
+use super::ControlError;
+use crate::clock::Timestamp;
+use crate::durable::write_atomic;
+use crate::store::{DataKeyLimits, DEFAULT_MASTER_KEY_ROTATION_DAYS};
+
+/// The settings file's format version this atrest reads and writes.
+const SETTINGS_FORMAT: u32 = 2;
+
+impl Settings {
+    /// The format version this atrest reads and writes.
+    pub const FORMAT: u32 = SETTINGS_FORMAT;
+}
+
+/// Settings of a root, saved in `atrest.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Settings {
+    /// The settings file's format version.
+    pub format: u32,
+    /// The AWS account of the project's keys.
+    pub account: String,
+    /// The region of the project (and of its KMS endpoint).
+    pub region: String,
+    /// The IAM principal atrest calls the KMS as when no access role is in use.
+    pub principal: String,
+    /// The project's CMK, as its ARN.
+    pub cmk: String,
+    #[serde(default, skip_serializing_if = "KmsSettings::is_local")]
+    /// Which KMS holds the CMK.
+    pub kms: KmsSettings,
+    /// A CMK rotation that has started and not yet reached every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmk_rotation: Option<CmkRotation>,
+    #[serde(flatten)]
+    /// How often keys below the CMK are replaced.
+    pub rotation: RotationSettings,
+    #[serde(default)]
+    /// Which snapshots to keep.
+    pub snapshot_retention: Retention,
+    /// The Atlas project: users, roles, encryption config, clusters, checks, alerts.
+    pub project: ProjectState,
+}
+
+/// Which KMS holds the project's CMK.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum KmsSettings {
+    /// The root's embedded LocalKms.
+    #[default]
+    Local,
+    /// AWS KMS, or an endpoint speaking its protocol, through the AWS SDK.
+    Aws(AwsSettings),
+}
+
+/// Where AwsKms calls. Credentials come from the usual chain (environment, profile, SSO,
+/// ...), or from the project's access role; none is stored in the root.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// An endpoint URL instead of AWS's; also used for STS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+impl KmsSettings {
+    pub(super) fn is_local(&self) -> bool {
+        *self == KmsSettings::Local
+    }
+
+    pub(super) fn endpoint(&self) -> String {
+        match self {
+            KmsSettings::Local => "embedded".into(),
+            KmsSettings::Aws(aws) => aws.endpoint.clone().unwrap_or_else(|| "AWS".into()),
+        }
+    }
+}
+
+/// Which snapshots to keep; applied by `snapshot retention` and by `tick`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many, the newest.
+    pub keep: Option<usize>,
+    /// Delete snapshots older than this many days.
+    pub max_age_days: Option<u64>,
+}
+
+/// A CMK rotation under way: both keys must stay usable until it is done.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CmkRotation {
+    /// The CMK being replaced.
+    pub from: String,
+    /// The CMK replacing it.
+    pub to: String,
+    /// When the rotation started.
+    pub started: Timestamp,
+}
+
+/// How often keys below the CMK are replaced.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RotationSettings {
+    /// Automatic master-key rotation period; 0 turns it off. Atlas uses 90.
+    pub master_key_rotation_days: u64,
+    /// Seals per data key before a new one takes over.
+    pub data_key_max_uses: u64,
+    /// Age in days after which a data key is replaced; `None`: no age limit.
+    #[serde(default)]
+    pub data_key_max_age_days: Option<u64>,
+}
+
+impl Default for RotationSettings {
+    fn default() -> Self {
+        RotationSettings {
+            master_key_rotation_days: DEFAULT_MASTER_KEY_ROTATION_DAYS,
+            data_key_max_uses: DataKeyLimits::default().max_uses,
+            data_key_max_age_days: None,
+        }
+    }
+}
+
+/// `clock.json`: how far emulator time runs ahead of real time.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct ClockFile {
+    pub(super) offset_ms: u64,
+}
+
+/// The settings at `path`, or `None` before `init`.
+pub(super) fn read_settings(path: &Path) -> Result<Option<Settings>, ControlError> {
+    let Some(value) = read_json::<serde_json::Value>(path)? else {
+        return Ok(None);
+    };
+    if let Some(format) = value.get("format").and_then(|f| f.as_u64()) {
+        if format != u64::from(SETTINGS_FORMAT) {
+            return Err(ControlError::SettingsFormat {
+                path: path.to_path_buf(),
+                found: u32::try_from(format).unwrap_or(u32::MAX),
+                expected: SETTINGS_FORMAT,
+            });
+        }
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|source| ControlError::SettingsCorrupt {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+pub(super) fn read_json<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+) -> Result<Option<T>, ControlError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ControlError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| ControlError::SettingsCorrupt {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+pub(super) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ControlError> {
+    let bytes =
+        serde_json::to_vec_pretty(value).map_err(|source| ControlError::SettingsCorrupt {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    write_atomic(path, &bytes).map_err(|source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,281 @@
+//! The control plane against its model: validity checks, shutdown, the queue, recovery.
+
+use super::*;
+
+/// What the control plane must show: the cluster's records, whether it is shut down,
+/// the changes queued, the master-key version of its node.
+struct ControlModel {
+    data: Records,
+    shut_down: bool,
+    queued: u32,
+    master_version: u32,
+    cmk: String,
+    cmks: Vec<(String, bool)>,
+    /// A CMK rotation recorded but not finished: retried by the next RotateCmk.
+    rotating_to: Option<String>,
+    faults: Option<(u64, FaultKind)>,
+}
+
+impl ControlModel {
+    fn enabled(&self, cmk: &str) -> bool {
+        self.cmks.iter().any(|(k, on)| k == cmk && *on)
+    }
+
+    fn take_fault(&mut self) -> Option<FaultKind> {
+        let (left, kind) = self.faults?;
+        self.faults = (left > 1).then_some((left - 1, kind));
+        Some(kind)
+    }
+
+    /// What opening the cluster must give: it is shut down; or its node unwraps its
+    /// master key through the (faulty) KMS under the project's CMK.
+    fn expect_open(&mut self) -> ControlExpect {
+        if self.shut_down {
+            return ControlExpect::ShutDown;
+        }
+        match self.take_fault() {
+            Some(kind) => ControlExpect::Kms(Expect::Fault(kind)),
+            None if !self.enabled(&self.cmk) => {
+                ControlExpect::Kms(Expect::Disabled(self.cmk.clone()))
+            }
+            None => ControlExpect::Kms(Expect::Ok),
+        }
+    }
+}
+
+enum ControlExpect {
+    ShutDown,
+    Kms(Expect),
+}
+
+/// Checks that `result` is what `expect` says; `Ok(Some(value))` when it succeeded.
+fn control_outcome<T>(
+    step: usize,
+    op: &Op,
+    expect: &ControlExpect,
+    result: Result<T, crate::control::ControlError>,
+) -> Result<Option<T>, String> {
+    use crate::control::ControlError;
+    match (result, expect) {
+        (Ok(v), ControlExpect::Kms(Expect::Ok)) => Ok(Some(v)),
+        (Ok(_), _) => Err(format!(
+            "step {step} {op:?}: succeeded, but the model predicts an error"
+        )),
+        (Err(ControlError::ShutDown { .. }), ControlExpect::ShutDown) => Ok(None),
+        (Err(e), ControlExpect::Kms(kms)) => {
+            check_kms_error(step, op, kms, e.kms_error(), &e.to_string()).map(|()| None)
+        }
+        (Err(e), ControlExpect::ShutDown) => {
+            Err(format!("step {step} {op:?}: expected a shutdown, got {e}"))
+        }
+    }
+}
+
+/// Runs `ops` against a root (project, CMK, one single-node encrypted cluster, KMS faults
+/// injected through [`Root::wrap_kms`](crate::control::Root::wrap_kms)) and the model:
+/// validity checks must shut the cluster down exactly when the key is unusable (disabled,
+/// or access denied), leave it up when the KMS is unreachable, queue master-key rotations
+/// meanwhile and apply them at the next good check; every record must survive. `Err`
+/// describes the first divergence.
+pub fn run_control(ops: &[Op]) -> Result<(), String> {
+    use crate::control::{Applied, CheckOutcome, InitOptions, Root};
+
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "atrest-control-{}-{}",
+        std::process::id(),
+        crate::keys::StoreId::random()
+    )));
+    let mut root = Root::open(&scratch.0).map_err(|e| e.to_string())?;
+    root.init(&InitOptions {
+        nodes: 1,
+        ..InitOptions::default()
+    })
+    .map_err(|e| format!("init: {e}"))?;
+    let admin = root.kms_client(None, None).map_err(|e| e.to_string())?;
+    let faulty = Arc::new(FaultyKms::new(Arc::new(admin.clone())));
+    let schedule = faulty.clone();
+    root.wrap_kms(Arc::new(move |inner| {
+        Arc::new(schedule.sharing_schedule(inner))
+    }));
+    let first = root
+        .settings()
+        .map_err(|e| e.to_string())?
+        .map(|s| s.cmk)
+        .unwrap_or_default();
+    let mut model = ControlModel {
+        data: BTreeMap::new(),
+        shut_down: false,
+        queued: 0,
+        master_version: 1,
+        cmk: first.clone(),
+        cmks: vec![(first, true)],
+        rotating_to: None,
+        faults: None,
+    };
+
+    for (step, op) in ops.iter().enumerate() {
+        let fail = |what: String| format!("step {step} {op:?}: {what}");
+        match op {
+            Op::Put { .. }
+            | Op::Delete { .. }
+            | Op::Batch(_)
+            | Op::Get { .. }
+            | Op::Scan { .. }
+            | Op::Reopen
+            | Op::RollDataKey { .. } => {
+                let expect = model.expect_open();
+                let Some(cluster) = control_outcome(step, op, &expect, root.cluster(None))? else {
+                    continue;
+                };
+                let result = match op {
+                    Op::Put { db, key, value } => cluster.put(db.name(), &record_key(*key), value),
+                    Op::Delete { db, key } => cluster.delete(db.name(), &record_key(*key)),
+                    Op::Batch(entries) => cluster.write(&write_batch(entries)),
+                    Op::RollDataKey { db } => cluster
+                        .each_store(|store| store.roll_data_key(db.name()))
+                        .map(|_| ()),
+                    _ => Ok(()),
+                };
+                result.map_err(|e| fail(e.to_string()))?;
+                apply_write(&mut model.data, op);
+            }
+            Op::RotateMaster => {
+                let expect = if model.shut_down {
+                    ControlExpect::Kms(Expect::Ok)
+                } else {
+                    model.expect_open()
+                };
+                match control_outcome(step, op, &expect, root.rotate_master_key(None))? {
+                    Some(Applied::Queued) if model.shut_down => model.queued += 1,
+                    Some(Applied::Done(_)) if !model.shut_down => model.master_version += 1,
+                    Some(other) => return Err(fail(format!("gave {other:?}"))),
+                    None => {}
+                }
+            }
+            Op::RotateCmk => {
+                let target = match &model.rotating_to {
+                    Some(t) => t.clone(),
+                    None => {
+                        let created = admin
+                            .create_key(CreateKeyRequest::default())
+                            .map_err(|e| fail(e.to_string()))?;
+                        model.cmks.push((created.arn.clone(), true));
+                        created.arn
+                    }
+                };
+                // The new key is checked as the role (DescribeKey, Encrypt, Decrypt), then
+                // the node's master key is unwrapped under the old one and re-wrapped.
+                let expect = if model.shut_down {
+                    ControlExpect::ShutDown
+                } else {
+                    match model.take_fault() {
+                        Some(kind) => ControlExpect::Kms(Expect::Fault(kind)),
+                        None if !model.enabled(&target) => {
+                            ControlExpect::Kms(Expect::Disabled(target.clone()))
+                        }
+                        None => {
+                            model.rotating_to = Some(target.clone());
+                            model.expect_open()
+                        }
+                    }
+                };
+                if control_outcome(step, op, &expect, root.set_key(&target))?.is_some() {
+                    model.cmk = target;
+                    model.rotating_to = None;
+                }
+            }
+            Op::DisableCmk { which } | Op::EnableCmk { which } => {
+                let index = *which as usize % model.cmks.len();
+                let cmk = model.cmks[index].0.clone();
+                let enable = matches!(op, Op::EnableCmk { .. });
+                let result = if enable {
+                    admin.enable_key(&cmk)
+                } else {
+                    admin.disable_key(&cmk)
+                };
+                result.map_err(|e| fail(e.to_string()))?;
+                model.cmks[index].1 = enable;
+            }
+            Op::Fault { calls, kind } => {
+                let calls = u64::from(calls % 4 + 1);
+                faulty.fail_next(calls, kind.fault());
+                model.faults = Some((calls, *kind));
+            }
+            Op::ValidityCheck => {
+                let outcome = root.check().map_err(|e| fail(e.to_string()))?;
+                let fault = model.take_fault();
+                match (fault, &outcome) {
+                    (
+                        Some(FaultKind::Unavailable | FaultKind::Throttled),
+                        CheckOutcome::Unreachable { .. },
+                    ) => {}
+                    (Some(FaultKind::AccessDenied), CheckOutcome::Invalid { .. }) => {
+                        model.shut_down = true
+                    }
+                    (None, CheckOutcome::Invalid { reason, .. }) if !model.enabled(&model.cmk) => {
+                        if !reason.contains(&model.cmk) {
+                            return Err(fail(format!(
+                                "the reason does not name the key: {reason}"
+                            )));
+                        }
+                        model.shut_down = true;
+                    }
+                    (None, CheckOutcome::Valid { applied, restored })
+                        if model.enabled(&model.cmk) =>
+                    {
+                        if *applied != model.queued as usize
+                            || restored.is_empty() == model.shut_down
+                        {
+                            return Err(fail(format!(
+                                "{outcome:?}, model: {} queued, shut down {}",
+                                model.queued, model.shut_down
+                            )));
+                        }
+                        model.master_version += model.queued;
+                        model.queued = 0;
+                        model.shut_down = false;
+                    }
+                    _ => {
+                        return Err(fail(format!(
+                            "check gave {outcome:?}, fault {fault:?}, key enabled {}",
+                            model.enabled(&model.cmk)
+                        )))
+                    }
+                }
+            }
+            Op::RotateKeyOnDemand | Op::Tick { .. } | Op::Snapshot | Op::Restore { .. } => {}
+        }
+        // After every step: what can be read equals the model, or the shutdown says why.
+        if model.faults.is_none() && (model.shut_down || model.enabled(&model.cmk)) {
+            match root.cluster(None) {
+                Err(crate::control::ControlError::ShutDown { .. }) if model.shut_down => {}
+                Err(e) => return Err(fail(format!("reading back: {e}"))),
+                Ok(_) if model.shut_down => {
+                    return Err(fail(
+                        "the cluster opened while the model says it is shut down".into(),
+                    ))
+                }
+                Ok(cluster) => {
+                    matches_model(&model.data, |db| {
+                        cluster
+                            .records(db, KeyRange::All)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(fail)?;
+                    let version = cluster
+                        .first_store(|s| s.status().master_key_version)
+                        .map_err(|e| fail(e.to_string()))?;
+                    if version != Some(model.master_version) {
+                        return Err(fail(format!(
+                            "master key {version:?}, model {}",
+                            model.master_version
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    drop(root);
+    drop(scratch);
+    Ok(())
+}

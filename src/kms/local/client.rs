@@ -1,0 +1,508 @@
+//! A caller's view of LocalKms: every operation, checked against the key's state and
+//! policy as that caller.
+
+use super::*;
+
+/// Calls LocalKms as one caller. Every AWS KMS operation LocalKms emulates is a method.
+#[derive(Clone)]
+pub struct LocalKmsClient {
+    pub(super) kms: Arc<LocalKms>,
+    pub(super) caller: Caller,
+}
+
+impl fmt::Debug for LocalKmsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LocalKmsClient({} in {} as {})",
+            self.kms.storage_name(),
+            self.caller.region(),
+            self.caller.principal()
+        )
+    }
+}
+
+impl LocalKmsClient {
+    /// Who this client calls as.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The emulated service behind this client.
+    pub fn service(&self) -> &Arc<LocalKms> {
+        &self.kms
+    }
+
+    /// CreateKey: a new key in the caller's account and region, Enabled.
+    pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
+        if request.description.len() > MAX_DESCRIPTION {
+            return Err(KmsError::Validation(format!(
+                "Description is longer than {MAX_DESCRIPTION} characters"
+            )));
+        }
+        let usage = request
+            .key_usage
+            .unwrap_or(request.key_spec.default_usage());
+        let valid_usage = match request.key_spec {
+            KeySpec::SymmetricDefault => usage == KeyUsage::EncryptDecrypt,
+            KeySpec::Rsa2048 | KeySpec::Rsa4096 => usage != KeyUsage::GenerateVerifyMac,
+            KeySpec::EccNistP256 => usage == KeyUsage::SignVerify,
+            KeySpec::Hmac256 => usage == KeyUsage::GenerateVerifyMac,
+        };
+        if !valid_usage {
+            return Err(KmsError::Validation(format!(
+                "KeyUsage {usage:?} is not valid for KeySpec {}",
+                request.key_spec
+            )));
+        }
+        let policy = match &request.policy {
+            Some(doc) => {
+                let policy = KeyPolicy::parse(doc)?;
+                check_lockout(&policy, &self.caller)?;
+                policy
+            }
+            None => KeyPolicy::default_for(self.caller.account()),
+        };
+        let caller = &self.caller;
+        self.kms.write(|state, now| {
+            let mut key = KeyRecord {
+                id: keyref::new_key_id(),
+                account: caller.account().to_string(),
+                region: caller.region().to_string(),
+                description: request.description,
+                spec: request.key_spec,
+                usage,
+                state: KeyState::Enabled,
+                created: now,
+                deletion_date: None,
+                pending_window_days: None,
+                policy: policy.to_json(),
+                materials: Vec::new(),
+                auto_rotation: None,
+                rotations: Vec::new(),
+                on_demand_rotations: 0,
+            };
+            if key.spec == KeySpec::SymmetricDefault {
+                key.materials.push(Material {
+                    version: 1,
+                    created: now,
+                    key: SecretKey::generate(),
+                });
+            }
+            let metadata = key.metadata();
+            state.keys.insert(key.id.clone(), key);
+            Ok(metadata)
+        })
+    }
+
+    /// DescribeKey: the key's metadata, in any state.
+    pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError> {
+        self.kms.read(|state, _| {
+            let key = state.resolve(&self.caller, key_id, USE)?;
+            key.authorize(&self.caller, "kms:DescribeKey")?;
+            Ok(key.metadata())
+        })
+    }
+
+    /// The keys of the caller's account in the caller's region.
+    pub fn list_keys(&self) -> Result<Vec<KeyListEntry>, KmsError> {
+        self.kms.read(|state, _| {
+            Ok(state
+                .keys
+                .values()
+                .filter(|k| k.account == self.caller.account() && k.region == self.caller.region())
+                .map(|k| KeyListEntry {
+                    key_id: k.id.clone(),
+                    key_arn: k.arn(),
+                })
+                .collect())
+        })
+    }
+
+    /// EnableKey. A key pending deletion must be cancelled first.
+    pub fn enable_key(&self, key_id: &str) -> Result<(), KmsError> {
+        self.kms.write(|state, now| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:EnableKey")?;
+            key.check_not_pending_deletion()?;
+            key.state = KeyState::Enabled;
+            // A key that was disabled past its rotation date rotates at once, not back-dated.
+            if let Some(r) = key.auto_rotation.as_mut() {
+                r.next = r.next.max(now);
+            }
+            Ok(())
+        })
+    }
+
+    /// DisableKey: the key refuses every cryptographic operation until enabled.
+    pub fn disable_key(&self, key_id: &str) -> Result<(), KmsError> {
+        self.kms.write(|state, _| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:DisableKey")?;
+            key.check_not_pending_deletion()?;
+            key.state = KeyState::Disabled;
+            Ok(())
+        })
+    }
+
+    /// Returns the deletion date. The key can no longer be used; after the window its
+    /// material is destroyed and every ciphertext under it is lost.
+    pub fn schedule_key_deletion(
+        &self,
+        key_id: &str,
+        pending_window_days: Option<u32>,
+    ) -> Result<Timestamp, KmsError> {
+        let window = pending_window_days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
+        if !PENDING_WINDOW_DAYS.contains(&window) {
+            return Err(KmsError::Validation(format!(
+                "PendingWindowInDays must be between {} and {} days, not {window}",
+                PENDING_WINDOW_DAYS.start(),
+                PENDING_WINDOW_DAYS.end()
+            )));
+        }
+        self.kms.write(|state, now| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:ScheduleKeyDeletion")?;
+            key.check_not_pending_deletion()?;
+            let date = now.saturating_add(days(window.into()));
+            key.state = KeyState::PendingDeletion;
+            key.deletion_date = Some(date);
+            key.pending_window_days = Some(window);
+            Ok(date)
+        })
+    }
+
+    /// Leaves the key Disabled, as AWS does: enable it to use it again.
+    pub fn cancel_key_deletion(&self, key_id: &str) -> Result<(), KmsError> {
+        self.kms.write(|state, _| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:CancelKeyDeletion")?;
+            if key.state != KeyState::PendingDeletion {
+                return Err(KmsError::InvalidState(format!(
+                    "{} is {}, not pending deletion.",
+                    key.arn(),
+                    key.state
+                )));
+            }
+            key.state = KeyState::Disabled;
+            key.deletion_date = None;
+            key.pending_window_days = None;
+            Ok(())
+        })
+    }
+
+    /// EnableKeyRotation: new key material every `rotation_period_in_days` (90 to 2560, default 365).
+    pub fn enable_key_rotation(
+        &self,
+        key_id: &str,
+        rotation_period_in_days: Option<u32>,
+    ) -> Result<(), KmsError> {
+        let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
+        if !ROTATION_PERIOD_DAYS.contains(&period) {
+            return Err(KmsError::Validation(format!(
+                "RotationPeriodInDays must be between {} and {}, not {period}",
+                ROTATION_PERIOD_DAYS.start(),
+                ROTATION_PERIOD_DAYS.end()
+            )));
+        }
+        self.kms.write(|state, now| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:EnableKeyRotation")?;
+            key.check_symmetric("EnableKeyRotation")?;
+            key.check_usable_for_encryption()?;
+            key.auto_rotation = Some(AutoRotation {
+                period_days: period,
+                next: now.saturating_add(days(period.into())),
+            });
+            Ok(())
+        })
+    }
+
+    /// DisableKeyRotation.
+    pub fn disable_key_rotation(&self, key_id: &str) -> Result<(), KmsError> {
+        self.kms.write(|state, _| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:DisableKeyRotation")?;
+            key.check_symmetric("DisableKeyRotation")?;
+            key.check_usable_for_encryption()?;
+            key.auto_rotation = None;
+            Ok(())
+        })
+    }
+
+    /// GetKeyRotationStatus.
+    pub fn get_key_rotation_status(&self, key_id: &str) -> Result<RotationStatus, KmsError> {
+        self.kms.read(|state, _| {
+            let key = state.resolve(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:GetKeyRotationStatus")?;
+            key.check_symmetric("GetKeyRotationStatus")?;
+            key.check_not_pending_deletion()?;
+            Ok(RotationStatus {
+                key_id: key.arn(),
+                key_rotation_enabled: key.auto_rotation.is_some(),
+                rotation_period_in_days: key.auto_rotation.map(|r| r.period_days),
+                next_rotation_date: key.auto_rotation.map(|r| r.next),
+            })
+        })
+    }
+
+    /// New key material now, under the same key id; old ciphertexts still decrypt.
+    pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String, KmsError> {
+        self.kms.write(|state, now| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:RotateKeyOnDemand")?;
+            key.check_symmetric("RotateKeyOnDemand")?;
+            key.check_usable_for_encryption()?;
+            if key.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
+                return Err(KmsError::LimitExceeded(format!(
+                    "{} has had the maximum of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations",
+                    key.arn()
+                )));
+            }
+            key.on_demand_rotations += 1;
+            key.add_material(now, RotationKind::OnDemand);
+            Ok(key.id.clone())
+        })
+    }
+
+    /// ListKeyRotations: every material rotation of the key, oldest first.
+    pub fn list_key_rotations(&self, key_id: &str) -> Result<Vec<RotationRecord>, KmsError> {
+        self.kms.read(|state, _| {
+            let key = state.resolve(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:ListKeyRotations")?;
+            key.check_symmetric("ListKeyRotations")?;
+            let arn = key.arn();
+            Ok(key
+                .rotations
+                .iter()
+                .map(|r| RotationRecord {
+                    key_id: arn.clone(),
+                    rotation_date: r.date,
+                    rotation_type: r.kind,
+                })
+                .collect())
+        })
+    }
+
+    /// CreateAlias: `alias_name` points to a key of the caller's account and region.
+    pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<(), KmsError> {
+        keyref::validate_alias(alias_name)?;
+        if alias_name.starts_with("alias/aws/") {
+            return Err(KmsError::Validation(format!(
+                "{alias_name}: the alias/aws/ prefix is reserved for AWS managed keys"
+            )));
+        }
+        self.kms.write(|state, _| {
+            let key = state.resolve(&self.caller, target_key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:CreateAlias")?;
+            key.check_not_pending_deletion()?;
+            let (account, region, target) = (key.account.clone(), key.region.clone(), key.id.clone());
+            if state.aliases.iter().any(|a| a.name == alias_name && a.account == account && a.region == region) {
+                return Err(KmsError::AlreadyExists(format!(
+                    "An alias with the name arn:aws:kms:{region}:{account}:{alias_name} already exists"
+                )));
+            }
+            state.aliases.push(StoredAlias { name: alias_name.to_string(), account, region, target_key_id: target });
+            Ok(())
+        })
+    }
+
+    /// DeleteAlias.
+    pub fn delete_alias(&self, alias_name: &str) -> Result<(), KmsError> {
+        keyref::validate_alias(alias_name)?;
+        self.kms.write(|state, _| {
+            let caller = &self.caller;
+            let position = state
+                .aliases
+                .iter()
+                .position(|a| {
+                    a.name == alias_name
+                        && a.account == caller.account()
+                        && a.region == caller.region()
+                })
+                .ok_or_else(|| KmsError::NotFound(format!("Alias {alias_name} is not found.")))?;
+            let target = state
+                .aliases
+                .get(position)
+                .and_then(|alias| state.keys.get(&alias.target_key_id))
+                .ok_or_else(|| {
+                    KmsError::Internal(format!("alias {alias_name} points at no key"))
+                })?;
+            target.authorize(caller, "kms:DeleteAlias")?;
+            state.aliases.remove(position);
+            Ok(())
+        })
+    }
+
+    /// The aliases of the caller's account and region.
+    pub fn list_aliases(&self) -> Result<Vec<AliasEntry>, KmsError> {
+        self.kms.read(|state, _| {
+            Ok(state
+                .aliases
+                .iter()
+                .filter(|a| a.account == self.caller.account() && a.region == self.caller.region())
+                .map(StoredAlias::entry)
+                .collect())
+        })
+    }
+
+    /// Replaces the key policy. As AWS does, refuses a policy that would lock the caller
+    /// out of changing it again.
+    pub fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), KmsError> {
+        let policy = KeyPolicy::parse(policy)?;
+        check_lockout(&policy, &self.caller)?;
+        self.kms.write(|state, _| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:PutKeyPolicy")?;
+            key.policy = policy.to_json();
+            Ok(())
+        })
+    }
+
+    /// GetKeyPolicy: the policy document.
+    pub fn get_key_policy(&self, key_id: &str) -> Result<String, KmsError> {
+        self.kms.read(|state, _| {
+            let key = state.resolve(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:GetKeyPolicy")?;
+            Ok(key.policy.clone())
+        })
+    }
+
+    /// Encrypt: 1 to 4096 bytes under the key's current material, bound to `context`.
+    pub fn encrypt(
+        &self,
+        key_id: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Encrypted, KmsError> {
+        if plaintext.is_empty() || plaintext.len() > MAX_PLAINTEXT {
+            return Err(KmsError::Validation(format!(
+                "Plaintext must be 1 to {MAX_PLAINTEXT} bytes, not {}",
+                plaintext.len()
+            )));
+        }
+        self.kms.read(|state, _| {
+            let key = state.resolve(&self.caller, key_id, USE)?;
+            key.authorize(&self.caller, "kms:Encrypt")?;
+            key.check_usable_for_encryption()?;
+            Ok(Encrypted {
+                ciphertext_blob: key.seal(self.kms.backend, plaintext, context)?,
+                key_arn: key.arn(),
+            })
+        })
+    }
+
+    /// Decrypts a blob. With `key_id`, the blob must have been made by that key
+    /// ([`KmsError::IncorrectKey`] otherwise); without, the blob names its key, as AWS
+    /// allows for symmetric keys.
+    pub fn decrypt(
+        &self,
+        key_id: Option<&str>,
+        ciphertext_blob: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Decrypted, KmsError> {
+        let blob = CiphertextBlob::decode(ciphertext_blob)?;
+        self.kms.read(|state, _| {
+            if let Some(named) = key_id {
+                let named = state.resolve(&self.caller, named, USE)?;
+                if named.id != blob.key_id {
+                    return Err(KmsError::IncorrectKey(format!(
+                        "The key ID in the request ({}) does not identify the KMS key that encrypted the ciphertext",
+                        named.arn()
+                    )));
+                }
+            }
+            let key = state
+                .keys
+                .get(&blob.key_id)
+                .filter(|k| k.region == self.caller.region())
+                .ok_or_else(|| KmsError::InvalidCiphertext("no key in this region made this ciphertext".into()))?;
+            key.authorize(&self.caller, "kms:Decrypt")?;
+            key.check_usable_for_encryption()?;
+            let material = key.materials.iter().find(|m| m.version == blob.material_version).ok_or_else(|| {
+                KmsError::InvalidCiphertext(format!(
+                    "{} has no key material version {}",
+                    key.arn(),
+                    blob.material_version
+                ))
+            })?;
+            let aead = Aead::new(&material.key, self.kms.backend).map_err(|e| KmsError::Internal(e.to_string()))?;
+            let plaintext = aead.open(&blob.nonce, &blob.aad(context), blob.sealed).map_err(|_| {
+                KmsError::InvalidCiphertext(
+                    "the ciphertext does not authenticate: it was altered, or the encryption context differs".into(),
+                )
+            })?;
+            Ok(Decrypted { plaintext, key_arn: key.arn() })
+        })
+    }
+
+    /// GenerateDataKey: `number_of_bytes` random bytes, in the clear and wrapped.
+    pub fn generate_data_key(
+        &self,
+        key_id: &str,
+        number_of_bytes: usize,
+        context: &EncryptionContext,
+    ) -> Result<GeneratedDataKey, KmsError> {
+        if !(1..=1024).contains(&number_of_bytes) {
+            return Err(KmsError::Validation(format!(
+                "NumberOfBytes must be 1 to 1024, not {number_of_bytes}"
+            )));
+        }
+        self.kms.read(|state, _| {
+            let key = state.resolve(&self.caller, key_id, USE)?;
+            key.authorize(&self.caller, "kms:GenerateDataKey")?;
+            key.check_usable_for_encryption()?;
+            let mut plaintext = Zeroizing::new(vec![0u8; number_of_bytes]);
+            rand::rng().fill_bytes(&mut plaintext);
+            let ciphertext_blob = key.seal(self.kms.backend, &plaintext, context)?;
+            Ok(GeneratedDataKey {
+                plaintext,
+                ciphertext_blob,
+                key_arn: key.arn(),
+            })
+        })
+    }
+}
+
+fn check_lockout(policy: &KeyPolicy, caller: &Caller) -> Result<(), KmsError> {
+    if policy.allows(caller, "kms:PutKeyPolicy") {
+        Ok(())
+    } else {
+        Err(KmsError::MalformedPolicyDocument(format!(
+            "The new key policy will not allow {} to update the key policy in the future.",
+            caller.principal()
+        )))
+    }
+}
+
+impl Kms for LocalKmsClient {
+    fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError> {
+        LocalKmsClient::describe_key(self, key_id)
+    }
+
+    fn encrypt(
+        &self,
+        key_id: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Encrypted, KmsError> {
+        LocalKmsClient::encrypt(self, key_id, plaintext, context)
+    }
+
+    fn decrypt(
+        &self,
+        key_id: &str,
+        blob: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Decrypted, KmsError> {
+        LocalKmsClient::decrypt(self, Some(key_id), blob, context)
+    }
+
+    fn generate_data_key(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<GeneratedDataKey, KmsError> {
+        LocalKmsClient::generate_data_key(self, key_id, 32, context)
+    }
+}

@@ -1,0 +1,271 @@
+//! LocalKms: an embedded, strict emulator of AWS KMS, and atrest's default KMS.
+//!
+//! Owns the emulated HSM: keys with their states, key material versions, policies and
+//! aliases, persisted as one JSON state file under the atrest root (owner-only, written
+//! atomically and under a file lock, so several processes can share one root). Time comes
+//! from a [`Clock`]: deletion windows and automatic rotations fall due as it moves, and are
+//! applied at the start of the next call (or by [`LocalKms::tick`]).
+//!
+//! It is strict where popular emulators are lax: a disabled key refuses to encrypt,
+//! Decrypt checks the KeyId it is given, each call is checked against the key policy, and
+//! a key in another account is reached only through its full ARN.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod` | [`LocalKms`]: the service, its state file, the file lock |
+//! | `state` | the state: keys, materials, rotations, aliases, and each key's rules |
+//! | `client` | [`LocalKmsClient`]: the operations, as one caller |
+//! | `types` | requests and answers: [`CreateKeyRequest`], rotation and alias entries |
+
+mod client;
+mod state;
+mod types;
+
+pub use client::LocalKmsClient;
+use state::*;
+pub use types::{
+    AliasEntry, CreateKeyRequest, KeyListEntry, RotationKind, RotationRecord, RotationStatus,
+};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::clock::{days, SharedClock, Timestamp};
+use crate::crypto::{Aead, Backend, Nonce, SecretKey};
+use crate::durable::{write_atomic, FileLock};
+
+use super::blob::{context_aad, CiphertextBlob};
+use super::keyref::{self, key_arn, KeyRef};
+use super::{
+    epoch_seconds, optional_epoch_seconds, Caller, Decrypted, Encrypted, EncryptionContext,
+    GeneratedDataKey, KeyMetadata, KeyPolicy, KeySpec, KeyState, KeyUsage, Kms, KmsError,
+};
+
+/// The automatic rotation period AWS uses when none is given.
+pub const DEFAULT_ROTATION_PERIOD_DAYS: u32 = 365;
+const ROTATION_PERIOD_DAYS: std::ops::RangeInclusive<u32> = 90..=2560;
+const PENDING_WINDOW_DAYS: std::ops::RangeInclusive<u32> = 7..=30;
+const DEFAULT_PENDING_WINDOW_DAYS: u32 = 30;
+const MAX_ON_DEMAND_ROTATIONS: u32 = 10;
+const MAX_PLAINTEXT: usize = 4096;
+const MAX_DESCRIPTION: usize = 8192;
+const STATE_FORMAT: u32 = 1;
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "state.lock";
+
+/// Which kinds of key reference an operation accepts, as AWS documents per operation.
+#[derive(Clone, Copy)]
+struct Accepts {
+    aliases: bool,
+    other_accounts: bool,
+}
+
+/// Encrypt, Decrypt, DescribeKey, GenerateDataKey: any form, any account.
+const USE: Accepts = Accepts {
+    aliases: true,
+    other_accounts: true,
+};
+/// Key management: key id or key ARN, own account only.
+const MANAGE: Accepts = Accepts {
+    aliases: false,
+    other_accounts: false,
+};
+
+/// The emulated service. Share it with `Arc`; call it through [`LocalKms::client`].
+pub struct LocalKms {
+    storage: Storage,
+    clock: SharedClock,
+    backend: Backend,
+}
+
+enum Storage {
+    Memory(Mutex<State>),
+    /// The state file, and the state as this process last read or wrote it: reused while
+    /// the file is the one it came from, re-read when another process replaced it.
+    Dir {
+        dir: PathBuf,
+        cache: Mutex<Option<Cached>>,
+    },
+}
+
+/// The state, and the identity of the file it was read from or written to.
+struct Cached {
+    stamp: FileStamp,
+    state: State,
+}
+
+/// What changes whenever the state file is replaced (every write renames a new file in):
+/// its inode, size, and modification and change times.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path`; `None` when there is none.
+    fn of(path: &Path) -> Option<FileStamp> {
+        let m = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
+        })
+    }
+}
+
+impl fmt::Debug for LocalKms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.storage {
+            Storage::Memory(_) => f.write_str("LocalKms(in memory)"),
+            Storage::Dir { dir, .. } => write!(f, "LocalKms({})", dir.display()),
+        }
+    }
+}
+
+impl LocalKms {
+    /// Opens (or creates) the KMS state kept in `dir`. A corrupt state file is an error,
+    /// never silently replaced.
+    pub fn open(dir: impl AsRef<Path>, clock: SharedClock) -> Result<Arc<Self>, KmsError> {
+        let dir = dir.as_ref().to_path_buf();
+        let io = |what: &str, e: std::io::Error| {
+            KmsError::Internal(format!("cannot {what} {}: {e}", dir.display()))
+        };
+        fs::create_dir_all(&dir).map_err(|e| io("create", e))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("restrict", e))?;
+        let kms = LocalKms {
+            storage: Storage::Dir {
+                dir,
+                cache: Mutex::new(None),
+            },
+            clock,
+            backend: Backend::default(),
+        };
+        kms.read(|_, _| Ok(()))?;
+        Ok(Arc::new(kms))
+    }
+
+    /// A KMS that lives and dies with the process: for tests and benchmarks.
+    pub fn in_memory(clock: SharedClock) -> Arc<Self> {
+        Arc::new(LocalKms {
+            storage: Storage::Memory(Mutex::new(State::default())),
+            clock,
+            backend: Backend::default(),
+        })
+    }
+
+    /// A handle that makes calls as `caller`, as an SDK client does with its credentials.
+    pub fn client(self: &Arc<Self>, caller: Caller) -> LocalKmsClient {
+        LocalKmsClient {
+            kms: Arc::clone(self),
+            caller,
+        }
+    }
+
+    /// The clock that drives deletions and rotations.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Decodes the contents of a state file without opening it: the number of keys, or
+    /// why the file is unusable. For the fuzz targets.
+    #[doc(hidden)]
+    pub fn decode_state_file(bytes: &[u8]) -> Result<usize, String> {
+        State::decode(bytes).map(|s| s.keys.len())
+    }
+
+    /// Applies whatever the clock has made due (key deletions, automatic rotations) and
+    /// says how many events that was.
+    pub fn tick(&self) -> Result<usize, KmsError> {
+        self.transact(false, |_, _| Ok(()))
+            .map(|((), events)| events)
+    }
+
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&State, Timestamp) -> Result<R, KmsError>,
+    ) -> Result<R, KmsError> {
+        self.transact(false, |s, now| f(s, now)).map(|(r, _)| r)
+    }
+
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut State, Timestamp) -> Result<R, KmsError>,
+    ) -> Result<R, KmsError> {
+        self.transact(true, f).map(|(r, _)| r)
+    }
+
+    /// Runs `f` on the current state, after applying due events; persists when `f`
+    /// succeeded and `mutates`, or when events were applied. `f` must check before it
+    /// changes anything, so that a failed call changes nothing.
+    fn transact<R>(
+        &self,
+        mutates: bool,
+        f: impl FnOnce(&mut State, Timestamp) -> Result<R, KmsError>,
+    ) -> Result<(R, usize), KmsError> {
+        let now = self.clock.now();
+        match &self.storage {
+            Storage::Memory(state) => {
+                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                let events = state.settle(now);
+                Ok((f(&mut state, now)?, events))
+            }
+            Storage::Dir { dir, cache } => {
+                let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+                let lock = dir.join(LOCK_FILE);
+                let _lock = FileLock::acquire(&lock).map_err(|e| {
+                    KmsError::Internal(format!("cannot lock {}: {e}", lock.display()))
+                })?;
+                let path = dir.join(STATE_FILE);
+                let stamp = FileStamp::of(&path);
+                let mut state = match cache.take() {
+                    Some(cached) if Some(cached.stamp) == stamp => cached.state,
+                    _ => State::load(&path)?,
+                };
+                let events = state.settle(now);
+                let result = f(&mut state, now);
+                let stamp = if (mutates && result.is_ok()) || events > 0 {
+                    state.save(&path)?;
+                    FileStamp::of(&path)
+                } else {
+                    stamp
+                };
+                // A failed call changes nothing, so its state may be kept; were one to
+                // break that rule, the next call reads the file again rather than trust it.
+                if let (Some(stamp), true) = (stamp, result.is_ok() || !mutates) {
+                    *cache = Some(Cached { stamp, state });
+                }
+                Ok((result?, events))
+            }
+        }
+    }
+}
+
+impl LocalKms {
+    fn storage_name(&self) -> String {
+        match &self.storage {
+            Storage::Memory(_) => "memory".into(),
+            Storage::Dir { dir, .. } => dir.display().to_string(),
+        }
+    }
+}

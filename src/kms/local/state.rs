@@ -1,0 +1,397 @@
+//! The emulated HSM's state: keys, their material versions, rotations and aliases, as the
+//! state file holds them, and the rules each key applies to a call (state, usage, policy).
+
+use super::*;
+
+/// Everything the emulated HSM knows. Serialized whole to the state file.
+#[derive(Serialize, Deserialize)]
+pub(super) struct State {
+    pub(super) format: u32,
+    pub(super) keys: BTreeMap<String, KeyRecord>,
+    pub(super) aliases: Vec<StoredAlias>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            format: STATE_FORMAT,
+            keys: BTreeMap::new(),
+            aliases: Vec::new(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct KeyRecord {
+    pub(super) id: String,
+    pub(super) account: String,
+    pub(super) region: String,
+    pub(super) description: String,
+    pub(super) spec: KeySpec,
+    pub(super) usage: KeyUsage,
+    pub(super) state: KeyState,
+    pub(super) created: Timestamp,
+    pub(super) deletion_date: Option<Timestamp>,
+    pub(super) pending_window_days: Option<u32>,
+    pub(super) policy: String,
+    pub(super) materials: Vec<Material>,
+    pub(super) auto_rotation: Option<AutoRotation>,
+    pub(super) rotations: Vec<StoredRotation>,
+    pub(super) on_demand_rotations: u32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+pub(super) struct StoredRotation {
+    pub(super) date: Timestamp,
+    pub(super) kind: RotationKind,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct Material {
+    pub(super) version: u32,
+    pub(super) created: Timestamp,
+    #[serde(with = "secret_base64")]
+    pub(super) key: SecretKey,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+pub(super) struct AutoRotation {
+    pub(super) period_days: u32,
+    pub(super) next: Timestamp,
+}
+
+/// An alias as the state file keeps it: its name is unique per account and region.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredAlias {
+    pub(super) name: String,
+    pub(super) account: String,
+    pub(super) region: String,
+    pub(super) target_key_id: String,
+}
+
+impl StoredAlias {
+    pub(super) fn entry(&self) -> AliasEntry {
+        AliasEntry {
+            alias_name: self.name.clone(),
+            alias_arn: format!("arn:aws:kms:{}:{}:{}", self.region, self.account, self.name),
+            target_key_id: self.target_key_id.clone(),
+        }
+    }
+}
+
+pub(super) mod secret_base64 {
+    use base64::Engine;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use zeroize::Zeroizing;
+
+    use crate::crypto::SecretKey;
+
+    pub fn serialize<S: Serializer>(key: &SecretKey, s: S) -> Result<S::Ok, S::Error> {
+        let encoded =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose()));
+        s.serialize_str(&encoded)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretKey, D::Error> {
+        let encoded: &str = Deserialize::deserialize(d)?;
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(D::Error::custom)?,
+        );
+        SecretKey::from_slice(&bytes).map_err(D::Error::custom)
+    }
+}
+
+impl State {
+    pub(super) fn load(path: &Path) -> Result<Self, KmsError> {
+        let corrupt = |why: String| {
+            KmsError::Internal(format!(
+                "the LocalKms state file {} is unreadable ({why}); atrest will not reset it: restore it from a backup, or move it away to start an empty KMS (every key in it would be lost)",
+                path.display()
+            ))
+        };
+        let bytes = match fs::read(path) {
+            Ok(b) => Zeroizing::new(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(e) => return Err(corrupt(e.to_string())),
+        };
+        State::decode(&bytes).map_err(corrupt)
+    }
+
+    /// Decodes the state file's contents; any input gives a state or a reason.
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if state.format != STATE_FORMAT {
+            return Err(format!(
+                "format {} is not one this atrest reads ({STATE_FORMAT})",
+                state.format
+            ));
+        }
+        state.check_consistent()?;
+        Ok(state)
+    }
+
+    /// The invariants every other method relies on, checked once at load.
+    pub(super) fn check_consistent(&self) -> Result<(), String> {
+        for (id, key) in &self.keys {
+            if *id != key.id || !keyref::is_key_id(id) {
+                return Err(format!("key entry {id:?} is malformed"));
+            }
+            if key.spec == KeySpec::SymmetricDefault && key.materials.is_empty() {
+                return Err(format!("key {id} has no key material"));
+            }
+            KeyPolicy::parse(&key.policy).map_err(|e| format!("key {id} has a bad policy: {e}"))?;
+        }
+        for alias in &self.aliases {
+            if !self.keys.contains_key(&alias.target_key_id) {
+                return Err(format!("alias {} points to a missing key", alias.name));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn save(&self, path: &Path) -> Result<(), KmsError> {
+        let bytes = Zeroizing::new(
+            serde_json::to_vec(self).map_err(|e| KmsError::Internal(e.to_string()))?,
+        );
+        write_atomic(path, &bytes)
+            .map_err(|e| KmsError::Internal(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Applies deletions and automatic rotations that are due by `now`.
+    pub(super) fn settle(&mut self, now: Timestamp) -> usize {
+        let mut events = 0;
+        let due: Vec<String> = self
+            .keys
+            .values()
+            .filter(|k| {
+                k.state == KeyState::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
+            })
+            .map(|k| k.id.clone())
+            .collect();
+        for id in &due {
+            // Dropping the record zeroizes its material: the key is gone for good.
+            self.keys.remove(id);
+            self.aliases.retain(|a| &a.target_key_id != id);
+            events += 1;
+        }
+        for key in self.keys.values_mut() {
+            if key.state != KeyState::Enabled {
+                continue;
+            }
+            while let Some(rotation) = key.auto_rotation.filter(|r| r.next <= now) {
+                key.add_material(rotation.next, RotationKind::Automatic);
+                key.auto_rotation = Some(AutoRotation {
+                    next: rotation
+                        .next
+                        .saturating_add(days(rotation.period_days.into())),
+                    ..rotation
+                });
+                events += 1;
+            }
+        }
+        events
+    }
+
+    /// Finds the key a reference names, from `caller`'s point of view.
+    pub(super) fn resolve(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        accepts: Accepts,
+    ) -> Result<&KeyRecord, KmsError> {
+        let id = self.resolve_id(caller, key_id, accepts)?;
+        self.keys
+            .get(&id)
+            .ok_or_else(|| KmsError::NotFound(format!("Key '{key_id}' does not exist")))
+    }
+
+    pub(super) fn resolve_mut(
+        &mut self,
+        caller: &Caller,
+        key_id: &str,
+        accepts: Accepts,
+    ) -> Result<&mut KeyRecord, KmsError> {
+        let id = self.resolve_id(caller, key_id, accepts)?;
+        self.keys
+            .get_mut(&id)
+            .ok_or_else(|| KmsError::NotFound(format!("Key '{key_id}' does not exist")))
+    }
+
+    pub(super) fn resolve_id(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        accepts: Accepts,
+    ) -> Result<String, KmsError> {
+        let reference = KeyRef::parse(key_id)?;
+        if reference.is_alias() && !accepts.aliases {
+            return Err(KmsError::NotFound(format!(
+                "{key_id} is an alias; this operation takes a key id or key ARN"
+            )));
+        }
+        let (region, account) = match &reference {
+            KeyRef::Id(_) | KeyRef::AliasName(_) => (caller.region(), caller.account()),
+            KeyRef::KeyArn {
+                region, account, ..
+            }
+            | KeyRef::AliasArn {
+                region, account, ..
+            } => (region.as_str(), account.as_str()),
+        };
+        if region != caller.region() {
+            return Err(KmsError::NotFound(format!(
+                "{key_id} is in region {region}, but this client calls region {}",
+                caller.region()
+            )));
+        }
+        if account != caller.account() && !accepts.other_accounts {
+            return Err(KmsError::NotFound(format!(
+                "{key_id} belongs to account {account}; this operation can only be called by that account"
+            )));
+        }
+        let id = match &reference {
+            KeyRef::Id(id) | KeyRef::KeyArn { id, .. } => id.clone(),
+            KeyRef::AliasName(alias) | KeyRef::AliasArn { alias, .. } => self
+                .aliases
+                .iter()
+                .find(|a| a.name == *alias && a.account == account && a.region == region)
+                .map(|a| a.target_key_id.clone())
+                .ok_or_else(|| {
+                    KmsError::NotFound(format!(
+                        "Alias arn:aws:kms:{region}:{account}:{alias} is not found."
+                    ))
+                })?,
+        };
+        match self.keys.get(&id) {
+            Some(k) if k.account == account && k.region == region => Ok(id),
+            Some(k) if k.region == region && matches!(reference, KeyRef::Id(_)) => Err(KmsError::NotFound(format!(
+                "Key '{}' does not exist in account {account}: a key in another account ({}) must be named by its full key ARN",
+                key_arn(region, account, &id),
+                k.account
+            ))),
+            _ => Err(KmsError::NotFound(format!("Key '{}' does not exist", key_arn(region, account, &id)))),
+        }
+    }
+}
+
+impl KeyRecord {
+    pub(super) fn arn(&self) -> String {
+        key_arn(&self.region, &self.account, &self.id)
+    }
+
+    pub(super) fn authorize(&self, caller: &Caller, action: &str) -> Result<(), KmsError> {
+        let policy = KeyPolicy::parse(&self.policy)?;
+        if policy.allows(caller, action) {
+            Ok(())
+        } else {
+            Err(KmsError::AccessDenied(format!(
+                "User: {} is not authorized to perform: {action} on resource: {} because no resource-based policy allows the {action} action",
+                caller.principal(),
+                self.arn()
+            )))
+        }
+    }
+
+    /// The checks Encrypt, Decrypt and GenerateDataKey make after authorization.
+    pub(super) fn check_usable_for_encryption(&self) -> Result<(), KmsError> {
+        self.check_not_pending_deletion()?;
+        if self.state == KeyState::Disabled {
+            return Err(KmsError::Disabled(format!("{} is disabled.", self.arn())));
+        }
+        if self.spec != KeySpec::SymmetricDefault || self.usage != KeyUsage::EncryptDecrypt {
+            return Err(KmsError::InvalidKeyUsage(format!(
+                "{} has KeySpec {} and KeyUsage {:?}; atrest encrypts only with SYMMETRIC_DEFAULT keys for ENCRYPT_DECRYPT",
+                self.arn(),
+                self.spec,
+                self.usage
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_not_pending_deletion(&self) -> Result<(), KmsError> {
+        match (self.state, self.deletion_date) {
+            (KeyState::PendingDeletion, Some(date)) => Err(KmsError::InvalidState(format!(
+                "{} is pending deletion (on {date}).",
+                self.arn()
+            ))),
+            (KeyState::PendingDeletion, None) => Err(KmsError::InvalidState(format!(
+                "{} is pending deletion.",
+                self.arn()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn check_symmetric(&self, operation: &str) -> Result<(), KmsError> {
+        if self.spec == KeySpec::SymmetricDefault {
+            Ok(())
+        } else {
+            Err(KmsError::UnsupportedOperation(format!(
+                "{operation} is not supported for {} keys ({}).",
+                self.spec,
+                self.arn()
+            )))
+        }
+    }
+
+    pub(super) fn current_material(&self) -> Result<&Material, KmsError> {
+        self.materials
+            .last()
+            .ok_or_else(|| KmsError::Internal(format!("{} has no key material", self.arn())))
+    }
+
+    pub(super) fn add_material(&mut self, at: Timestamp, kind: RotationKind) {
+        let version = self.materials.last().map_or(1, |m| m.version + 1);
+        self.materials.push(Material {
+            version,
+            created: at,
+            key: SecretKey::generate(),
+        });
+        self.rotations.push(StoredRotation { date: at, kind });
+    }
+
+    pub(super) fn metadata(&self) -> KeyMetadata {
+        KeyMetadata {
+            account: self.account.clone(),
+            key_id: self.id.clone(),
+            arn: self.arn(),
+            region: self.region.clone(),
+            creation_date: self.created,
+            enabled: self.state == KeyState::Enabled,
+            description: self.description.clone(),
+            key_usage: self.usage,
+            key_state: self.state,
+            deletion_date: self.deletion_date,
+            key_spec: self.spec,
+            origin: "AWS_KMS",
+            key_manager: "CUSTOMER",
+            multi_region: false,
+            pending_deletion_window_in_days: self.pending_window_days,
+            current_key_material_id: self.materials.last().map(|m| m.version.to_string()),
+        }
+    }
+
+    pub(super) fn seal(
+        &self,
+        backend: Backend,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KmsError> {
+        let material = self.current_material()?;
+        let header = CiphertextBlob::header(&self.id, material.version)
+            .ok_or_else(|| KmsError::Internal(format!("key id {} is not a UUID", self.id)))?;
+        let nonce = Nonce::random();
+        let aead =
+            Aead::new(&material.key, backend).map_err(|e| KmsError::Internal(e.to_string()))?;
+        let sealed = aead
+            .seal(&nonce, &context_aad(&header, context), plaintext)
+            .map_err(|e| KmsError::Internal(e.to_string()))?;
+        let mut blob = header;
+        blob.extend_from_slice(&nonce.0);
+        blob.extend_from_slice(&sealed);
+        Ok(blob)
+    }
+}

@@ -1,0 +1,94 @@
+//! What LocalKms takes and answers beyond the `Kms` trait's types: CreateKey's request,
+//! rotation records and status, alias and key list entries.
+
+use super::*;
+
+/// One rotation of a key's material, as ListKeyRotations reports it.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationRecord {
+    /// The ARN of the rotated key.
+    pub key_id: String,
+    #[serde(serialize_with = "epoch_seconds")]
+    /// When the new material was made.
+    pub rotation_date: Timestamp,
+    /// Automatic or on demand.
+    pub rotation_type: RotationKind,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+/// How a key's material came to rotate.
+pub enum RotationKind {
+    #[serde(rename = "AUTOMATIC")]
+    /// On the key's rotation schedule.
+    Automatic,
+    #[serde(rename = "ON_DEMAND")]
+    /// By RotateKeyOnDemand.
+    OnDemand,
+}
+
+/// What GetKeyRotationStatus returns.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationStatus {
+    /// The key's ARN.
+    pub key_id: String,
+    /// Whether automatic rotation is on.
+    pub key_rotation_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The automatic rotation period.
+    pub rotation_period_in_days: Option<u32>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_epoch_seconds"
+    )]
+    /// When automatic rotation next happens.
+    pub next_rotation_date: Option<Timestamp>,
+}
+
+/// An alias, as ListAliases reports it.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasEntry {
+    /// `alias/NAME`.
+    pub alias_name: String,
+    /// The alias's ARN.
+    pub alias_arn: String,
+    /// The id of the key it points to.
+    pub target_key_id: String,
+}
+
+/// One row of ListKeys.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct KeyListEntry {
+    #[serde(rename = "KeyId")]
+    /// The key's id.
+    pub key_id: String,
+    #[serde(rename = "KeyArn")]
+    /// The key's ARN.
+    pub key_arn: String,
+}
+
+/// CreateKey's parameters. `Default` is a symmetric encryption key with AWS's default policy.
+#[derive(Clone, Debug)]
+pub struct CreateKeyRequest {
+    /// Free text shown by DescribeKey.
+    pub description: String,
+    /// The kind of key material.
+    pub key_spec: KeySpec,
+    /// What the key may do; `None` gives the spec's default.
+    pub key_usage: Option<KeyUsage>,
+    /// A key policy document (AWS JSON); `None` gives AWS's default policy.
+    pub policy: Option<String>,
+}
+
+impl Default for CreateKeyRequest {
+    fn default() -> Self {
+        CreateKeyRequest {
+            description: String::new(),
+            key_spec: KeySpec::SymmetricDefault,
+            key_usage: None,
+            policy: None,
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! AWS KMS's response shapes, with AWS's member names: what `kms serve` answers and what
+//! `atrest kms --json` prints, built once from the library's results.
+//!
+//! Blobs are base64 as in AWS's JSON protocol; a plaintext is base64 in a zeroizing string.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::{
+    epoch_seconds, AliasEntry, Decrypted, Encrypted, GeneratedDataKey, KeyListEntry, KeyMetadata,
+    KeyState, RotationRecord,
+};
+use crate::clock::Timestamp;
+
+/// The one encryption algorithm of symmetric keys.
+const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
+/// The one key policy name.
+pub const DEFAULT_POLICY_NAME: &str = "default";
+
+/// CreateKey and DescribeKey.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyMetadataResponse {
+    /// The key.
+    pub key_metadata: KeyMetadata,
+}
+
+/// ListKeys.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListKeysResponse {
+    /// The keys.
+    pub keys: Vec<KeyListEntry>,
+    /// Whether more keys follow.
+    pub truncated: bool,
+}
+
+/// ListAliases.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAliasesResponse {
+    /// The aliases.
+    pub aliases: Vec<AliasEntry>,
+    /// Whether more aliases follow.
+    pub truncated: bool,
+}
+
+/// ListKeyRotations.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListKeyRotationsResponse {
+    /// The rotations, oldest first.
+    pub rotations: Vec<RotationRecord>,
+    /// Whether more rotations follow.
+    pub truncated: bool,
+}
+
+/// ScheduleKeyDeletion.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ScheduleKeyDeletionResponse {
+    /// The key's ARN.
+    pub key_id: String,
+    /// When the key will be deleted.
+    #[serde(serialize_with = "epoch_seconds")]
+    pub deletion_date: Timestamp,
+    /// PendingDeletion.
+    pub key_state: KeyState,
+    /// The waiting period.
+    pub pending_window_in_days: Option<u32>,
+}
+
+impl ScheduleKeyDeletionResponse {
+    /// The answer for `metadata`, to be deleted at `deletion_date`.
+    pub fn new(metadata: KeyMetadata, deletion_date: Timestamp) -> Self {
+        ScheduleKeyDeletionResponse {
+            key_id: metadata.arn,
+            deletion_date,
+            key_state: metadata.key_state,
+            pending_window_in_days: metadata.pending_deletion_window_in_days,
+        }
+    }
+}
+
+/// CancelKeyDeletion and RotateKeyOnDemand: the key.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyIdResponse {
+    /// The key's id or ARN.
+    pub key_id: String,
+}
+
+/// GetKeyPolicy.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetKeyPolicyResponse {
+    /// The policy document.
+    pub policy: String,
+    /// Always `default`.
+    pub policy_name: &'static str,
+}
+
+impl GetKeyPolicyResponse {
+    /// The answer for `policy`.
+    pub fn new(policy: String) -> Self {
+        GetKeyPolicyResponse {
+            policy,
+            policy_name: DEFAULT_POLICY_NAME,
+        }
+    }
+}
+
+/// Encrypt.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct EncryptResponse {
+    /// The blob, base64.
+    pub ciphertext_blob: String,
+    /// The ARN of the key that made it.
+    pub key_id: String,
+    /// SYMMETRIC_DEFAULT.
+    pub encryption_algorithm: &'static str,
+}
+
+impl From<Encrypted> for EncryptResponse {
+    fn from(e: Encrypted) -> Self {
+        EncryptResponse {
+            ciphertext_blob: BASE64.encode(&e.ciphertext_blob),
+            key_id: e.key_arn,
+            encryption_algorithm: SYMMETRIC_DEFAULT,
+        }
+    }
+}
+
+/// Decrypt. The base64 plaintext is zeroized on drop.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DecryptResponse {
+    /// The ARN of the key that decrypted it.
+    pub key_id: String,
+    /// The plaintext, base64.
+    #[serde(serialize_with = "zeroizing_str")]
+    pub plaintext: Zeroizing<String>,
+    /// SYMMETRIC_DEFAULT.
+    pub encryption_algorithm: &'static str,
+}
+
+impl From<Decrypted> for DecryptResponse {
+    fn from(d: Decrypted) -> Self {
+        DecryptResponse {
+            key_id: d.key_arn,
+            plaintext: Zeroizing::new(BASE64.encode(&d.plaintext)),
+            encryption_algorithm: SYMMETRIC_DEFAULT,
+        }
+    }
+}
+
+/// GenerateDataKey. The base64 plaintext is zeroized on drop.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GenerateDataKeyResponse {
+    /// The data key wrapped by the KMS key, base64.
+    pub ciphertext_blob: String,
+    /// The data key, base64.
+    #[serde(serialize_with = "zeroizing_str")]
+    pub plaintext: Zeroizing<String>,
+    /// The ARN of the KMS key.
+    pub key_id: String,
+}
+
+impl From<GeneratedDataKey> for GenerateDataKeyResponse {
+    fn from(k: GeneratedDataKey) -> Self {
+        GenerateDataKeyResponse {
+            ciphertext_blob: BASE64.encode(&k.ciphertext_blob),
+            plaintext: Zeroizing::new(BASE64.encode(&k.plaintext)),
+            key_id: k.key_arn,
+        }
+    }
+}
+
+/// A secret response member, shown only where it is serialized.
+impl std::fmt::Debug for DecryptResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptResponse")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for GenerateDataKeyResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenerateDataKeyResponse")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn zeroizing_str<S: serde::Serializer>(value: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(value)
+}

@@ -1,0 +1,332 @@
+//! The KMS JSON 1.1 protocol: `X-Amz-Target: TrentService.<Operation>`, AWS's member
+//! names and base64 blobs in, the typed responses of [`crate::kms::responses`] out.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::{Endpoint, Operation, Request, WireError};
+use crate::kms::responses::{
+    DecryptResponse, EncryptResponse, GenerateDataKeyResponse, GetKeyPolicyResponse, KeyIdResponse,
+    KeyMetadataResponse, ListAliasesResponse, ListKeyRotationsResponse, ListKeysResponse,
+    ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
+};
+use crate::kms::{CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError};
+
+/// The body of an operation that returns nothing: `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+const EMPTY: Empty = Empty {};
+
+impl Endpoint {
+    /// One KMS call: the response body, or AWS's error.
+    pub(super) fn kms(
+        &self,
+        target: Option<&str>,
+        request: &Request<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, WireError> {
+        let operation = target
+            .and_then(|t| t.strip_prefix("TrentService."))
+            .and_then(Operation::from_name)
+            .ok_or_else(|| unknown_operation(target))?;
+        let caller = self.identities.caller(request.authorization)?;
+        let mut params = Params::parse(request.body)?;
+        let client = self.kms.client(caller);
+        match operation {
+            Operation::CreateKey => {
+                if let Some(origin) = params.opt_str("Origin")? {
+                    if origin != "AWS_KMS" {
+                        return Err(KmsError::UnsupportedOperation(format!(
+                            "Origin {origin} is not emulated; only AWS_KMS"
+                        ))
+                        .into());
+                    }
+                }
+                if params.opt_bool("MultiRegion")? == Some(true) {
+                    return Err(KmsError::UnsupportedOperation(
+                        "multi-Region keys are not emulated".into(),
+                    )
+                    .into());
+                }
+                let spec = match params.opt_str("KeySpec")? {
+                    Some(s) => Some(s),
+                    None => params.opt_str("CustomerMasterKeySpec")?,
+                };
+                let request = CreateKeyRequest {
+                    description: params.opt_str("Description")?.unwrap_or_default(),
+                    key_spec: spec
+                        .map(|s| KeySpec::parse(&s))
+                        .transpose()?
+                        .unwrap_or(KeySpec::SymmetricDefault),
+                    key_usage: params
+                        .opt_str("KeyUsage")?
+                        .map(|u| KeyUsage::parse(&u))
+                        .transpose()?,
+                    policy: params.opt_str("Policy")?,
+                };
+                body(&KeyMetadataResponse {
+                    key_metadata: client.create_key(request)?,
+                })
+            }
+            Operation::DescribeKey => body(&KeyMetadataResponse {
+                key_metadata: client.describe_key(&params.str("KeyId")?)?,
+            }),
+            Operation::ListKeys => body(&ListKeysResponse {
+                keys: client.list_keys()?,
+                truncated: false,
+            }),
+            Operation::EnableKey => {
+                client.enable_key(&params.str("KeyId")?)?;
+                body(&EMPTY)
+            }
+            Operation::DisableKey => {
+                client.disable_key(&params.str("KeyId")?)?;
+                body(&EMPTY)
+            }
+            Operation::ScheduleKeyDeletion => {
+                let key = params.str("KeyId")?;
+                let window = params.opt_u32("PendingWindowInDays")?;
+                let date = client.schedule_key_deletion(&key, window)?;
+                body(&ScheduleKeyDeletionResponse::new(
+                    client.describe_key(&key)?,
+                    date,
+                ))
+            }
+            Operation::CancelKeyDeletion => {
+                let key = params.str("KeyId")?;
+                client.cancel_key_deletion(&key)?;
+                body(&KeyIdResponse {
+                    key_id: client.describe_key(&key)?.arn,
+                })
+            }
+            Operation::EnableKeyRotation => {
+                let period = params.opt_u32("RotationPeriodInDays")?;
+                client.enable_key_rotation(&params.str("KeyId")?, period)?;
+                body(&EMPTY)
+            }
+            Operation::DisableKeyRotation => {
+                client.disable_key_rotation(&params.str("KeyId")?)?;
+                body(&EMPTY)
+            }
+            Operation::GetKeyRotationStatus => {
+                body(&client.get_key_rotation_status(&params.str("KeyId")?)?)
+            }
+            Operation::RotateKeyOnDemand => body(&KeyIdResponse {
+                key_id: client.rotate_key_on_demand(&params.str("KeyId")?)?,
+            }),
+            Operation::ListKeyRotations => body(&ListKeyRotationsResponse {
+                rotations: client.list_key_rotations(&params.str("KeyId")?)?,
+                truncated: false,
+            }),
+            Operation::CreateAlias => {
+                client.create_alias(&params.str("AliasName")?, &params.str("TargetKeyId")?)?;
+                body(&EMPTY)
+            }
+            Operation::DeleteAlias => {
+                client.delete_alias(&params.str("AliasName")?)?;
+                body(&EMPTY)
+            }
+            Operation::ListAliases => {
+                let mut aliases = client.list_aliases()?;
+                if let Some(key) = params.opt_str("KeyId")? {
+                    let id = client.describe_key(&key)?.key_id;
+                    aliases.retain(|a| a.target_key_id == id);
+                }
+                body(&ListAliasesResponse {
+                    aliases,
+                    truncated: false,
+                })
+            }
+            Operation::PutKeyPolicy => {
+                params.policy_name()?;
+                client.put_key_policy(&params.str("KeyId")?, &params.str("Policy")?)?;
+                body(&EMPTY)
+            }
+            Operation::GetKeyPolicy => {
+                params.policy_name()?;
+                body(&GetKeyPolicyResponse::new(
+                    client.get_key_policy(&params.str("KeyId")?)?,
+                ))
+            }
+            Operation::Encrypt => {
+                params.symmetric_algorithm()?;
+                let plaintext = params.blob("Plaintext")?;
+                let context = params.context()?;
+                let encrypted = client.encrypt(&params.str("KeyId")?, &plaintext, &context)?;
+                body(&EncryptResponse::from(encrypted))
+            }
+            Operation::Decrypt => {
+                params.symmetric_algorithm()?;
+                let blob = params.blob("CiphertextBlob")?;
+                let context = params.context()?;
+                let key = params.opt_str("KeyId")?;
+                let decrypted = client.decrypt(key.as_deref(), &blob, &context)?;
+                body(&DecryptResponse::from(decrypted))
+            }
+            Operation::GenerateDataKey => {
+                let bytes = match (params.opt_str("KeySpec")?, params.opt_u32("NumberOfBytes")?) {
+                    (Some(_), Some(_)) => {
+                        return Err(KmsError::Validation(
+                            "give KeySpec or NumberOfBytes, not both".into(),
+                        )
+                        .into())
+                    }
+                    (Some(spec), None) => match spec.as_str() {
+                        "AES_256" => 32,
+                        "AES_128" => 16,
+                        other => {
+                            return Err(KmsError::Validation(format!(
+                                "KeySpec {other:?} is not AES_256 or AES_128"
+                            ))
+                            .into())
+                        }
+                    },
+                    (None, Some(n)) => n as usize,
+                    (None, None) => {
+                        return Err(KmsError::Validation(
+                            "give KeySpec (AES_256, AES_128) or NumberOfBytes".into(),
+                        )
+                        .into())
+                    }
+                };
+                let context = params.context()?;
+                let key = client.generate_data_key(&params.str("KeyId")?, bytes, &context)?;
+                body(&GenerateDataKeyResponse::from(key))
+            }
+        }
+    }
+}
+
+/// A response serialized into a body that is zeroized when dropped (it may hold a
+/// plaintext).
+fn body(response: &impl Serialize) -> Result<Zeroizing<Vec<u8>>, WireError> {
+    serde_json::to_vec(response)
+        .map(Zeroizing::new)
+        .map_err(|e| KmsError::Internal(format!("the response could not be encoded: {e}")).into())
+}
+
+fn unknown_operation(target: Option<&str>) -> WireError {
+    WireError::new(
+        400,
+        "UnknownOperationException",
+        format!(
+            "X-Amz-Target {:?} is not TrentService.<Operation> for an operation LocalKms emulates: {}",
+            target.unwrap_or(""),
+            Operation::list()
+        ),
+    )
+}
+
+/// A request's JSON object, read field by field with AWS's validation errors.
+struct Params(Map<String, Value>);
+
+impl Params {
+    fn parse(body: &[u8]) -> Result<Self, WireError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Params(Map::new()));
+        }
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => Ok(Params(map)),
+            Ok(_) => Err(WireError::serialization(
+                "the request body must be a JSON object",
+            )),
+            Err(e) => Err(WireError::serialization(format!(
+                "the request body is not valid JSON: {e}"
+            ))),
+        }
+    }
+
+    fn take(&mut self, field: &str) -> Option<Value> {
+        self.0.remove(field).filter(|v| !v.is_null())
+    }
+
+    fn opt_str(&mut self, field: &str) -> Result<Option<String>, WireError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(WireError::serialization(format!(
+                "{field} must be a string"
+            ))),
+        }
+    }
+
+    fn str(&mut self, field: &str) -> Result<String, WireError> {
+        self.opt_str(field)?
+            .ok_or_else(|| WireError::missing(field))
+    }
+
+    fn opt_u32(&mut self, field: &str) -> Result<Option<u32>, WireError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    WireError::serialization(format!("{field} must be a non-negative integer"))
+                }),
+        }
+    }
+
+    fn opt_bool(&mut self, field: &str) -> Result<Option<bool>, WireError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(_) => Err(WireError::serialization(format!(
+                "{field} must be a boolean"
+            ))),
+        }
+    }
+
+    /// A base64 field, decoded; the encoded text is zeroized too.
+    fn blob(&mut self, field: &str) -> Result<Zeroizing<Vec<u8>>, WireError> {
+        let encoded = Zeroizing::new(self.str(field)?);
+        BASE64
+            .decode(encoded.as_bytes())
+            .map(Zeroizing::new)
+            .map_err(|_| WireError::serialization(format!("{field} is not valid base64")))
+    }
+
+    fn context(&mut self) -> Result<EncryptionContext, WireError> {
+        match self.take("EncryptionContext") {
+            None => Ok(EncryptionContext::new()),
+            Some(Value::Object(map)) => map
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(v) => Ok((k, v)),
+                    _ => Err(WireError::serialization(
+                        "EncryptionContext values must be strings",
+                    )),
+                })
+                .collect(),
+            Some(_) => Err(WireError::serialization(
+                "EncryptionContext must be an object of strings",
+            )),
+        }
+    }
+
+    fn symmetric_algorithm(&mut self) -> Result<(), WireError> {
+        match self.opt_str("EncryptionAlgorithm")? {
+            None => Ok(()),
+            Some(a) if a == "SYMMETRIC_DEFAULT" => Ok(()),
+            Some(a) => Err(KmsError::InvalidKeyUsage(format!(
+                "EncryptionAlgorithm {a} needs an asymmetric key, which LocalKms does not encrypt with"
+            ))
+            .into()),
+        }
+    }
+
+    fn policy_name(&mut self) -> Result<(), WireError> {
+        match self.opt_str("PolicyName")? {
+            None => Ok(()),
+            Some(n) if n == DEFAULT_POLICY_NAME => Ok(()),
+            Some(n) => Err(KmsError::Validation(format!(
+                "PolicyName {n:?}: the only valid policy name is default"
+            ))
+            .into()),
+        }
+    }
+}

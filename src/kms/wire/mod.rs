@@ -1,0 +1,183 @@
+//! The AWS KMS wire protocol (JSON 1.1) in front of LocalKms, and just enough of STS.
+//!
+//! Owns the translation between requests as AWS SDKs send them and
+//! [`LocalKmsClient`](super::LocalKmsClient) calls. No sockets here (`kms::server` has
+//! them), so every request body can be fuzzed.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `operation` | [`Operation`]: every KMS operation served, from which dispatch and the list come |
+//! | `json` | the KMS JSON 1.1 protocol: `X-Amz-Target`, AWS's field names, base64 blobs |
+//! | `sts` | STS AssumeRole / GetCallerIdentity (query protocol, XML answers) |
+//! | `identity` | who a request's SigV4 credential scope names: [`Identities`] |
+
+mod identity;
+mod json;
+mod operation;
+mod sts;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::{KmsError, LocalKms};
+
+pub use identity::{credential_scope, CredentialScope, Identities};
+pub use operation::Operation;
+
+/// Requests larger than this are refused (KMS's largest field, a key policy, is 32 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// An HTTP answer: status, content type, the error name for `x-amzn-ErrorType`, and the
+/// body, zeroized when dropped because it may hold a plaintext.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// The Content-Type header.
+    pub content_type: &'static str,
+    /// The AWS error name, sent as `x-amzn-ErrorType` too.
+    pub error_type: Option<String>,
+    /// The body.
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+/// The parts of an HTTP request the protocol reads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Request<'a> {
+    /// The `X-Amz-Target` header.
+    pub target: Option<&'a str>,
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// A protocol-level refusal (before any KMS call), in AWS's words.
+#[derive(Debug)]
+pub(crate) struct WireError {
+    status: u16,
+    name: String,
+    message: String,
+}
+
+impl WireError {
+    pub(crate) fn new(status: u16, name: &str, message: impl Into<String>) -> Self {
+        WireError {
+            status,
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn serialization(message: impl Into<String>) -> Self {
+        Self::new(400, "SerializationException", message)
+    }
+
+    pub(crate) fn missing(field: &str) -> Self {
+        KmsError::Validation(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ))
+        .into()
+    }
+}
+
+impl From<KmsError> for WireError {
+    fn from(e: KmsError) -> Self {
+        let status = match &e {
+            KmsError::Internal(_) => 500,
+            KmsError::Unavailable(_) => 503,
+            _ => 400,
+        };
+        WireError::new(status, e.aws_name(), e.message())
+    }
+}
+
+/// LocalKms as an AWS endpoint: one call per HTTP request.
+#[derive(Debug)]
+pub struct Endpoint {
+    kms: Arc<LocalKms>,
+    identities: Identities,
+}
+
+impl Endpoint {
+    /// Serves `kms`, naming callers by `identities`.
+    pub fn new(kms: Arc<LocalKms>, identities: Identities) -> Self {
+        Endpoint { kms, identities }
+    }
+
+    /// Answers one request. Never panics, whatever the bytes.
+    pub fn handle(&self, request: &Request<'_>) -> Response {
+        if request.body.len() > MAX_BODY_BYTES {
+            return too_large();
+        }
+        let is_form = request
+            .content_type
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        match request.target {
+            None if is_form => self.sts(request),
+            target => match self.kms(target, request) {
+                Ok(body) => Response {
+                    status: 200,
+                    content_type: JSON_CONTENT_TYPE,
+                    error_type: None,
+                    body,
+                },
+                Err(e) => json_error(e),
+            },
+        }
+    }
+}
+
+/// The answer to a body over [`MAX_BODY_BYTES`].
+pub fn too_large() -> Response {
+    json_error(WireError::new(
+        413,
+        "RequestEntityTooLargeException",
+        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+    ))
+}
+
+/// The answer to anything but POST.
+pub fn method_not_allowed(method: &str) -> Response {
+    json_error(WireError::new(
+        405,
+        "MethodNotAllowedException",
+        format!("{method} is not allowed: AWS KMS requests are POST /"),
+    ))
+}
+
+fn json_error(e: WireError) -> Response {
+    let body = json!({ "__type": e.name, "message": e.message });
+    Response {
+        status: e.status,
+        content_type: JSON_CONTENT_TYPE,
+        body: Zeroizing::new(body.to_string().into_bytes()),
+        error_type: Some(e.name),
+    }
+}
+
+pub(crate) fn request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    encode_hex(&bytes)
+}
+
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! RocksDB as every node store uses it: the options, a database marked by the column
+//! family that says what kind of store it is, and a cursor over a key range.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use rocksdb::{
+    AsColumnFamilyRef, ColumnFamilyDescriptor, DBRawIteratorWithThreadMode, DBWithThreadMode,
+    MultiThreaded, Options,
+};
+
+use super::{KeyRange, KeyValue, StoreError};
+
+pub(super) type Db = DBWithThreadMode<MultiThreaded>;
+
+/// The encrypted store's marker, and the home of its keystore.
+pub(super) const KEYSTORE_CF: &str = "atrest.keystore";
+
+/// Creates a RocksDB at `path` holding only the column family `marker`, which says what
+/// kind of store it is (see [`open_existing`]).
+pub(super) fn create_with_marker(path: &Path, marker: &str) -> Result<Db, StoreError> {
+    // Record keys are plaintext: the store's directory is its owner's alone.
+    std::fs::create_dir_all(path)
+        .and_then(|()| {
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        })
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let db = Db::open_cf_descriptors(
+        &rocksdb_options(),
+        path,
+        [ColumnFamilyDescriptor::new(marker, Options::default())],
+    )
+    .map_err(|source| opening_failed(path, source))?;
+    record_holder(path);
+    Ok(db)
+}
+
+/// Who has a store open, beside RocksDB's own lock: what a second opener is told.
+const HOLDER_FILE: &str = "atrest.holder";
+
+/// Notes this process as the store's holder. Best effort: the lock itself is RocksDB's.
+fn record_holder(path: &Path) {
+    let program = std::env::args().next().unwrap_or_default();
+    let _ = std::fs::write(
+        path.join(HOLDER_FILE),
+        format!("process {} ({program})", std::process::id()),
+    );
+}
+
+/// RocksDB's error, or, when another opener holds the store's lock, who that is.
+fn opening_failed(path: &Path, source: rocksdb::Error) -> StoreError {
+    let text = source.to_string();
+    if text.contains("LOCK") && (text.contains("lock") || text.contains("Resource")) {
+        let holder = std::fs::read_to_string(path.join(HOLDER_FILE))
+            .unwrap_or_else(|_| "another opener".into());
+        return StoreError::InUse {
+            path: path.to_path_buf(),
+            holder,
+        };
+    }
+    StoreError::RocksDb {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Opens the RocksDB at `path` with all its column families, if one of them is `marker`
+/// (the keystore's, or the unencrypted store's): else it is not a store of that kind.
+pub(super) fn open_existing(path: &Path, marker: &str) -> Result<Db, StoreError> {
+    let not_a_store = || StoreError::NotAStore {
+        path: path.to_path_buf(),
+    };
+    if !path.join("CURRENT").exists() {
+        return Err(not_a_store());
+    }
+    let rocks = |source| StoreError::RocksDb {
+        path: path.to_path_buf(),
+        source,
+    };
+    let families = Db::list_cf(&Options::default(), path).map_err(rocks)?;
+    if !families.iter().any(|f| f == marker) {
+        return Err(not_a_store());
+    }
+    let db = Db::open_cf_descriptors(
+        &rocksdb_options(),
+        path,
+        families
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default())),
+    )
+    .map_err(|source| opening_failed(path, source))?;
+    record_holder(path);
+    Ok(db)
+}
+
+/// The RocksDB options of every store; a plaintext baseline opened with them measures
+/// exactly what encryption adds.
+pub fn rocksdb_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    // RocksDB starts a new info log at every open; keep a few, not one per open forever.
+    opts.set_keep_log_file_num(3);
+    opts.set_max_background_jobs(2);
+    opts
+}
+
+/// A record as RocksDB lends it: key and stored value.
+type Entry<'a> = (&'a [u8], &'a [u8]);
+
+/// A position in one column family, moving forward through a key range.
+pub(super) struct Cursor<'a> {
+    iter: Option<DBRawIteratorWithThreadMode<'a, Db>>,
+    end: Bound<Vec<u8>>,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor on the first key of `range` in `cf`.
+    pub(super) fn new(db: &'a Db, cf: &impl AsColumnFamilyRef, range: KeyRange) -> Self {
+        let mut iter = db.raw_iterator_cf_opt(cf, rocksdb::ReadOptions::default());
+        let (start, end) = range.bounds();
+        match &start {
+            Bound::Unbounded => iter.seek_to_first(),
+            Bound::Included(s) => iter.seek(s),
+            Bound::Excluded(s) => {
+                iter.seek(s);
+                if iter.key() == Some(s.as_slice()) {
+                    iter.next();
+                }
+            }
+        }
+        Cursor {
+            iter: Some(iter),
+            end,
+        }
+    }
+
+    /// A cursor over nothing.
+    pub(super) fn empty() -> Self {
+        Cursor {
+            iter: None,
+            end: Bound::Unbounded,
+        }
+    }
+
+    /// The record under the cursor while it is in range; an error if RocksDB failed.
+    fn current(&self) -> Result<Option<Entry<'_>>, rocksdb::Error> {
+        let Some(iter) = &self.iter else {
+            return Ok(None);
+        };
+        match iter.item() {
+            Some((key, value)) if before(key, &self.end) => Ok(Some((key, value))),
+            Some(_) => Ok(None),
+            None => iter.status().map(|()| None),
+        }
+    }
+
+    /// Moves to the next record.
+    fn advance(&mut self) {
+        if let Some(iter) = &mut self.iter {
+            iter.next();
+        }
+    }
+
+    /// The record under the cursor made into a result by `read` (a copy, or a decryption),
+    /// then a step forward; `None` at the end of the range, and after the first error,
+    /// which is returned once. What every scan's `next` is.
+    pub(super) fn next_with(
+        &mut self,
+        path: &Path,
+        read: impl FnOnce(&[u8], &[u8]) -> Result<KeyValue, StoreError>,
+    ) -> Option<Result<KeyValue, StoreError>> {
+        let result = match self.current() {
+            Ok(None) => return None,
+            Ok(Some((key, value))) => read(key, value),
+            Err(source) => Err(StoreError::RocksDb {
+                path: path.to_path_buf(),
+                source,
+            }),
+        };
+        if result.is_err() {
+            self.iter = None;
+        } else {
+            self.advance();
+        }
+        Some(result)
+    }
+}
+
+fn before(key: &[u8], end: &Bound<Vec<u8>>) -> bool {
+    match end {
+        Bound::Unbounded => true,
+        Bound::Included(end) => key <= end.as_slice(),
+        Bound::Excluded(end) => key < end.as_slice(),
+    }
+}
