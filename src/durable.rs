@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// An exclusive lock on a file (created owner-only if absent), held until dropped: how
@@ -20,20 +20,66 @@ pub struct FileLock(File);
 impl FileLock {
     /// Waits for the lock on `path`.
     pub fn acquire(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new()
+        let file = Self::open(path)?;
+        file.lock()?;
+        Ok(FileLock(file))
+    }
+
+    /// The lock on `path` if no one holds it, else `None`.
+    pub fn try_acquire(path: &Path) -> io::Result<Option<Self>> {
+        let file = Self::open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock(file))),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn open(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .open(path)?;
-        file.lock()?;
-        Ok(FileLock(file))
+            .open(path)
     }
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = self.0.unlock();
+    }
+}
+
+/// What changes whenever a file is replaced (as [`write_atomic`] replaces it, renaming a
+/// new file in): its inode, size, and modification and change times. Comparing stamps
+/// tells a process, for the price of one `stat`, whether another one changed the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path`; `None` when there is none.
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        let m = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
+        })
     }
 }
 
@@ -115,18 +161,33 @@ impl DirReplacement {
         fs::create_dir_all(&self.staging)
     }
 
-    /// Gives up: the staging directory is removed, the target is untouched.
+    /// Gives up: the staging and ready directories are removed, the target is untouched.
     pub fn abandon(&self) -> io::Result<()> {
-        remove_dir_if_present(&self.staging)
+        remove_dir_if_present(&self.staging)?;
+        remove_dir_if_present(&self.ready)
     }
 
     /// The staging directory, complete, takes the target's place.
     pub fn commit(&self) -> io::Result<()> {
+        self.mark_ready()?;
+        self.swap_in()
+    }
+
+    /// Marks the staging directory complete (*ready*), leaving the target as it is: for a
+    /// caller that replaces several directories as one, and swaps only once all are ready.
+    pub fn mark_ready(&self) -> io::Result<()> {
         sync_dir(&self.staging)?;
-        let parent = parent_of(&self.target);
         remove_dir_if_present(&self.ready)?;
         fs::rename(&self.staging, &self.ready)?;
-        sync_dir(parent)?;
+        sync_dir(parent_of(&self.target))
+    }
+
+    /// Moves the ready directory into the target's place; nothing to do when it is not
+    /// there (already swapped in).
+    pub fn swap_in(&self) -> io::Result<()> {
+        if !self.ready.exists() {
+            return Ok(());
+        }
         move_in(&self.target, &self.ready, &self.aside)
     }
 }

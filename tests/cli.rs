@@ -565,3 +565,62 @@ fn a_killed_rolling_rewrite_resumes_and_loses_nothing() {
         .all(|n| n["encrypted"] == true));
     assert_eq!(count(root), 20000);
 }
+
+#[test]
+fn a_killed_restore_leaves_every_node_at_one_point_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ok(root, &["init"]);
+    let load = |count: &str| {
+        ok(
+            root,
+            &["load", "db", "--count", count, "--value-size", "64"],
+        )
+    };
+    load("3000");
+    let id = json(root, &["snapshot", "create"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    load("6000");
+    // Each node's record count, after checking that every node holds the same records.
+    let records = || {
+        let verified = json(root, &["cluster", "verify"]);
+        assert_eq!(verified["consistent"], true, "{verified}");
+        verified["nodes"][0]["databases"]["db"]["records"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(records(), 6000);
+    let mut killed = 0;
+    for i in 0..8u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
+            .arg("--root")
+            .arg(root)
+            .args(["snapshot", "restore", &id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30 + 60 * i));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // Whatever point it died at, the nodes agree: all restored, or none.
+        match records() {
+            3000 => {
+                load("6000");
+            }
+            6000 => {}
+            other => panic!("a node holds {other} records after a restore killed at step {i}"),
+        }
+    }
+    assert!(
+        killed > 0,
+        "no restore was interrupted; the kill times need adjusting"
+    );
+    ok(root, &["snapshot", "restore", &id]);
+    assert_eq!(records(), 3000);
+}

@@ -499,3 +499,31 @@ fn many_threads_share_one_store() {
         .sum();
     assert_eq!(total, 2000);
 }
+
+/// Flips one bit in the middle of the newest write-ahead log under `dir`.
+fn flip_a_bit_in_the_wal(dir: &Path) {
+    let wal = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("a WAL");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&wal, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_wal_is_an_error_never_a_silent_loss() {
+    let f = Fixture::new();
+    let store = f.create();
+    for i in 0..5001u32 {
+        store.put("db", &i.to_be_bytes(), b"acknowledged").unwrap();
+    }
+    drop(store);
+    flip_a_bit_in_the_wal(&f.path);
+    let err = Store::open(&f.path, f.kms(), &f.cmk, StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("damaged"), "{err}");
+}

@@ -2,19 +2,21 @@
 //! taken, retention, which snapshots and stores depend on a CMK, and restore.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::init::InitOptions;
 use super::project::{DEFAULT_CLUSTER, DEFAULT_NODES};
 use super::state::Retention;
+use super::state::{read_json, write_json};
 use super::{ControlError, Root};
 use crate::clock::{days, Clock, Timestamp};
+use crate::durable::{sync_dir, DirReplacement};
 use crate::kms::LocalKmsClient;
 use crate::store::{
-    list_snapshots, restore_snapshot, snapshot_info, verify_snapshot, LocalDirStorage,
-    RestoreTarget, SnapshotInfo, SnapshotStorage, StoreOptions,
+    check_snapshot_key, list_snapshots, snapshot_info, stage_restore, verify_snapshot,
+    LocalDirStorage, RestoreTarget, SnapshotInfo, SnapshotStorage, StoreOptions,
 };
 
 /// Who depends on a CMK, and so whether it can be deleted without losing data.
@@ -176,6 +178,7 @@ impl Root {
         let storage = self.snapshot_storage()?;
         let info = snapshot_info(&storage, id)?;
         let snapshot_kms = self.kms()?;
+        check_snapshot_key(&storage, id, snapshot_kms.as_ref())?;
         let other;
         let target_root = match target {
             Some(dir) if fs::canonicalize(dir).ok() != fs::canonicalize(&self.dir).ok() => {
@@ -224,30 +227,101 @@ impl Root {
                 reason: down.clone(),
             });
         }
+        // Every node is held open here for the whole restore: a node open in another
+        // process refuses it now, and none can be opened elsewhere until it is done.
+        let name = config.spec.name.clone();
+        let cluster = target_root.cluster(Some(&name))?;
         let target_kms = target_root.kms_for(&settings, settings.project.kms_role())?;
         let base = target_root.store_options(&settings);
-        for (node, path) in target_root
-            .node_paths(&config.spec.name, config.spec.nodes)
-            .iter()
-            .enumerate()
-        {
-            drop(restore_snapshot(
-                &storage,
-                id,
-                snapshot_kms.clone(),
-                RestoreTarget {
-                    path,
-                    kms: target_kms.clone(),
-                    cmk: &settings.cmk,
-                    region: &settings.region,
-                    options: StoreOptions {
-                        cluster: config.spec.name.clone(),
-                        node: format!("node-{node}"),
-                        ..base.clone()
-                    },
+        let journal = RestoreJournal::path(&target_root.clusters_dir().join(&name));
+        let mut record = RestoreJournal {
+            snapshot: id.to_string(),
+            swapping: false,
+        };
+        write_json(&journal, &record)?;
+        let mut staged = Vec::new();
+        for (node, path) in cluster.node_paths().iter().enumerate() {
+            let target = RestoreTarget {
+                path,
+                kms: target_kms.clone(),
+                cmk: &settings.cmk,
+                region: &settings.region,
+                options: StoreOptions {
+                    cluster: name.clone(),
+                    node: format!("node-{node}"),
+                    ..base.clone()
                 },
-            )?);
+            };
+            match stage_restore(&storage, id, snapshot_kms.clone(), &target) {
+                Ok(replacement) => staged.push(replacement),
+                Err(e) => {
+                    // Nothing was swapped: every node stays as it was.
+                    for replacement in &staged {
+                        let _ = replacement.abandon();
+                    }
+                    let _ = fs::remove_file(&journal);
+                    return Err(e.into());
+                }
+            }
         }
+        // Every node is ready: from here on the restore is rolled forward, whatever
+        // happens, so that the replicas never end up from different points in time.
+        record.swapping = true;
+        write_json(&journal, &record)?;
+        cluster.replace_nodes(|index, _| match staged.get(index) {
+            Some(replacement) => replacement.swap_in(),
+            None => Ok(()),
+        })?;
+        remove_journal(&journal)?;
         Ok(info)
     }
+}
+
+/// A restore under way across a cluster's nodes, written before the first node is
+/// staged: `swapping` once every node's restored store is ready.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct RestoreJournal {
+    snapshot: String,
+    swapping: bool,
+}
+
+impl RestoreJournal {
+    fn path(cluster_dir: &Path) -> PathBuf {
+        cluster_dir.join("restore.json")
+    }
+}
+
+/// Finishes or undoes a restore of the cluster at `cluster_dir` that a crash interrupted:
+/// rolled forward (every ready node swapped in) once all nodes were ready, else rolled
+/// back (every staged node removed). Leftovers never block a later restore.
+pub(super) fn recover_restore(cluster_dir: &Path, nodes: &[PathBuf]) -> Result<(), ControlError> {
+    let journal = RestoreJournal::path(cluster_dir);
+    let Some(record) = read_json::<RestoreJournal>(&journal)? else {
+        return Ok(());
+    };
+    for path in nodes {
+        let replacement = DirReplacement::new(path, &record.snapshot);
+        let done = if record.swapping {
+            replacement.swap_in()
+        } else {
+            replacement.abandon()
+        };
+        done.map_err(|source| ControlError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    remove_journal(&journal)
+}
+
+fn remove_journal(journal: &Path) -> Result<(), ControlError> {
+    let io = |source| ControlError::Io {
+        path: journal.to_path_buf(),
+        source,
+    };
+    fs::remove_file(journal).map_err(io)?;
+    if let Some(dir) = journal.parent() {
+        sync_dir(dir).map_err(io)?;
+    }
+    Ok(())
 }

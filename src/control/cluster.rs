@@ -10,10 +10,11 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, TryLockError};
 
+use super::state::{read_settings, Settings};
 use super::ControlError;
-use crate::durable::{recover_dir, DirReplacement};
+use crate::durable::{recover_dir, DirReplacement, FileLock, FileStamp};
 use crate::keys::KeystoreStatus;
 use crate::kms::Kms;
 use crate::store::{
@@ -27,10 +28,14 @@ const REWRITE_BATCH: usize = 1000;
 const SCAN_BATCH: usize = 1000;
 
 /// Why the project's encrypted clusters are shut down, shared by a root and the clusters
-/// it opened, so a failed check closes clusters already open.
+/// it opened, so a failed check closes clusters already open. It watches the root's
+/// settings file, so a shutdown (or recovery) recorded by another process is seen before
+/// the next operation, for the price of one `stat`.
 #[derive(Debug, Default)]
 pub struct Gate {
     reason: RwLock<Option<ShutDown>>,
+    /// The settings file and its stamp when the gate last followed it.
+    watched: Option<(PathBuf, Mutex<Option<FileStamp>>)>,
 }
 
 /// The key and the reason of a shutdown.
@@ -43,12 +48,51 @@ pub struct ShutDown {
 }
 
 impl Gate {
+    /// A gate that follows the shutdown recorded in the settings file at `settings`.
+    pub(crate) fn watching(settings: PathBuf) -> Self {
+        Gate {
+            reason: RwLock::new(None),
+            watched: Some((settings, Mutex::new(None))),
+        }
+    }
+
     pub(crate) fn set(&self, state: Option<ShutDown>) {
         *self.reason.write().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
-    /// The current shutdown, if any.
+    /// Follows `settings`, as this process just read or wrote them.
+    pub(crate) fn sync(&self, settings: &Settings) {
+        self.set(
+            settings
+                .project
+                .validity
+                .shut_down
+                .as_ref()
+                .map(|reason| ShutDown {
+                    key: settings.cmk.clone(),
+                    reason: reason.clone(),
+                }),
+        );
+        if let Some((path, seen)) = &self.watched {
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = FileStamp::of(path);
+        }
+    }
+
+    /// The current shutdown, if any, as the settings file says now: read again only when
+    /// another process has replaced it. An unreadable file leaves the last known state.
     pub fn shut_down(&self) -> Option<ShutDown> {
+        if let Some((path, seen)) = &self.watched {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let now = FileStamp::of(path);
+            if now != *seen {
+                if let Ok(Some(settings)) = read_settings(path) {
+                    drop(seen);
+                    self.sync(&settings);
+                } else {
+                    *seen = now;
+                }
+            }
+        }
         self.reason
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -142,6 +186,23 @@ pub struct Cluster {
     /// How nodes are (re)opened; brought up to date with the settings by [`Cluster::refresh`].
     opener: RwLock<NodeOpener>,
     gate: Arc<Gate>,
+    /// Nodes rebuilt from a replica, not yet reported.
+    rebuilt: Mutex<Vec<RebuiltNode>>,
+    /// The last cluster write applied on every node; held while a write goes out, so
+    /// every node applies writes in one order.
+    sequence: Mutex<u64>,
+    /// A lock beside each node, held while the cluster is open: the nodes are this
+    /// cluster's alone, across processes, even while one is closed to be replaced.
+    _node_locks: Vec<FileLock>,
+}
+
+/// A node found damaged or behind the others at open, and rebuilt from a healthy replica.
+#[derive(Clone, Debug)]
+pub struct RebuiltNode {
+    /// `node-K`.
+    pub node: String,
+    /// What was wrong with it.
+    pub reason: String,
 }
 
 type NodeGuard<'a> = RwLockReadGuard<'a, Option<Node>>;
@@ -153,6 +214,7 @@ impl Cluster {
         paths: Vec<PathBuf>,
         opener: NodeOpener,
         gate: Arc<Gate>,
+        node_locks: NodeLocks,
     ) -> Result<Self, ControlError> {
         let cluster = Cluster {
             name: name.to_string(),
@@ -161,6 +223,9 @@ impl Cluster {
             paths,
             opener: RwLock::new(opener),
             gate,
+            rebuilt: Mutex::new(Vec::new()),
+            sequence: Mutex::new(0),
+            _node_locks: node_locks.0,
         };
         cluster.serving()?;
         Ok(cluster)
@@ -212,6 +277,8 @@ impl Cluster {
                 });
             }
         }
+        let mut damaged = Vec::new();
+        let mut opened = false;
         for (index, (slot, path)) in self.nodes.iter().zip(&self.paths).enumerate() {
             let open = match slot.try_read() {
                 Ok(node) => node.is_some(),
@@ -222,11 +289,124 @@ impl Cluster {
             if !open {
                 let mut node = slot.write().unwrap_or_else(|p| p.into_inner());
                 if node.is_none() {
-                    *node = Some(self.opener().open(&self.name, index, path)?);
+                    match self.opener().open(&self.name, index, path) {
+                        Ok(fresh) => {
+                            *node = Some(fresh);
+                            opened = true;
+                        }
+                        Err(ControlError::Store(e @ StoreError::Damaged { .. })) => {
+                            damaged.push((index, e))
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
+        if opened || !damaged.is_empty() {
+            self.reconcile(damaged)?;
+        }
         Ok(())
+    }
+
+    /// Rebuilds node `index` from node `source`: every record copied into a new store that
+    /// replaces the node's crash-safely; `reason` goes into the alert.
+    fn rebuild(&self, index: usize, source: usize, reason: String) -> Result<(), ControlError> {
+        let (Some(slot), Some(path), Some(from)) = (
+            self.nodes.get(index),
+            self.paths.get(index),
+            self.nodes.get(source),
+        ) else {
+            return Err(ControlError::BadNodeCount {
+                nodes: u32::try_from(self.nodes.len()).unwrap_or(u32::MAX),
+            });
+        };
+        let mut target = slot.write().unwrap_or_else(|p| p.into_inner());
+        *target = None;
+        let healthy = from.read().unwrap_or_else(|p| p.into_inner());
+        let Some(healthy) = healthy.as_ref() else {
+            return Ok(());
+        };
+        let replacement = DirReplacement::new(path, "rebuild");
+        replacement.begin().map_err(|e| io_error(path, e))?;
+        let encrypt = healthy.encrypted().is_some();
+        let copied = self.copy_node(
+            healthy,
+            index,
+            replacement.staging(),
+            encrypt,
+            &mut |_, _| {},
+        );
+        if let Err(e) = copied {
+            let _ = replacement.abandon();
+            return Err(e);
+        }
+        replacement.commit().map_err(|e| io_error(path, e))?;
+        *target = Some(self.opener().open(&self.name, index, path)?);
+        self.rebuilt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(RebuiltNode {
+                node: format!("node-{index}"),
+                reason,
+            });
+        Ok(())
+    }
+
+    /// Replaces every node's directory with `replace(index, path)`, node by node: each is
+    /// closed first and opened again after, while the cluster keeps its nodes' locks.
+    pub(crate) fn replace_nodes(
+        &self,
+        mut replace: impl FnMut(usize, &Path) -> std::io::Result<()>,
+    ) -> Result<(), ControlError> {
+        for (index, (slot, path)) in self.nodes.iter().zip(&self.paths).enumerate() {
+            let mut node = slot.write().unwrap_or_else(|p| p.into_inner());
+            *node = None;
+            replace(index, path).map_err(|e| io_error(path, e))?;
+            *node = Some(self.opener().open(&self.name, index, path)?);
+        }
+        Ok(())
+    }
+
+    /// Reads every node whole and compares them: per database, the record count and a
+    /// digest of every key and value. Every record is opened, so a damaged one is an error.
+    pub fn verify(&self) -> Result<Verification, ControlError> {
+        self.serving()?;
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for (index, slot) in self.nodes.iter().enumerate() {
+            let guard = slot.read().unwrap_or_else(|p| p.into_inner());
+            let mut databases = std::collections::BTreeMap::new();
+            if let Some(node) = guard.as_ref() {
+                for database in node.databases()? {
+                    let mut digest = DatabaseDigest {
+                        records: 0,
+                        digest: 0xcbf2_9ce4_8422_2325,
+                    };
+                    for record in node.scan(&database, KeyRange::All)? {
+                        let (key, value) = record?;
+                        digest.records += 1;
+                        digest.digest = fnv(fnv(digest.digest, &key), &value);
+                    }
+                    databases.insert(database, digest);
+                }
+            }
+            nodes.push(NodeDigest {
+                node: format!("node-{index}"),
+                databases,
+            });
+        }
+        let consistent = nodes
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.databases == b.databases));
+        Ok(Verification {
+            cluster: self.name.clone(),
+            consistent,
+            nodes,
+        })
+    }
+
+    /// The nodes rebuilt from a replica since the last call, for the root's alerts.
+    pub(crate) fn take_rebuilt(&self) -> Vec<RebuiltNode> {
+        std::mem::take(&mut *self.rebuilt.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn each_node(
@@ -259,17 +439,75 @@ impl Cluster {
 
     /// Stores `value` under `key` in `database` on every node.
     pub fn put(&self, database: &str, key: &[u8], value: &[u8]) -> Result<(), ControlError> {
-        self.each_node(|n| n.put(database, key, value))
+        let mut batch = WriteBatch::new();
+        batch.put(database, key, value);
+        self.write(&batch)
     }
 
     /// Removes `key` from `database` on every node.
     pub fn delete(&self, database: &str, key: &[u8]) -> Result<(), ControlError> {
-        self.each_node(|n| n.delete(database, key))
+        let mut batch = WriteBatch::new();
+        batch.delete(database, key);
+        self.write(&batch)
     }
 
-    /// Applies `batch` on every node, atomically on each.
+    /// Applies `batch` on every node, atomically on each, as the cluster's next write:
+    /// acknowledged once every node has it. Each node records the write's sequence with
+    /// it, as a replica set's oplog does, so a node that missed one (a crash between
+    /// nodes) is found behind when the cluster next opens it, and rebuilt. A node that
+    /// fails the write is closed, and brought up to date before it serves again.
     pub fn write(&self, batch: &WriteBatch) -> Result<(), ControlError> {
-        self.each_node(|n| n.write(batch))
+        self.serving()?;
+        let mut last = self.sequence.lock().unwrap_or_else(|p| p.into_inner());
+        let sequence = last.saturating_add(1);
+        let mut failed = None;
+        for slot in &self.nodes {
+            let guard = slot.read().unwrap_or_else(|p| p.into_inner());
+            let Some(node) = guard.as_ref() else { continue };
+            if let Err(e) = node.write_at(batch, sequence) {
+                drop(guard);
+                *slot.write().unwrap_or_else(|p| p.into_inner()) = None;
+                failed.get_or_insert(e);
+            }
+        }
+        *last = sequence;
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Brings every open node to the most advanced one: a node whose last applied write
+    /// is older is rebuilt from it, and so is a damaged one. Then the cluster's next write
+    /// follows the most advanced.
+    fn reconcile(&self, damaged: Vec<(usize, StoreError)>) -> Result<(), ControlError> {
+        let mut applied = Vec::new();
+        for (index, slot) in self.nodes.iter().enumerate() {
+            let guard = slot.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(node) = guard.as_ref() {
+                applied.push((index, node.applied()?));
+            }
+        }
+        let Some(&(source, latest)) = applied.iter().max_by_key(|(_, a)| *a) else {
+            return match damaged.into_iter().next() {
+                Some((_, e)) => Err(e.into()),
+                None => Ok(()),
+            };
+        };
+        for (index, damage) in damaged {
+            self.rebuild(index, source, damage.to_string())?;
+        }
+        for (index, behind) in applied {
+            if behind < latest {
+                let reason = format!(
+                    "behind: its last applied cluster write is {behind}, node-{source}'s is {latest}"
+                );
+                self.rebuild(index, source, reason)?;
+            }
+        }
+        let mut last = self.sequence.lock().unwrap_or_else(|p| p.into_inner());
+        *last = (*last).max(latest);
+        Ok(())
     }
 
     /// The value under `key`, read from one node.
@@ -430,9 +668,71 @@ impl Cluster {
             copied += batch.len() as u64;
             progress(index, copied);
         }
+        // The copy has applied what its source has.
+        fresh.write_at(&WriteBatch::new(), old.applied()?)?;
         fresh.flush()?;
         Ok(())
     }
+}
+
+/// What [`Cluster::verify`] found: each node's databases, and whether the nodes agree.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Verification {
+    /// The cluster.
+    pub cluster: String,
+    /// Whether every node holds the same records.
+    pub consistent: bool,
+    /// Each node, node-0 first.
+    pub nodes: Vec<NodeDigest>,
+}
+
+/// One node's databases, as [`Cluster::verify`] read them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NodeDigest {
+    /// `node-K`.
+    pub node: String,
+    /// Per database: its record count and digest.
+    pub databases: std::collections::BTreeMap<String, DatabaseDigest>,
+}
+
+/// A database's records on one node: how many, and a digest of every key and value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DatabaseDigest {
+    /// Records.
+    pub records: u64,
+    /// FNV-1a over every length-prefixed key and value, in key order: equal on nodes that
+    /// hold the same records (a comparison of replicas, not an integrity check).
+    pub digest: u64,
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.consistent {
+            "every node holds the same records"
+        } else {
+            "NODES DIFFER"
+        };
+        write!(f, "cluster {}: {verdict}", self.cluster)?;
+        for node in &self.nodes {
+            for (db, d) in &node.databases {
+                write!(
+                    f,
+                    "\n{:<8} {db:<16} {:>10} records  digest {:016x}",
+                    node.node, d.records, d.digest
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Folds `bytes`, length first, into an FNV-1a hash.
+fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for b in (bytes.len() as u64).to_be_bytes().iter().chain(bytes) {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// A scan of a cluster's database, streamed in batches; see [`Cluster::scan`].
@@ -487,6 +787,46 @@ impl Iterator for ClusterScan<'_> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// The locks beside a cluster's nodes: whoever holds them has the nodes to itself, to
+/// recover, open, replace and close.
+#[derive(Debug)]
+pub(crate) struct NodeLocks(Vec<FileLock>);
+
+impl NodeLocks {
+    /// Takes the lock beside each node of `paths`: waiting for whoever holds one when
+    /// `wait`, else saying who holds it.
+    pub(crate) fn take(paths: &[PathBuf], wait: bool) -> Result<NodeLocks, ControlError> {
+        paths
+            .iter()
+            .map(|p| lock_node(p, wait))
+            .collect::<Result<_, _>>()
+            .map(NodeLocks)
+    }
+}
+
+/// Takes the lock beside node `path` (waiting for it when `wait`), or says who holds it.
+fn lock_node(path: &Path, wait: bool) -> Result<FileLock, ControlError> {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".lock");
+    let lock_path = path.with_file_name(name);
+    let taken = if wait {
+        FileLock::acquire(&lock_path).map(Some)
+    } else {
+        FileLock::try_acquire(&lock_path)
+    };
+    match taken {
+        Ok(Some(lock)) => Ok(lock),
+        Ok(None) => Err(StoreError::InUse {
+            path: path.to_path_buf(),
+            holder: std::fs::read_to_string(path.join(crate::store::HOLDER_FILE))
+                .unwrap_or_else(|_| "another process".into()),
+        }
+        .into()),
+        Err(e) => Err(io_error(&lock_path, e)),
     }
 }
 

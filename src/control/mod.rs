@@ -63,5 +63,7 @@ pub const ALERT_KEY_INVALID: &str = "AWS_ENCRYPTION_KEY_INVALID";
 pub const ALERT_KMS_UNREACHABLE: &str = "AWS_KMS_UNREACHABLE";
 /// A node's master key was rotated.
 pub const ALERT_MASTER_KEY_ROTATED: &str = "ENCRYPTION_MASTER_KEY_ROTATED";
+/// A damaged node was rebuilt from a healthy replica.
+pub const ALERT_NODE_REBUILT: &str = "NODE_REBUILT_FROM_REPLICA";
 /// A database's data key was rolled over on demand.
 pub const ALERT_DATA_KEY_ROLLED: &str = "ENCRYPTION_DATA_KEY_ROLLED";

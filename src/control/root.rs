@@ -4,23 +4,27 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use super::cluster::{recover_node, Cluster, Gate, NodeOpener, ShutDown};
+use super::backup::recover_restore;
+use super::cluster::{recover_node, Cluster, Gate, NodeLocks, NodeOpener};
 use super::init::{DEFAULT_ACCOUNT, DEFAULT_REGION};
 use super::project::{AccessRole, Alert, ClusterConfig, ClusterSpec, DEFAULT_CLUSTER};
 use super::state::{
     read_json, read_settings, write_json, AwsSettings, ClockFile, KmsSettings, Settings,
 };
-use super::ControlError;
-use crate::clock::{days, OffsetClock, SharedClock, SystemClock, Timestamp};
+use super::{ControlError, ALERT_NODE_REBUILT};
+use crate::clock::{days, Clock, OffsetClock, SharedClock, SystemClock, Timestamp};
 use crate::durable::FileLock;
 use crate::kms::{Caller, Kms, LocalKms, LocalKmsClient};
 use crate::store::{DataKeyLimits, StoreOptions};
 
 /// The lock every change to the root's state holds.
 const LOCK_FILE: &str = "atrest.lock";
+/// The settings and the project's control state.
+const SETTINGS_FILE: &str = "atrest.json";
 /// Emulator time: the offset added to the base clock.
 const CLOCK_FILE: &str = "clock.json";
 
@@ -40,6 +44,8 @@ pub struct Root {
     /// The clusters this root has open, shared by every caller: a node's store is open in
     /// one place at a time.
     open_clusters: Mutex<BTreeMap<String, Weak<Cluster>>>,
+    /// Whether opening a cluster another process holds waits for it, or is refused.
+    wait_for_clusters: AtomicBool,
 }
 
 impl std::fmt::Debug for Root {
@@ -76,19 +82,27 @@ impl Root {
         };
         let clock = Arc::new(OffsetClock::over(base, offset));
         let kms = LocalKms::open(dir.join("kms"), clock.clone() as SharedClock)?;
+        let gate = Arc::new(Gate::watching(dir.join(SETTINGS_FILE)));
         let root = Root {
             dir,
             clock,
             kms,
             aws: Mutex::new(None),
-            gate: Arc::new(Gate::default()),
+            gate,
             wrap: None,
             open_clusters: Mutex::new(BTreeMap::new()),
+            wait_for_clusters: AtomicBool::new(false),
         };
         if let Some(settings) = root.settings()? {
-            root.sync_gate(&settings);
+            root.gate.sync(&settings);
         }
         Ok(root)
+    }
+
+    /// When `wait`, opening a cluster that another process holds waits until it lets go;
+    /// by default it is refused with an error naming the holder.
+    pub fn wait_for_clusters(&self, wait: bool) {
+        self.wait_for_clusters.store(wait, Ordering::SeqCst);
     }
 
     /// The root directory.
@@ -144,7 +158,7 @@ impl Root {
     }
 
     pub(super) fn settings_path(&self) -> PathBuf {
-        self.dir.join("atrest.json")
+        self.dir.join(SETTINGS_FILE)
     }
 
     pub(super) fn clusters_dir(&self) -> PathBuf {
@@ -166,7 +180,7 @@ impl Root {
 
     pub(super) fn save(&self, settings: &Settings) -> Result<(), ControlError> {
         write_json(&self.settings_path(), settings)?;
-        self.sync_gate(settings);
+        self.gate.sync(settings);
         Ok(())
     }
 
@@ -193,20 +207,6 @@ impl Root {
             self.save(&settings)?;
         }
         Ok(out)
-    }
-
-    pub(super) fn sync_gate(&self, settings: &Settings) {
-        self.gate.set(
-            settings
-                .project
-                .validity
-                .shut_down
-                .as_ref()
-                .map(|reason| ShutDown {
-                    key: settings.cmk.clone(),
-                    reason: reason.clone(),
-                }),
-        );
     }
 
     /// A client of the embedded KMS as `principal` (an IAM ARN) or, by default, as the
@@ -320,7 +320,11 @@ impl Root {
         spec: &ClusterSpec,
     ) -> Result<(), ControlError> {
         let opener = self.opener(settings)?;
-        for (index, path) in self.node_paths(&spec.name, spec.nodes).iter().enumerate() {
+        let dir = self.clusters_dir().join(&spec.name);
+        fs::create_dir_all(&dir).map_err(|source| ControlError::Io { path: dir, source })?;
+        let paths = self.node_paths(&spec.name, spec.nodes);
+        let _locks = NodeLocks::take(&paths, self.wait_for_clusters.load(Ordering::SeqCst))?;
+        for (index, path) in paths.iter().enumerate() {
             drop(opener.create(&spec.name, index, path, spec.encrypt)?);
         }
         Ok(())
@@ -375,10 +379,14 @@ impl Root {
         if let Some(cluster) = open.get(&spec.name).and_then(Weak::upgrade) {
             if cluster.node_count() == nodes {
                 cluster.refresh(encrypted, opener)?;
+                drop(open);
+                self.report_rebuilt(&cluster)?;
                 return Ok(cluster);
             }
         }
         let paths = self.node_paths(&spec.name, spec.nodes);
+        let locks = NodeLocks::take(&paths, self.wait_for_clusters.load(Ordering::SeqCst))?;
+        recover_restore(&self.clusters_dir().join(&spec.name), &paths)?;
         for path in &paths {
             recover_node(path)?;
         }
@@ -388,10 +396,37 @@ impl Root {
             paths,
             opener,
             self.gate.clone(),
+            locks,
         )?);
         open.retain(|_, weak| weak.strong_count() > 0);
         open.insert(spec.name.clone(), Arc::downgrade(&cluster));
+        drop(open);
+        self.report_rebuilt(&cluster)?;
         Ok(cluster)
+    }
+
+    /// Raises an alert for each node of `cluster` rebuilt from a replica.
+    fn report_rebuilt(&self, cluster: &Cluster) -> Result<(), ControlError> {
+        let rebuilt = cluster.take_rebuilt();
+        if rebuilt.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        self.transact(|s| {
+            for node in &rebuilt {
+                s.project.raise(
+                    ALERT_NODE_REBUILT,
+                    now,
+                    format!(
+                        "cluster {} {}: {}; rebuilt from a healthy replica, nothing lost",
+                        cluster.name(),
+                        node.node,
+                        node.reason
+                    ),
+                );
+            }
+            Ok(())
+        })
     }
 
     /// Every alert, oldest first.

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::batch::BatchOp;
-use super::engine::{create_with_marker, open_existing, Cursor, Db, KEYSTORE_CF};
+use super::engine::{
+    create_with_marker, open_existing, read_applied, stamp_applied, Cursor, Db, KEYSTORE_CF,
+};
 use super::{
     display_key, refuse_reserved, validate_database_name, KeyRange, KeyValue, StoreError,
     StoreOptions, StoreTick, WriteBatch,
@@ -445,6 +447,21 @@ impl Store {
 
     /// Applies every put and delete of `batch`, in any number of databases, atomically.
     pub fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.write_batch(batch, None)
+    }
+
+    /// Applies `batch` as cluster write `sequence`: the sequence lands atomically with
+    /// the data, so a node that missed a write is seen to be behind.
+    pub fn write_at(&self, batch: &WriteBatch, sequence: u64) -> Result<(), StoreError> {
+        self.write_batch(batch, Some(sequence))
+    }
+
+    /// The last cluster write this store applied (0: none).
+    pub fn applied(&self) -> Result<u64, StoreError> {
+        read_applied(&self.db, KEYSTORE_CF, &self.path)
+    }
+
+    fn write_batch(&self, batch: &WriteBatch, sequence: Option<u64>) -> Result<(), StoreError> {
         for database in batch.databases() {
             validate_database_name(database)?;
         }
@@ -489,6 +506,15 @@ impl Store {
             }
             Ok::<(), StoreError>(())
         })?;
+        if let Some(sequence) = sequence {
+            stamp_applied(
+                &mut rocks_batch,
+                &self.db,
+                KEYSTORE_CF,
+                sequence,
+                &self.path,
+            )?;
+        }
         self.db
             .write_opt(rocks_batch, &self.write_options)
             .map_err(|e| self.rocks_error(e))

@@ -39,7 +39,7 @@ pub(super) fn create_with_marker(path: &Path, marker: &str) -> Result<Db, StoreE
 }
 
 /// Who has a store open, beside RocksDB's own lock: what a second opener is told.
-const HOLDER_FILE: &str = "atrest.holder";
+pub const HOLDER_FILE: &str = "atrest.holder";
 
 /// Notes this process as the store's holder. Best effort: the lock itself is RocksDB's.
 fn record_holder(path: &Path) {
@@ -59,6 +59,12 @@ fn opening_failed(path: &Path, source: rocksdb::Error) -> StoreError {
         return StoreError::InUse {
             path: path.to_path_buf(),
             holder,
+        };
+    }
+    if source.kind() == rocksdb::ErrorKind::Corruption {
+        return StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: text,
         };
     }
     StoreError::RocksDb {
@@ -104,8 +110,47 @@ pub fn rocksdb_options() -> Options {
     opts.create_missing_column_families(true);
     // RocksDB starts a new info log at every open; keep a few, not one per open forever.
     opts.set_keep_log_file_num(3);
+    // A damaged write-ahead log is an error at open, never a silent loss of the records
+    // after the damage (RocksDB's default recovery stops at the first bad record, quietly).
+    // Only a torn last record is tolerated: the write a crash interrupted, never
+    // acknowledged. The MANIFEST tracks the WALs, so a missing one is noticed too.
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+    opts.set_track_and_verify_wals_in_manifest(true);
     opts.set_max_background_jobs(2);
     opts
+}
+
+/// Where a node keeps the last cluster write it applied, in its marker column family.
+const APPLIED_KEY: &[u8] = b"atrest.applied";
+
+/// The last cluster write sequence the store at `db` applied (0: none).
+pub(super) fn read_applied(db: &Db, marker: &str, path: &Path) -> Result<u64, StoreError> {
+    let rocks = |source| StoreError::RocksDb {
+        path: path.to_path_buf(),
+        source,
+    };
+    let cf = db.cf_handle(marker).ok_or_else(|| StoreError::NotAStore {
+        path: path.to_path_buf(),
+    })?;
+    let stored = db.get_cf(&cf, APPLIED_KEY).map_err(rocks)?;
+    Ok(stored
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Adds "sequence `sequence` applied" to `batch`, so that it lands with the batch's data.
+pub(super) fn stamp_applied(
+    batch: &mut rocksdb::WriteBatch,
+    db: &Db,
+    marker: &str,
+    sequence: u64,
+    path: &Path,
+) -> Result<(), StoreError> {
+    let cf = db.cf_handle(marker).ok_or_else(|| StoreError::NotAStore {
+        path: path.to_path_buf(),
+    })?;
+    batch.put_cf(&cf, APPLIED_KEY, sequence.to_be_bytes());
+    Ok(())
 }
 
 /// A record as RocksDB lends it: key and stored value.

@@ -24,12 +24,13 @@ mod snapshot;
 pub use crate::keys::DataKeyLimits;
 pub use batch::WriteBatch;
 pub use encrypted::{Scan, Store};
-pub use engine::rocksdb_options;
+pub use engine::{rocksdb_options, HOLDER_FILE};
 pub use node::{Node, NodeScan};
 pub use plain::{is_plain_store, PlainScan, PlainStore};
 pub use snapshot::{
-    list_snapshots, restore_snapshot, snapshot_info, verify_snapshot, LocalDirStorage,
-    PendingSnapshot, RestoreTarget, SnapshotError, SnapshotInfo, SnapshotStorage,
+    check_snapshot_key, list_snapshots, restore_snapshot, snapshot_info, stage_restore,
+    verify_snapshot, LocalDirStorage, PendingSnapshot, RestoreTarget, SnapshotError, SnapshotInfo,
+    SnapshotStorage,
 };
 
 use std::ops::Bound;
@@ -95,6 +96,10 @@ pub enum StoreError {
     #[error("the store at {path} is open in {holder}; a store is open in one place at a time: close it there, or wait for it")]
     /// Another process (or another handle in this one) has the store open.
     InUse { path: PathBuf, holder: String },
+    #[error("the store at {path} is damaged and was not opened, so nothing in it is silently lost: {detail}; rebuild it from a healthy replica or restore it from a snapshot")]
+    /// A write-ahead log or table that does not read back whole (RocksDB's detail names
+    /// the file).
+    Damaged { path: PathBuf, detail: String },
     #[error("RocksDB failed at {path}: {source}")]
     /// RocksDB reported an error.
     RocksDb {

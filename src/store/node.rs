@@ -74,6 +74,22 @@ impl Node {
         }
     }
 
+    /// Applies `batch` as cluster write `sequence`, recorded atomically with it.
+    pub fn write_at(&self, batch: &WriteBatch, sequence: u64) -> Result<(), StoreError> {
+        match self {
+            Node::Encrypted(s) => s.write_at(batch, sequence),
+            Node::Plain(s) => s.write_at(batch, sequence),
+        }
+    }
+
+    /// The last cluster write the node applied (0: none).
+    pub fn applied(&self) -> Result<u64, StoreError> {
+        match self {
+            Node::Encrypted(s) => s.applied(),
+            Node::Plain(s) => s.applied(),
+        }
+    }
+
     /// The value under `key`, if any.
     pub fn get(&self, database: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self {

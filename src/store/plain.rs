@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::Options;
 
 use super::batch::BatchOp;
-use super::engine::{create_with_marker, open_existing, Cursor, Db};
+use super::engine::{create_with_marker, open_existing, read_applied, stamp_applied, Cursor, Db};
 use super::{validate_database_name, KeyRange, KeyValue, StoreError, WriteBatch};
 
 const PLAIN_MARKER_CF: &str = "atrest.plain";
@@ -110,6 +110,20 @@ impl PlainStore {
 
     /// Applies `batch` atomically.
     pub fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.write_batch(batch, None)
+    }
+
+    /// Applies `batch` as cluster write `sequence`, recorded with it.
+    pub fn write_at(&self, batch: &WriteBatch, sequence: u64) -> Result<(), StoreError> {
+        self.write_batch(batch, Some(sequence))
+    }
+
+    /// The last cluster write this store applied (0: none).
+    pub fn applied(&self) -> Result<u64, StoreError> {
+        read_applied(&self.db, PLAIN_MARKER_CF, &self.path)
+    }
+
+    fn write_batch(&self, batch: &WriteBatch, sequence: Option<u64>) -> Result<(), StoreError> {
         let families = batch
             .databases()
             .iter()
@@ -133,6 +147,15 @@ impl PlainStore {
                     }
                 }
             }
+        }
+        if let Some(sequence) = sequence {
+            stamp_applied(
+                &mut rocks_batch,
+                &self.db,
+                PLAIN_MARKER_CF,
+                sequence,
+                &self.path,
+            )?;
         }
         self.db.write(rocks_batch).map_err(|e| self.rocks_error(e))
     }

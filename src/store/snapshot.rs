@@ -348,6 +348,17 @@ fn stream_key<'a>(
 }
 
 /// Unwraps the snapshot key through the KMS, naming what to do when the CMK is gone.
+/// Checks that snapshot `id` can be opened through `kms` (its CMK enabled, the caller
+/// allowed to decrypt with it) without reading more than its header: one KMS call.
+pub fn check_snapshot_key(
+    storage: &dyn SnapshotStorage,
+    id: &str,
+    kms: &dyn Kms,
+) -> Result<(), SnapshotError> {
+    let opened = read_header(storage, id)?;
+    unwrap_snapshot_key(id, &opened.header, kms).map(drop)
+}
+
 fn unwrap_snapshot_key(
     id: &str,
     header: &SnapshotHeader,
@@ -616,12 +627,37 @@ pub struct RestoreTarget<'a> {
 
 /// Restores snapshot `id`, unwrapping its key through `snapshot_kms` (the caller must be
 /// allowed to use the snapshot's CMK, which must be enabled), and returns the open store.
+/// An existing store at the target is replaced only once the restore is complete.
 pub fn restore_snapshot(
     storage: &dyn SnapshotStorage,
     id: &str,
     snapshot_kms: Arc<dyn Kms>,
     target: RestoreTarget<'_>,
 ) -> Result<Store, SnapshotError> {
+    let replacement = stage_restore(storage, id, snapshot_kms, &target)?;
+    // From here on a crash is rolled forward at the next open (the old store goes aside
+    // only now, and is removed only once the new one is in place).
+    replacement.swap_in().map_err(io_error(format!(
+        "cannot move the restored store to {}",
+        target.path.display()
+    )))?;
+    Ok(Store::open(
+        target.path,
+        target.kms,
+        target.cmk,
+        target.options,
+    )?)
+}
+
+/// Restores snapshot `id` into a directory beside `target.path`, made into the target
+/// node (a new master key under the target's CMK, fresh data keys) and marked ready; the
+/// target is untouched. The returned replacement swaps it in, or abandons it.
+pub fn stage_restore(
+    storage: &dyn SnapshotStorage,
+    id: &str,
+    snapshot_kms: Arc<dyn Kms>,
+    target: &RestoreTarget<'_>,
+) -> Result<DirReplacement, SnapshotError> {
     let OpenedSnapshot {
         header,
         header_bytes,
@@ -682,16 +718,8 @@ pub fn restore_snapshot(
         let _ = replacement.abandon();
         return Err(e);
     }
-    // Complete: from here on a crash is rolled forward at the next open (the old store
-    // goes aside only now, and is removed only once the new one is in place).
-    replacement.commit().map_err(io_error(format!(
-        "cannot move the restored store to {}",
-        target.path.display()
-    )))?;
-    Ok(Store::open(
-        target.path,
-        target.kms,
-        target.cmk,
-        target.options,
-    )?)
+    replacement
+        .mark_ready()
+        .map_err(io_error(format!("cannot mark {} ready", staging.display())))?;
+    Ok(replacement)
 }

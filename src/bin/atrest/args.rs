@@ -35,6 +35,9 @@ pub struct Cli {
     /// The cluster data and rotation commands act on.
     #[arg(long, env = "ATREST_CLUSTER", global = true, default_value = DEFAULT_CLUSTER)]
     pub cluster: String,
+    /// When a cluster is open in another process, wait for it instead of failing.
+    #[arg(long, env = "ATREST_WAIT", global = true)]
+    pub wait: bool,
     /// The project user making control-plane changes (Project Owner actions need one).
     #[arg(long, env = "ATREST_USER", global = true, default_value = DEFAULT_OWNER)]
     pub user: String,
@@ -222,6 +225,8 @@ pub enum ClusterCommand {
     DisableEncryption { name: String },
     /// Each node's store and key hierarchy.
     Status { name: Option<String> },
+    /// Compare every node: records and a digest per database; fails when they differ.
+    Verify { name: Option<String> },
 }
 
 #[derive(Subcommand)]

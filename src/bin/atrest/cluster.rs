@@ -103,6 +103,16 @@ pub fn cluster_command(root: &Root, user: &str, command: ClusterCommand, out: Ou
         ClusterCommand::Status { name } => {
             status(root, name.as_deref().unwrap_or(DEFAULT_CLUSTER), out)?
         }
+        ClusterCommand::Verify { name } => {
+            let cluster = root.cluster(Some(name.as_deref().unwrap_or(DEFAULT_CLUSTER)))?;
+            let verification = cluster.verify()?;
+            out.print(&verification, || verification.to_string());
+            if !verification.consistent {
+                return Err(
+                    format!("the nodes of {} differ (see above)", verification.cluster).into(),
+                );
+            }
+        }
     }
     Ok(())
 }

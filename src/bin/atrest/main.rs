@@ -86,7 +86,7 @@ pub(crate) const QUEUED: &str = "queued: the project's encrypted clusters are sh
 
 fn run(cli: Cli) -> CliResult {
     let out = Output { json: cli.json };
-    let open = || Root::open(&cli.root);
+    let open = || Root::open(&cli.root).inspect(|root| root.wait_for_clusters(cli.wait));
     let cluster_name = cli.cluster.as_str();
     match cli.command {
         Command::Demo { keep } => demo::run(keep),

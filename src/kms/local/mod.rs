@@ -30,7 +30,7 @@ pub use types::{
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -40,7 +40,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::{days, SharedClock, Timestamp};
 use crate::crypto::{Aead, Backend, Nonce, SecretKey};
-use crate::durable::{write_atomic, FileLock};
+use crate::durable::{write_atomic, FileLock, FileStamp};
 
 use super::blob::{context_aad, CiphertextBlob};
 use super::keyref::{self, key_arn, KeyRef};
@@ -100,37 +100,6 @@ enum Storage {
 struct Cached {
     stamp: FileStamp,
     state: State,
-}
-
-/// What changes whenever the state file is replaced (every write renames a new file in):
-/// its inode, size, and modification and change times.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-}
-
-impl FileStamp {
-    /// The stamp of the file at `path`; `None` when there is none.
-    fn of(path: &Path) -> Option<FileStamp> {
-        let m = fs::metadata(path).ok()?;
-        Some(FileStamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime_ns: m
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec()),
-            ctime_ns: m
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.ctime_nsec()),
-        })
-    }
 }
 
 impl fmt::Debug for LocalKms {
