@@ -37,6 +37,14 @@ fn json(root: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(root, &args)).unwrap()
 }
 
+/// How many times the kill tests kill: `ATREST_KILLS`, or `default` (what CI runs).
+fn kills(default: u64) -> u64 {
+    std::env::var("ATREST_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(default)
+}
+
 fn fails(root: &Path, args: &[&str], expected: &str) -> String {
     let out = atrest(root, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -593,7 +601,7 @@ fn a_killed_restore_leaves_every_node_at_one_point_in_time() {
     };
     assert_eq!(records(), 6000);
     let mut killed = 0;
-    for i in 0..8u64 {
+    for i in 0..kills(8) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
             .arg("--root")
             .arg(root)
@@ -602,7 +610,7 @@ fn a_killed_restore_leaves_every_node_at_one_point_in_time() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(30 + 60 * i));
+        std::thread::sleep(std::time::Duration::from_millis(30 + 60 * (i % 8)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             killed += 1;
@@ -621,6 +629,133 @@ fn a_killed_restore_leaves_every_node_at_one_point_in_time() {
         killed > 0,
         "no restore was interrupted; the kill times need adjusting"
     );
+    eprintln!("restore harness: {killed} SIGKILLs, every node consistent after each");
     ok(root, &["snapshot", "restore", &id]);
     assert_eq!(records(), 3000);
+}
+
+#[test]
+fn concurrent_cli_processes_share_a_root_without_losing_an_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ok(root, &["init", "--nodes", "1"]);
+    // Four processes at once, each adding users one command at a time.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let root = root.to_path_buf();
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    let name = format!("dev-{w}-{i}");
+                    ok(
+                        &root,
+                        &["project", "add-user", &name, "--role", "cluster-manager"],
+                    );
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let status = json(root, &["project", "status"]);
+    assert_eq!(
+        status["users"].as_array().unwrap().len(),
+        1 + 20,
+        "{status}"
+    );
+}
+
+#[test]
+fn a_restore_beside_a_running_load_is_refused_and_corrupts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ok(root, &["init"]);
+    ok(root, &["put", "db", "k", "v"]);
+    let id = json(root, &["snapshot", "create"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut load = Command::new(env!("CARGO_BIN_EXE_atrest"))
+        .arg("--root")
+        .arg(root)
+        .args(["load", "db", "--count", "400000", "--value-size", "64"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let refused = atrest(root, &["snapshot", "restore", &id]);
+    let still_loading = load.try_wait().unwrap().is_none();
+    assert!(load.wait().unwrap().success(), "the load finished");
+    if still_loading {
+        assert!(
+            !refused.status.success(),
+            "a restore ran under a running load"
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("is open in"), "{stderr}");
+    }
+    let verified = json(root, &["cluster", "verify"]);
+    assert_eq!(verified["consistent"], true, "{verified}");
+}
+
+#[test]
+fn a_killed_cluster_create_never_blocks_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ok(root, &["init", "--nodes", "1"]);
+    let mut killed = 0;
+    for i in 0..kills(6) {
+        let name = format!("app{i}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
+            .arg("--root")
+            .arg(root)
+            .args([
+                "cluster",
+                "create",
+                &name,
+                "--tier",
+                "M10",
+                "--nodes",
+                "3",
+                "--encrypt",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10 + 25 * (i % 6)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // The name is free, or the cluster was made whole: either way it is usable.
+        let again = atrest(
+            root,
+            &[
+                "cluster",
+                "create",
+                &name,
+                "--tier",
+                "M10",
+                "--nodes",
+                "3",
+                "--encrypt",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&again.stderr);
+        assert!(
+            again.status.success() || stderr.contains("exists already"),
+            "{stderr}"
+        );
+        ok(root, &["--cluster", &name, "put", "db", "k", "v"]);
+        let verified = json(root, &["cluster", "verify", &name]);
+        assert_eq!(verified["consistent"], true, "{verified}");
+    }
+    assert!(
+        killed > 0,
+        "no create was interrupted; the kill times need adjusting"
+    );
+    eprintln!("create harness: {killed} SIGKILLs, every name usable after each");
 }

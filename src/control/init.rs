@@ -128,7 +128,9 @@ impl Root {
             encrypt: true,
         };
         check_cluster_shape(&spec)?;
+        let locks = self.lock_new_cluster(&spec)?;
         self.create_nodes(&settings, &spec)?;
+        drop(locks);
         settings.project.clusters.insert(
             spec.name.clone(),
             ClusterConfig {
