@@ -559,6 +559,11 @@ fn a_killed_rolling_rewrite_resumes_and_loses_nothing() {
         child.wait().unwrap();
         // Whatever state it died in, every record is there, on every node it reaches.
         assert_eq!(count(root), 20000, "after a {command} killed at step {i}");
+        let verified = json(root, &["cluster", "verify", "app"]);
+        assert_eq!(
+            verified["consistent"], true,
+            "every node, after step {i}: {verified}"
+        );
     }
     assert!(
         killed > 0,
@@ -758,4 +763,58 @@ fn a_killed_cluster_create_never_blocks_the_name() {
         "no create was interrupted; the kill times need adjusting"
     );
     eprintln!("create harness: {killed} SIGKILLs, every name usable after each");
+}
+
+#[test]
+fn hostile_inputs_are_clear_errors_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ok(root, &["init", "--nodes", "1"]);
+    let refused = |args: &[&str], expected: &str| {
+        let stderr = fails(root, args, expected);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    };
+    // The keystore's column family is out of reach of every data command.
+    refused(&["delete", "atrest.keystore", "keystore"], "reserved");
+    refused(&["get", "atrest.keystore", "keystore"], "reserved");
+    refused(&["scan", "atrest.keystore"], "reserved");
+    ok(root, &["put", "db", "k", "v"]);
+    assert_eq!(ok(root, &["get", "db", "k"]).trim(), "v");
+    // Emulator time stays printable; sizes stay allocatable.
+    refused(&["clock", "advance", "3000000d"], "cannot move past");
+    for command in [
+        &["clock", "show"][..],
+        &["status"],
+        &["alerts"],
+        &["snapshot", "list"],
+    ] {
+        ok(root, command);
+    }
+    refused(
+        &[
+            "load",
+            "db",
+            "--count",
+            "1",
+            "--value-size",
+            "18446744073709551615",
+        ],
+        "too large",
+    );
+    // The nonce bound of random 96-bit nonces is enforced.
+    let fresh = tempfile::tempdir().unwrap();
+    let stderr = fails(
+        fresh.path(),
+        &["init", "--data-key-max-uses", "99999999999"],
+        "not 99999999999",
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Settings edited by hand into nonsense are an error naming the limit.
+    let settings_path = root.join("atrest.json");
+    let edited = std::fs::read_to_string(&settings_path)
+        .unwrap()
+        .replace("\"nodes\": 1", "\"nodes\": 0");
+    std::fs::write(&settings_path, edited).unwrap();
+    refused(&["put", "db", "k", "v"], "1 to 50");
+    refused(&["get", "db", "k"], "1 to 50");
 }

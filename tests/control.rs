@@ -61,11 +61,12 @@ fn load(root: &Root, cluster: &str, n: u32) {
     root.cluster(Some(cluster)).unwrap().write(&batch).unwrap();
 }
 
+/// The cluster's records, after checking that every node holds the same ones.
 fn records(root: &Root, cluster: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    root.cluster(Some(cluster))
-        .unwrap()
-        .records("db", KeyRange::All)
-        .unwrap()
+    let cluster = root.cluster(Some(cluster)).unwrap();
+    let verified = cluster.verify().unwrap();
+    assert!(verified.consistent, "{verified}");
+    cluster.records("db", KeyRange::All).unwrap()
 }
 
 #[test]
@@ -803,4 +804,33 @@ fn a_node_that_missed_a_write_is_rebuilt_when_the_cluster_opens() {
         .collect();
     assert_eq!(rebuilt.len(), 2, "{alerts:?}");
     assert!(rebuilt.iter().all(|a| a.text.contains("behind")));
+}
+
+#[test]
+fn a_set_key_during_a_rewrite_is_refused_cleanly_and_finishes_after() {
+    let (dir, root, kms) = project();
+    root.create_cluster(DEFAULT_OWNER, spec("app", "M10", false))
+        .unwrap();
+    load(&root, "app", 3000);
+    let new_cmk = kms.create_key(CreateKeyRequest::default()).unwrap().arn;
+    let path = dir.path().to_path_buf();
+    let mut refused = None;
+    root.set_cluster_encryption(DEFAULT_OWNER, "app", true, &mut |_, _| {
+        if refused.is_none() {
+            // Another process points the project at a new CMK while the rewrite holds the
+            // cluster: refused with the holder's name, nothing half-done written back.
+            refused = Some(Root::open(&path).unwrap().set_key(&new_cmk));
+        }
+    })
+    .unwrap();
+    let err = refused.unwrap().unwrap_err();
+    assert!(err.to_string().contains("is open in"), "{err}");
+    // The rewrite kept the rotation the other process recorded; finishing it completes it.
+    let settings = root.settings().unwrap().unwrap();
+    assert_eq!(settings.cmk_rotation.map(|r| r.to), Some(new_cmk.clone()));
+    assert_eq!(root.set_key(&new_cmk).unwrap().cmk, new_cmk);
+    assert_eq!(records(&root, "app").len(), 3000);
+    for node in root.cluster(Some("app")).unwrap().status().unwrap() {
+        assert_eq!(node.keys.unwrap().cmk_arn, new_cmk);
+    }
 }

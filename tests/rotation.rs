@@ -431,6 +431,11 @@ fn an_interrupted_cmk_rotation_shows_and_finishes_on_retry() {
 }
 
 fn check_all_cluster(cluster: &atrest::control::cluster::Cluster, db: &str, n: u32) {
+    let verified = cluster.verify().unwrap();
+    assert!(
+        verified.consistent,
+        "every node holds the same records: {verified}"
+    );
     for i in 0..n {
         assert_eq!(
             cluster.get(db, &i.to_be_bytes()).unwrap(),

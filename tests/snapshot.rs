@@ -34,9 +34,12 @@ fn put(root: &Root, key: &str, value: &str) {
         .unwrap();
 }
 
+/// The value under `key`, after checking that every node holds the same records.
 fn get(root: &Root, key: &str) -> Option<String> {
-    root.cluster(None)
-        .unwrap()
+    let cluster = root.cluster(None).unwrap();
+    let verified = cluster.verify().unwrap();
+    assert!(verified.consistent, "{verified}");
+    cluster
         .get("db", key.as_bytes())
         .unwrap()
         .map(|v| String::from_utf8(v).unwrap())
@@ -217,6 +220,10 @@ fn restore_into_another_project_only_in_the_same_region() {
     assert_ne!(
         status.databases[0].active_data_key,
         before.databases[0].active_data_key
+    );
+    assert!(
+        clone.verify().unwrap().consistent,
+        "every node of the clone"
     );
     let records = clone.records("db", KeyRange::All).unwrap();
     assert_eq!(records.len(), 100);

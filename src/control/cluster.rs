@@ -386,7 +386,11 @@ impl Cluster {
                         digest.records += 1;
                         digest.digest = fnv(fnv(digest.digest, &key), &value);
                     }
-                    databases.insert(database, digest);
+                    // An empty database and an absent one hold the same: nothing. (A plain
+                    // node lists RocksDB's own `default` column family, for one.)
+                    if digest.records > 0 {
+                        databases.insert(database, digest);
+                    }
                 }
             }
             nodes.push(NodeDigest {

@@ -65,6 +65,9 @@ pub enum ControlError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} holds settings atrest cannot use: {reason}")]
+    /// Settings that parse but break a limit (a cluster of 0 nodes, say).
+    InvalidSettings { path: PathBuf, reason: String },
     #[error("{path} does not hold valid settings: {source}")]
     /// A settings file that does not parse.
     SettingsCorrupt {
@@ -101,6 +104,9 @@ pub enum ControlError {
     #[error("{tier:?} is not an Atlas instance size like M10, M30 or M700")]
     /// A tier that is not `M<n>`.
     BadTier { tier: String },
+    #[error("a data key may seal 1 to {max} records (random 96-bit nonces), not {uses}")]
+    /// A data-key use limit past the nonce bound.
+    DataKeyUsesOutOfRange { uses: u64, max: u64 },
     #[error("emulator time cannot move past {latest}")]
     /// An advance of the emulator clock beyond the last instant it can show.
     ClockOutOfRange { latest: crate::clock::Timestamp },

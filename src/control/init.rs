@@ -9,6 +9,7 @@ use super::rules::{authorize, check_cluster_shape};
 use super::state::{KmsSettings, Retention, RotationSettings, Settings};
 use super::{AccessRequest, ControlError, Root};
 use crate::clock::Clock;
+use crate::keys::MAX_DATA_KEY_USES;
 use crate::kms::{Caller, CreateKeyRequest, KeyMetadata, KmsError, LocalKmsClient};
 
 /// The AWS account `init` uses unless told otherwise.
@@ -71,6 +72,14 @@ impl Root {
             return Err(ControlError::InterruptedInit {
                 path: self.dir.clone(),
                 clusters: self.clusters_dir(),
+            });
+        }
+        if options.rotation.data_key_max_uses == 0
+            || options.rotation.data_key_max_uses > MAX_DATA_KEY_USES
+        {
+            return Err(ControlError::DataKeyUsesOutOfRange {
+                uses: options.rotation.data_key_max_uses,
+                max: MAX_DATA_KEY_USES,
             });
         }
         let now = self.clock.now();

@@ -10,6 +10,7 @@ use super::project::ProjectState;
 use super::ControlError;
 use crate::clock::Timestamp;
 use crate::durable::write_atomic;
+use crate::keys::MAX_DATA_KEY_USES;
 use crate::store::{DataKeyLimits, DEFAULT_MASTER_KEY_ROTATION_DAYS};
 
 /// The settings file's format version this atrest reads and writes.
@@ -145,12 +146,45 @@ pub(super) fn read_settings(path: &Path) -> Result<Option<Settings>, ControlErro
             });
         }
     }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|source| ControlError::SettingsCorrupt {
+    let settings: Settings =
+        serde_json::from_value(value).map_err(|source| ControlError::SettingsCorrupt {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+    settings
+        .check()
+        .map_err(|reason| ControlError::InvalidSettings {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    Ok(Some(settings))
+}
+
+impl Settings {
+    /// The limits every reader relies on, checked once at load: an edit by hand that
+    /// breaks one is an error naming it, never a panic or a silent no-op later.
+    fn check(&self) -> Result<(), String> {
+        for (name, config) in &self.project.clusters {
+            if !(1..=50).contains(&config.spec.nodes) {
+                return Err(format!(
+                    "cluster {name} has {} nodes; a cluster has 1 to 50",
+                    config.spec.nodes
+                ));
+            }
+        }
+        if self.project.validity.interval_minutes == 0 {
+            return Err("the validity check interval is 0 minutes; it is at least 1".into());
+        }
+        if self.rotation.data_key_max_uses == 0
+            || self.rotation.data_key_max_uses > MAX_DATA_KEY_USES
+        {
+            return Err(format!(
+                "data keys may be used {} times; the limit is 1 to 2^32 (random 96-bit nonces)",
+                self.rotation.data_key_max_uses
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn read_json<T: for<'de> Deserialize<'de>>(

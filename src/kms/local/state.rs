@@ -142,6 +142,16 @@ impl State {
                 return Err(format!("key {id} has no key material"));
             }
             KeyPolicy::parse(&key.policy).map_err(|e| format!("key {id} has a bad policy: {e}"))?;
+            if let Some(rotation) = &key.auto_rotation {
+                if !ROTATION_PERIOD_DAYS.contains(&rotation.period_days) {
+                    return Err(format!(
+                        "key {id} rotates every {} days, outside AWS's {}..={}",
+                        rotation.period_days,
+                        ROTATION_PERIOD_DAYS.start(),
+                        ROTATION_PERIOD_DAYS.end()
+                    ));
+                }
+            }
         }
         for alias in &self.aliases {
             if !self.keys.contains_key(&alias.target_key_id) {
