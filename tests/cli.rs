@@ -37,6 +37,26 @@ fn json(root: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(root, &args)).unwrap()
 }
 
+/// Runs `atrest args` and, if it is still running after `after_ms`, kills it with SIGKILL;
+/// whether it was killed.
+fn run_and_kill(root: &Path, args: &[&str], after_ms: u64) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(after_ms));
+    let running = child.try_wait().unwrap().is_none();
+    if running {
+        child.kill().unwrap();
+    }
+    child.wait().unwrap();
+    running
+}
+
 /// How many times the kill tests kill: `ATREST_KILLS`, or `default` (what CI runs).
 fn kills(default: u64) -> u64 {
     std::env::var("ATREST_KILLS")
@@ -543,20 +563,9 @@ fn a_killed_rolling_rewrite_resumes_and_loses_nothing() {
         .take(12)
         .enumerate()
     {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
-            .arg("--root")
-            .arg(root)
-            .args(["cluster", command, "app"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20 + 40 * i as u64));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
+        if run_and_kill(root, &["cluster", command, "app"], 20 + 40 * i as u64) {
             killed += 1;
         }
-        child.wait().unwrap();
         // Whatever state it died in, every record is there, on every node it reaches.
         assert_eq!(count(root), 20000, "after a {command} killed at step {i}");
         let verified = json(root, &["cluster", "verify", "app"]);
@@ -607,20 +616,9 @@ fn a_killed_restore_leaves_every_node_at_one_point_in_time() {
     assert_eq!(records(), 6000);
     let mut killed = 0;
     for i in 0..kills(8) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
-            .arg("--root")
-            .arg(root)
-            .args(["snapshot", "restore", &id])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(30 + 60 * (i % 8)));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
+        if run_and_kill(root, &["snapshot", "restore", &id], 30 + 60 * (i % 8)) {
             killed += 1;
         }
-        child.wait().unwrap();
         // Whatever point it died at, the nodes agree: all restored, or none.
         match records() {
             3000 => {
@@ -712,10 +710,9 @@ fn a_killed_cluster_create_never_blocks_the_name() {
     let mut killed = 0;
     for i in 0..kills(6) {
         let name = format!("app{i}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
-            .arg("--root")
-            .arg(root)
-            .args([
+        if run_and_kill(
+            root,
+            &[
                 "cluster",
                 "create",
                 &name,
@@ -724,17 +721,11 @@ fn a_killed_cluster_create_never_blocks_the_name() {
                 "--nodes",
                 "3",
                 "--encrypt",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(10 + 25 * (i % 6)));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
+            ],
+            10 + 25 * (i % 6),
+        ) {
             killed += 1;
         }
-        child.wait().unwrap();
         // The name is free, or the cluster was made whole: either way it is usable.
         let again = atrest(
             root,

@@ -61,6 +61,18 @@ fn load(root: &Root, cluster: &str, n: u32) {
     root.cluster(Some(cluster)).unwrap().write(&batch).unwrap();
 }
 
+/// How many records of `db` each encrypted node holds, every one of them opened.
+fn records_per_node(cluster: &atrest::control::cluster::Cluster) -> Vec<usize> {
+    cluster
+        .each_store(|store| {
+            store
+                .scan("db", KeyRange::All)?
+                .collect::<Result<Vec<_>, _>>()
+                .map(|records| records.len())
+        })
+        .unwrap()
+}
+
 /// The cluster's records, after checking that every node holds the same ones.
 fn records(root: &Root, cluster: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let cluster = root.cluster(Some(cluster)).unwrap();
@@ -691,16 +703,7 @@ fn a_rewrite_does_not_undo_changes_made_while_it_ran() {
         .iter()
         .any(|c| c.spec.name == "app" && c.spec.encrypt));
     // Every node, not only the one reads come from, holds every record, and each opens.
-    let per_node = root
-        .cluster(Some("app"))
-        .unwrap()
-        .each_store(|store| {
-            store
-                .scan("db", KeyRange::All)?
-                .collect::<Result<Vec<_>, _>>()
-                .map(|records| records.len())
-        })
-        .unwrap();
+    let per_node = records_per_node(&root.cluster(Some("app")).unwrap());
     assert_eq!(per_node, vec![3000; 3]);
 }
 
@@ -749,14 +752,7 @@ fn a_node_with_a_damaged_wal_is_rebuilt_from_a_healthy_replica() {
 
     let cluster = Root::open(dir.path()).unwrap().cluster(None).unwrap();
     // Every node, the rebuilt one included, holds every acknowledged record.
-    let per_node = cluster
-        .each_store(|store| {
-            store
-                .scan("db", KeyRange::All)?
-                .collect::<Result<Vec<_>, _>>()
-                .map(|records| records.len())
-        })
-        .unwrap();
+    let per_node = records_per_node(&cluster);
     assert_eq!(per_node, vec![5001; 3]);
     let alerts = root.alerts().unwrap();
     assert!(
