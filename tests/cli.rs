@@ -710,36 +710,21 @@ fn a_killed_cluster_create_never_blocks_the_name() {
     let mut killed = 0;
     for i in 0..kills(6) {
         let name = format!("app{i}");
-        if run_and_kill(
-            root,
-            &[
-                "cluster",
-                "create",
-                &name,
-                "--tier",
-                "M10",
-                "--nodes",
-                "3",
-                "--encrypt",
-            ],
-            10 + 25 * (i % 6),
-        ) {
+        let create = [
+            "cluster",
+            "create",
+            &name,
+            "--tier",
+            "M10",
+            "--nodes",
+            "3",
+            "--encrypt",
+        ];
+        if run_and_kill(root, &create, 10 + 25 * (i % 6)) {
             killed += 1;
         }
         // The name is free, or the cluster was made whole: either way it is usable.
-        let again = atrest(
-            root,
-            &[
-                "cluster",
-                "create",
-                &name,
-                "--tier",
-                "M10",
-                "--nodes",
-                "3",
-                "--encrypt",
-            ],
-        );
+        let again = atrest(root, &create);
         let stderr = String::from_utf8_lossy(&again.stderr);
         assert!(
             again.status.success() || stderr.contains("exists already"),
