@@ -12,8 +12,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// An exclusive lock on a file (created owner-only if absent), held until dropped: how
-/// processes sharing a root take turns at a read-change-write of its state.
+/// A lock on a file (created owner-only if absent), held until dropped: how processes
+/// sharing a root take turns at a read-change-write of its state.
 #[derive(Debug)]
 pub struct FileLock(File);
 
@@ -22,6 +22,14 @@ impl FileLock {
     pub fn acquire(path: &Path) -> io::Result<Self> {
         let file = Self::open(path)?;
         file.lock()?;
+        Ok(FileLock(file))
+    }
+
+    /// Waits for a shared hold on `path`: any number of shared holders at once, none
+    /// while someone holds it exclusively.
+    pub fn acquire_shared(path: &Path) -> io::Result<Self> {
+        let file = Self::open(path)?;
+        file.lock_shared()?;
         Ok(FileLock(file))
     }
 

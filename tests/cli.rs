@@ -404,7 +404,13 @@ fn snapshot_commands_from_the_cli() {
     ok(root, &["kms", "disable-key", "--key-id", &cmk]);
     fails(root, &["snapshot", "restore", &id], "re-enable it");
     ok(root, &["kms", "enable-key", "--key-id", &cmk]);
-    let retention = json(root, &["snapshot", "retention", "--keep", "0"]);
+    fails(
+        root,
+        &["snapshot", "retention", "--keep", "0"],
+        "would delete every snapshot",
+    );
+    assert!(ok(root, &["snapshot", "list"]).contains(&id));
+    let retention = json(root, &["snapshot", "retention", "--keep", "0", "--force"]);
     assert_eq!(retention["deleted"][0], id.as_str());
     fails(root, &["snapshot", "verify", &id], "no snapshot");
 }
@@ -793,4 +799,47 @@ fn hostile_inputs_are_clear_errors_never_panics() {
     std::fs::write(&settings_path, edited).unwrap();
     refused(&["put", "db", "k", "v"], "1 to 50");
     refused(&["get", "db", "k"], "1 to 50");
+}
+
+#[test]
+fn binary_values_go_in_and_come_out_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ok(root, &["init"]);
+    let bytes: Vec<u8> = (0..=255u8).rev().collect();
+    let input = root.join("value.bin");
+    std::fs::write(&input, &bytes).unwrap();
+    ok(
+        root,
+        &["put", "db", "blob", "--value-file", input.to_str().unwrap()],
+    );
+    ok(root, &["put", "db", "text", "plain"]);
+    fails(root, &["put", "db", "none"], "<VALUE>");
+
+    let output = root.join("out.bin");
+    ok(
+        root,
+        &["get", "db", "blob", "--output", output.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read(&output).unwrap(), bytes);
+    fails(root, &["get", "db", "blob"], "--base64");
+    let encoded = ok(root, &["get", "db", "blob", "--base64"]);
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    assert_eq!(engine.decode(encoded.trim()).unwrap(), bytes);
+    let as_json = json(root, &["get", "db", "blob"]);
+    assert_eq!(
+        engine
+            .decode(as_json["value_base64"].as_str().unwrap())
+            .unwrap(),
+        bytes
+    );
+    assert_eq!(json(root, &["get", "db", "text"])["value"], "plain");
+
+    fails(root, &["scan", "db"], "--base64");
+    let lines = ok(root, &["scan", "db", "--base64"]);
+    let first: Vec<&str> = lines.lines().next().unwrap().split('\t').collect();
+    assert_eq!(engine.decode(first[0]).unwrap(), b"blob");
+    assert_eq!(engine.decode(first[1]).unwrap(), bytes);
+    assert_eq!(ok(root, &["scan", "db", "--prefix", "t"]), "text\tplain\n");
 }

@@ -76,6 +76,7 @@ fn snapshots_stay_under_the_cmk_current_when_taken() {
     assert_eq!(
         root.snapshots()
             .unwrap()
+            .snapshots
             .iter()
             .map(|s| s.id.clone())
             .collect::<Vec<_>>(),
@@ -133,10 +134,13 @@ fn snapshots_stay_under_the_cmk_current_when_taken() {
     assert!(!root.key_usage(&b).unwrap().safe_to_delete);
 
     assert_eq!(
-        root.set_retention(Retention {
-            keep: Some(1),
-            max_age_days: None
-        })
+        root.set_retention(
+            Retention {
+                keep: Some(1),
+                max_age_days: None
+            },
+            false
+        )
         .unwrap(),
         vec![s1.id.clone()]
     );
@@ -182,12 +186,15 @@ fn a_deleted_cmk_leaves_its_snapshots_without_credentials() {
         Vec::<String>::new(),
         "no policy yet"
     );
-    root.set_retention(Retention {
-        keep: None,
-        max_age_days: Some(30),
-    })
+    root.set_retention(
+        Retention {
+            keep: None,
+            max_age_days: Some(30),
+        },
+        false,
+    )
     .unwrap();
-    assert!(root.snapshots().unwrap().is_empty());
+    assert!(root.snapshots().unwrap().snapshots.is_empty());
 }
 
 #[test]
@@ -472,4 +479,114 @@ fn a_restore_interrupted_mid_swap_is_finished_at_the_next_open() {
     assert_eq!(reopened.scan("db", KeyRange::All).unwrap().count(), 600);
     assert!(!f.dir.path().join(".store.aside-0123").exists());
     assert!(!f.dir.path().join(".store.ready-0123").exists());
+}
+
+#[test]
+fn junk_and_leftovers_in_the_snapshot_directory_block_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = init(dir.path(), "us-east-1");
+    put(&root, "k", "v");
+    let real = root.create_snapshot(None, &mut |_| {}).unwrap();
+    assert!(real.authenticated, "its creator knows what it wrote");
+    let snapshots = dir.path().join("snapshots");
+    std::fs::write(snapshots.join("empty.atrsnap"), b"").unwrap();
+    std::fs::write(snapshots.join("noise.atrsnap"), [0x5a; 300]).unwrap();
+    // What killed creates leave: a partial file, and a checkpoint beside each node.
+    std::fs::write(snapshots.join(".killed.atrsnap.partial"), [1; 64]).unwrap();
+    let nodes = root.cluster(None).unwrap().node_paths().to_vec();
+    let checkpoint = nodes[0].with_file_name(format!(
+        ".{}.snapshot-killed",
+        nodes[0].file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::create_dir(&checkpoint).unwrap();
+    std::fs::write(checkpoint.join("000001.sst"), [2; 64]).unwrap();
+
+    let listing = root.snapshots().unwrap();
+    assert_eq!(listing.snapshots.len(), 1);
+    assert_eq!(listing.snapshots[0].id, real.id);
+    assert!(
+        !listing.snapshots[0].authenticated,
+        "a listing shows what headers claim"
+    );
+    let damaged: Vec<&str> = listing.damaged.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(damaged, ["empty", "noise"]);
+    assert!(
+        listing.damaged[0].reason.contains("shorter than a header"),
+        "{:?}",
+        listing.damaged
+    );
+    assert!(!snapshots.join(".killed.atrsnap.partial").exists());
+
+    // Maintenance goes on around the damaged files: retention, usage, key deletion.
+    root.set_retention(
+        Retention {
+            keep: Some(1),
+            max_age_days: None,
+        },
+        false,
+    )
+    .unwrap();
+    root.tick().unwrap();
+    let cmk = root.settings().unwrap().unwrap().cmk;
+    let usage = root.key_usage(&cmk).unwrap();
+    assert_eq!(usage.snapshots.len(), 1);
+    assert_eq!(usage.damaged_snapshots, ["empty", "noise"]);
+    let kms = root.kms_client(None, None).unwrap();
+    let unused = kms.create_key(CreateKeyRequest::default()).unwrap().arn;
+    root.schedule_key_deletion(&kms, &unused, Some(7), false)
+        .unwrap();
+
+    root.delete_snapshot("empty").unwrap();
+    root.delete_snapshot("noise").unwrap();
+    assert!(matches!(
+        root.delete_snapshot("noise"),
+        Err(ControlError::Snapshot(SnapshotError::NotFound { .. }))
+    ));
+    assert!(matches!(
+        root.delete_snapshot("../atrest"),
+        Err(ControlError::Snapshot(SnapshotError::NotFound { .. }))
+    ));
+    assert!(root.snapshots().unwrap().damaged.is_empty());
+
+    // The next open of the node removes the checkpoint its killed create left.
+    drop(root);
+    let root = Root::open(dir.path()).unwrap();
+    assert_eq!(get(&root, "k").as_deref(), Some("v"));
+    assert!(!checkpoint.exists());
+    let verified = root.verify_snapshot(&real.id).unwrap();
+    assert!(verified.authenticated);
+}
+
+#[test]
+fn a_retention_that_keeps_nothing_needs_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = init(dir.path(), "us-east-1");
+    put(&root, "k", "v");
+    let taken = root.create_snapshot(None, &mut |_| {}).unwrap();
+    for nothing in [
+        Retention {
+            keep: Some(0),
+            max_age_days: None,
+        },
+        Retention {
+            keep: None,
+            max_age_days: Some(0),
+        },
+    ] {
+        assert!(matches!(
+            root.set_retention(nothing, false),
+            Err(ControlError::RetentionKeepsNothing)
+        ));
+    }
+    assert_eq!(root.snapshots().unwrap().snapshots.len(), 1);
+    let deleted = root
+        .set_retention(
+            Retention {
+                keep: Some(0),
+                max_age_days: None,
+            },
+            true,
+        )
+        .unwrap();
+    assert_eq!(deleted, [taken.id]);
 }

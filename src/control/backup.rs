@@ -16,7 +16,8 @@ use crate::durable::{sync_dir, DirReplacement};
 use crate::kms::LocalKmsClient;
 use crate::store::{
     check_snapshot_key, list_snapshots, snapshot_info, stage_restore, verify_snapshot,
-    LocalDirStorage, RestoreTarget, SnapshotInfo, SnapshotStorage, StoreOptions,
+    LocalDirStorage, RestoreTarget, SnapshotError, SnapshotInfo, SnapshotListing, SnapshotStorage,
+    StoreOptions,
 };
 
 /// Who depends on a CMK, and so whether it can be deleted without losing data.
@@ -26,6 +27,9 @@ pub struct KeyUsage {
     pub key_arn: String,
     /// Snapshots encrypted under the key: deleting it makes them unrestorable.
     pub snapshots: Vec<SnapshotInfo>,
+    /// Snapshot files whose header cannot be read: which key they name is unknown, and
+    /// they cannot be restored under any.
+    pub damaged_snapshots: Vec<String>,
     /// Node stores whose master key the key wraps.
     pub stores: Vec<String>,
     /// A CMK rotation that still needs the key.
@@ -59,18 +63,30 @@ impl Root {
         }
     }
 
-    /// Every snapshot, oldest first.
-    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, ControlError> {
-        Ok(list_snapshots(&self.snapshot_storage()?)?)
+    /// Every snapshot, oldest first, and every damaged snapshot file. What interrupted
+    /// creates left behind is removed first.
+    pub fn snapshots(&self) -> Result<SnapshotListing, ControlError> {
+        let storage = self.snapshot_storage()?;
+        storage
+            .remove_abandoned()
+            .map_err(|source| ControlError::Io {
+                path: self.dir.join("snapshots"),
+                source,
+            })?;
+        Ok(list_snapshots(&storage)?)
     }
 
-    /// Deletes snapshot `id`.
+    /// Deletes snapshot `id`, damaged or not.
     pub fn delete_snapshot(&self, id: &str) -> Result<(), ControlError> {
         let storage = self.snapshot_storage()?;
-        snapshot_info(&storage, id)?;
-        storage.delete(id).map_err(|source| ControlError::Io {
-            path: self.dir.join("snapshots"),
-            source,
+        storage.delete(id).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidInput => {
+                SnapshotError::NotFound { id: id.to_string() }.into()
+            }
+            _ => ControlError::Io {
+                path: self.dir.join("snapshots"),
+                source,
+            },
         })
     }
 
@@ -83,8 +99,17 @@ impl Root {
         )?)
     }
 
-    /// Saves `retention` as the root's policy and applies it now.
-    pub fn set_retention(&self, retention: Retention) -> Result<Vec<String>, ControlError> {
+    /// Saves `retention` as the root's policy and applies it now. A policy that keeps no
+    /// snapshot at all (it would delete every one at every tick) is refused unless
+    /// `allow_keeping_none`.
+    pub fn set_retention(
+        &self,
+        retention: Retention,
+        allow_keeping_none: bool,
+    ) -> Result<Vec<String>, ControlError> {
+        if retention.keeps_nothing() && !allow_keeping_none {
+            return Err(ControlError::RetentionKeepsNothing);
+        }
         self.transact(|s| {
             s.snapshot_retention = retention;
             Ok(())
@@ -95,7 +120,7 @@ impl Root {
     /// Deletes the snapshots `retention` does not keep; returns their ids.
     pub fn apply_retention(&self, retention: Retention) -> Result<Vec<String>, ControlError> {
         let now = self.clock.now();
-        let all = self.snapshots()?;
+        let all = self.snapshots()?.snapshots;
         let newest_first: Vec<&SnapshotInfo> = all.iter().rev().collect();
         let mut deleted = Vec::new();
         for (rank, snapshot) in newest_first.into_iter().enumerate() {
@@ -114,11 +139,13 @@ impl Root {
     /// Which snapshots and node stores depend on `key` (id, alias or ARN).
     pub fn key_usage(&self, key: &str) -> Result<KeyUsage, ControlError> {
         let arn = self.kms()?.describe_key(key)?.arn;
-        let snapshots: Vec<SnapshotInfo> = self
-            .snapshots()?
+        let listing = self.snapshots()?;
+        let snapshots: Vec<SnapshotInfo> = listing
+            .snapshots
             .into_iter()
             .filter(|s| s.cmk_arn == arn)
             .collect();
+        let damaged_snapshots = listing.damaged.into_iter().map(|d| d.id).collect();
         let settings = self.settings()?;
         let mut stores = Vec::new();
         if let Some(s) = settings.as_ref().filter(|s| s.cmk == arn) {
@@ -136,6 +163,7 @@ impl Root {
         Ok(KeyUsage {
             key_arn: arn,
             snapshots,
+            damaged_snapshots,
             stores,
             rotation_in_progress,
             safe_to_delete,
@@ -273,7 +301,11 @@ impl Root {
             None => Ok(()),
         })?;
         remove_journal(&journal)?;
-        Ok(info)
+        // Every chunk decrypted: what the header said is now known.
+        Ok(SnapshotInfo {
+            authenticated: true,
+            ..info
+        })
     }
 }
 

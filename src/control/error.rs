@@ -45,6 +45,9 @@ pub enum ControlError {
         snapshots: Vec<String>,
         stores: Vec<String>,
     },
+    #[error("a retention policy that keeps no snapshot would delete every snapshot now and at every tick; keep at least one, or ask for it explicitly (force)")]
+    /// A retention policy of keep 0 or a maximum age of 0 days, not forced.
+    RetentionKeepsNothing,
     #[error("a CMK rotation to {to} is in progress; finish it first by rotating to {to} again")]
     /// Another CMK rotation must finish first.
     RotationInProgress { to: String },

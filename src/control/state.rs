@@ -92,6 +92,14 @@ pub struct Retention {
     pub max_age_days: Option<u64>,
 }
 
+impl Retention {
+    /// Whether the policy deletes every snapshot it meets (keep 0, or a maximum age of 0
+    /// days).
+    pub fn keeps_nothing(&self) -> bool {
+        self.keep == Some(0) || self.max_age_days == Some(0)
+    }
+}
+
 /// A CMK rotation under way: both keys must stay usable until it is done.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CmkRotation {

@@ -94,6 +94,10 @@ impl Store {
             source: e,
         })?;
         let db = open_existing(&path, KEYSTORE_CF)?;
+        super::snapshot::remove_abandoned_checkpoints(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let rocks = |source| StoreError::RocksDb {
             path: path.clone(),
             source,

@@ -29,8 +29,8 @@ pub use node::{Node, NodeScan};
 pub use plain::{is_plain_store, PlainScan, PlainStore};
 pub use snapshot::{
     check_snapshot_key, list_snapshots, restore_snapshot, snapshot_info, stage_restore,
-    verify_snapshot, LocalDirStorage, PendingSnapshot, RestoreTarget, SnapshotError, SnapshotInfo,
-    SnapshotStorage,
+    valid_snapshot_id, verify_snapshot, DamagedSnapshot, LocalDirStorage, PendingSnapshot,
+    RestoreTarget, SnapshotError, SnapshotInfo, SnapshotListing, SnapshotStorage,
 };
 
 use std::ops::Bound;

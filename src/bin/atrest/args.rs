@@ -106,14 +106,28 @@ pub enum Command {
     /// Calls on the embedded KMS, named and flagged as the AWS CLI names them.
     #[command(subcommand)]
     Kms(KmsCommand),
-    /// Store VALUE under KEY in database DB.
+    /// Store VALUE (or the bytes of --value-file) under KEY in database DB.
     Put {
         db: String,
         key: String,
-        value: String,
+        #[arg(required_unless_present = "value_file", conflicts_with = "value_file")]
+        value: Option<String>,
+        /// Store this file's bytes (`-`: standard input) as the value.
+        #[arg(long)]
+        value_file: Option<PathBuf>,
     },
-    /// Print the value under KEY in database DB.
-    Get { db: String, key: String },
+    /// Print the value under KEY in database DB (a value that is not UTF-8 text needs
+    /// --base64 or --output).
+    Get {
+        db: String,
+        key: String,
+        /// Write the value's bytes to this file instead of printing them.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Print the value as base64.
+        #[arg(long)]
+        base64: bool,
+    },
     /// Delete KEY from database DB.
     Delete { db: String, key: String },
     /// Print the records of DB in key order.
@@ -121,6 +135,9 @@ pub enum Command {
         db: String,
         #[arg(long)]
         prefix: Option<String>,
+        /// Print keys and values as base64 (needed when any is not UTF-8 text).
+        #[arg(long)]
+        base64: bool,
     },
     /// Bulk-load COUNT records of VALUE_SIZE random bytes into DB.
     Load {
@@ -183,6 +200,9 @@ pub enum SnapshotCommand {
         /// e.g. 30d
         #[arg(long)]
         max_age: Option<String>,
+        /// Accept a policy that keeps no snapshot (--keep 0 or --max-age 0d).
+        #[arg(long)]
+        force: bool,
     },
     /// Restore into this root's store, or into the store of the root at --to (another
     /// project in the same region, or a new directory, initialised like this root).

@@ -27,8 +27,8 @@ pub fn snapshot_command(
             });
         }
         SnapshotCommand::List => {
-            let all = root.snapshots()?;
-            out.print(&all, || render::snapshots(&all));
+            let listing = root.snapshots()?;
+            out.print(&listing, || render::snapshots(&listing));
         }
         SnapshotCommand::Delete { id } => root.delete_snapshot(&id)?,
         SnapshotCommand::Verify { id } => {
@@ -40,12 +40,16 @@ pub fn snapshot_command(
                 )
             });
         }
-        SnapshotCommand::Retention { keep, max_age } => {
+        SnapshotCommand::Retention {
+            keep,
+            max_age,
+            force,
+        } => {
             let max_age_days = max_age
                 .map(|a| humantime::parse_duration(&a).map(|d| d.as_secs().div_ceil(86_400)))
                 .transpose()
                 .map_err(|e| format!("cannot read --max-age: {e} (try 30d)"))?;
-            let deleted = root.set_retention(Retention { keep, max_age_days })?;
+            let deleted = root.set_retention(Retention { keep, max_age_days }, force)?;
             out.print(&json!({ "deleted": deleted }), || {
                 format!("retention applied: {} snapshot(s) deleted", deleted.len())
             });

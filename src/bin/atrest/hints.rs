@@ -18,6 +18,9 @@ pub fn for_control(e: &ControlError) -> Option<String> {
         ControlError::KeyInUse { .. } => {
             "pass --force to delete it anyway (what depends on it becomes unreadable)".into()
         }
+        ControlError::RetentionKeepsNothing => {
+            "give --keep 1 or more, or add --force to delete every snapshot at every tick".into()
+        }
         ControlError::RotationInProgress { to } => {
             format!("finish it with `atrest project set-key --key {to}`")
         }

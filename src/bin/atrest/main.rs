@@ -7,9 +7,9 @@ mod cluster;
 mod demo;
 mod hints;
 mod kms;
+mod records;
 mod render;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use atrest::control::{
@@ -139,42 +139,38 @@ fn run(cli: Cli) -> CliResult {
             out.print(&usage, || render::key_usage(&usage));
             Ok(())
         }
-        Command::Put { db, key, value } => {
+        Command::Put {
+            db,
+            key,
+            value,
+            value_file,
+        } => {
+            let value = records::value_to_put(value, value_file)?;
             Ok(open()?
                 .cluster(Some(cluster_name))?
-                .put(&db, key.as_bytes(), value.as_bytes())?)
+                .put(&db, key.as_bytes(), &value)?)
         }
-        Command::Get { db, key } => {
-            let value = open()?
-                .cluster(Some(cluster_name))?
-                .get(&db, key.as_bytes())?;
-            let v = value.ok_or_else(|| format!("no key {key:?} in database {db:?}"))?;
-            let text = String::from_utf8_lossy(&v);
-            out.print(&json!({ "key": key, "value": text }), || text.to_string());
-            Ok(())
-        }
+        Command::Get {
+            db,
+            key,
+            output,
+            base64,
+        } => records::get(
+            &*open()?.cluster(Some(cluster_name))?,
+            &db,
+            &key,
+            output,
+            records::Printing { base64, out },
+        ),
         Command::Delete { db, key } => Ok(open()?
             .cluster(Some(cluster_name))?
             .delete(&db, key.as_bytes())?),
-        Command::Scan { db, prefix } => {
-            let cluster = open()?.cluster(Some(cluster_name))?;
-            let range = prefix.map_or(KeyRange::All, |p| KeyRange::Prefix(p.into_bytes()));
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            for record in cluster.scan(&db, range)? {
-                let (k, v) = record?;
-                let (k, v) = (String::from_utf8_lossy(&k), String::from_utf8_lossy(&v));
-                let line = if out.json {
-                    json!({ "key": k, "value": v }).to_string()
-                } else {
-                    format!("{k}\t{v}")
-                };
-                if writeln!(lock, "{line}").is_err() {
-                    break; // stdout closed (e.g. piped into head)
-                }
-            }
-            Ok(())
-        }
+        Command::Scan { db, prefix, base64 } => records::scan(
+            &*open()?.cluster(Some(cluster_name))?,
+            &db,
+            prefix.map_or(KeyRange::All, |p| KeyRange::Prefix(p.into_bytes())),
+            records::Printing { base64, out },
+        ),
         Command::Load {
             db,
             count,

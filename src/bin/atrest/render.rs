@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use atrest::control::project::Alert;
 use atrest::control::project::DEFAULT_CLUSTER;
 use atrest::control::{KeyUsage, KmsSettings, Root, Settings};
-use atrest::store::SnapshotInfo;
+use atrest::store::SnapshotListing;
 use serde::Serialize;
 
 use crate::CliResult;
@@ -71,6 +71,11 @@ pub fn key_usage(usage: &KeyUsage) -> String {
     for store in &usage.stores {
         lines.push(format!("  store {store}"));
     }
+    for id in &usage.damaged_snapshots {
+        lines.push(format!(
+            "  (snapshot {id} is damaged: the key it names cannot be read; it cannot be restored under any key)"
+        ));
+    }
     if usage.rotation_in_progress {
         lines.push("  a CMK rotation in progress still needs it".into());
     }
@@ -82,11 +87,31 @@ pub fn key_usage(usage: &KeyUsage) -> String {
     lines.join("\n")
 }
 
-pub fn snapshots(all: &[SnapshotInfo]) -> String {
-    all.iter()
+/// Each snapshot as its header claims it (`snapshot verify` authenticates one), then each
+/// damaged file.
+pub fn snapshots(listing: &SnapshotListing) -> String {
+    let mut lines: Vec<String> = listing
+        .snapshots
+        .iter()
         .map(|s| format!("{}\t{}\t{} B\t{}", s.id, s.created, s.size, s.cmk_arn))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if !listing.snapshots.is_empty() {
+        lines.insert(
+            0,
+            "as each header says (`atrest snapshot verify ID` authenticates it):".into(),
+        );
+    }
+    for damaged in &listing.damaged {
+        let size = damaged.size.map_or("?".into(), |s| s.to_string());
+        lines.push(format!(
+            "{}\tDAMAGED\t{size} B\t{} (it cannot be restored; `atrest snapshot delete {}` removes it)",
+            damaged.id, damaged.reason, damaged.id
+        ));
+    }
+    if lines.is_empty() {
+        lines.push("no snapshots".into());
+    }
+    lines.join("\n")
 }
 
 pub fn alerts(alerts: &[Alert]) -> String {

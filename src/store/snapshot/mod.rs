@@ -3,22 +3,26 @@
 //!
 //! Owns the snapshot file (a header naming the CMK and holding a random snapshot key
 //! wrapped by it, then a chunked AEAD stream of a consistent RocksDB checkpoint packed as
-//! a flat list of files), where snapshot files live ([`SnapshotStorage`], a local
-//! directory for now), and restore: unpack into a fresh directory, then give the node a
+//! a flat list of files), taking one, and restore: unpack into a fresh directory, then give the node a
 //! new master key under the target's CMK and every database a fresh data key, so a
-//! restored clone never shares a data key's nonce space with its source.
+//! restored clone never shares a data key's nonce space with its source. Where the files
+//! live is `storage`; what their headers say, `listing`.
 
-use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+mod listing;
+mod storage;
+
+pub use listing::{list_snapshots, snapshot_info, DamagedSnapshot, SnapshotInfo, SnapshotListing};
+pub use storage::{valid_snapshot_id, LocalDirStorage, PendingSnapshot, SnapshotStorage};
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use rand::RngCore;
-use serde::Serialize;
 
-use crate::clock::Timestamp;
+use listing::info;
+
 use crate::crypto::stream::{Opener, Sealer, StreamKey, PREFIX_LEN};
 use crate::crypto::{Aead, SecretKey};
 use crate::durable::DirReplacement;
@@ -31,7 +35,6 @@ use super::{Store, StoreError, StoreOptions};
 const CHUNK_SIZE: usize = 64 * 1024;
 const FILE_ENTRY: u8 = 1;
 const END_ENTRY: u8 = 0;
-const SUFFIX: &str = ".atrsnap";
 
 #[derive(Debug, thiserror::Error)]
 /// Errors of snapshots: each names the snapshot, and the CMK where it matters.
@@ -95,164 +98,6 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError 
     move |source| SnapshotError::Io { what, source }
 }
 
-/// Where snapshot files live. A local directory now; an object store later, without
-/// touching the file format.
-pub trait SnapshotStorage: Send + Sync + fmt::Debug {
-    /// Starts a new snapshot file; it becomes visible only when committed.
-    fn create(&self, id: &str) -> io::Result<Box<dyn PendingSnapshot>>;
-    /// Opens a committed snapshot for reading.
-    fn open(&self, id: &str) -> io::Result<Box<dyn Read + Send>>;
-    /// The ids of every committed snapshot.
-    fn list(&self) -> io::Result<Vec<String>>;
-    /// The size of a committed snapshot in bytes.
-    fn size(&self, id: &str) -> io::Result<u64>;
-    /// Deletes a committed snapshot.
-    fn delete(&self, id: &str) -> io::Result<()>;
-}
-
-/// A snapshot file being written.
-pub trait PendingSnapshot: Write + Send {
-    /// Makes the file durable and visible under its id.
-    fn commit(self: Box<Self>) -> io::Result<()>;
-}
-
-/// Snapshot files in one local directory, written atomically (temporary name, fsync,
-/// rename), owner-only.
-#[derive(Debug, Clone)]
-pub struct LocalDirStorage {
-    dir: PathBuf,
-}
-
-impl LocalDirStorage {
-    /// Storage in `dir`, created if absent.
-    pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
-        let dir = dir.into();
-        fs::create_dir_all(&dir)?;
-        Ok(LocalDirStorage { dir })
-    }
-
-    fn path(&self, id: &str) -> io::Result<PathBuf> {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{id:?} is not a snapshot id"),
-            ));
-        }
-        Ok(self.dir.join(format!("{id}{SUFFIX}")))
-    }
-}
-
-struct LocalPending {
-    file: BufWriter<File>,
-    tmp: PathBuf,
-    path: PathBuf,
-}
-
-impl Write for LocalPending {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl PendingSnapshot for LocalPending {
-    fn commit(self: Box<Self>) -> io::Result<()> {
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&self.tmp, &self.path)?;
-        File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()
-    }
-}
-
-impl SnapshotStorage for LocalDirStorage {
-    fn create(&self, id: &str) -> io::Result<Box<dyn PendingSnapshot>> {
-        let path = self.path(id)?;
-        let tmp = self.dir.join(format!(".{id}{SUFFIX}.partial"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        Ok(Box::new(LocalPending {
-            file: BufWriter::with_capacity(CHUNK_SIZE, file),
-            tmp,
-            path,
-        }))
-    }
-
-    fn open(&self, id: &str) -> io::Result<Box<dyn Read + Send>> {
-        Ok(Box::new(File::open(self.path(id)?)?))
-    }
-
-    fn list(&self) -> io::Result<Vec<String>> {
-        let mut ids = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(SUFFIX).filter(|id| !id.starts_with('.')) {
-                ids.push(id.to_string());
-            }
-        }
-        ids.sort();
-        Ok(ids)
-    }
-
-    fn size(&self, id: &str) -> io::Result<u64> {
-        Ok(fs::metadata(self.path(id)?)?.len())
-    }
-
-    fn delete(&self, id: &str) -> io::Result<()> {
-        fs::remove_file(self.path(id)?)
-    }
-}
-
-/// What a snapshot's header says, and its size: safe to print.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SnapshotInfo {
-    /// The snapshot's id.
-    pub id: String,
-    /// The id of the store it was taken of.
-    pub store_id: StoreId,
-    /// The store's cluster.
-    pub cluster: String,
-    /// The store's node.
-    pub node: String,
-    /// When it was taken.
-    pub created: Timestamp,
-    /// The CMK it depends on.
-    pub cmk_arn: String,
-    /// That CMK's region.
-    pub cmk_region: String,
-    /// That CMK's key material version when it was taken.
-    pub key_material: String,
-    /// The file's size in bytes.
-    pub size: u64,
-}
-
-/// What `header` says of snapshot `id`, with the size of its file in `storage`.
-fn info(
-    storage: &dyn SnapshotStorage,
-    id: &str,
-    header: &SnapshotHeader,
-) -> Result<SnapshotInfo, SnapshotError> {
-    let size = storage
-        .size(id)
-        .map_err(io_error(format!("cannot stat snapshot {id}")))?;
-    Ok(SnapshotInfo {
-        id: id.to_string(),
-        store_id: StoreId(header.store_id),
-        cluster: header.cluster.clone(),
-        node: header.node.clone(),
-        created: Timestamp::from_millis(header.created_ms),
-        cmk_arn: header.cmk_arn.clone(),
-        cmk_region: header.cmk_region.clone(),
-        key_material: header.key_material.clone(),
-        size,
-    })
-}
-
 fn snapshot_context(id: &str, store: StoreId) -> EncryptionContext {
     [
         ("atrest:snapshot", id.to_string()),
@@ -311,26 +156,6 @@ fn read_header(storage: &dyn SnapshotStorage, id: &str) -> Result<OpenedSnapshot
         header_bytes: bytes,
         stream: input,
     })
-}
-
-/// The header and size of snapshot `id`, without decrypting it.
-pub fn snapshot_info(
-    storage: &dyn SnapshotStorage,
-    id: &str,
-) -> Result<SnapshotInfo, SnapshotError> {
-    let header = read_header(storage, id)?.header;
-    info(storage, id, &header)
-}
-
-/// Every snapshot in `storage`, oldest first.
-pub fn list_snapshots(storage: &dyn SnapshotStorage) -> Result<Vec<SnapshotInfo>, SnapshotError> {
-    let ids = storage.list().map_err(io_error("cannot list snapshots"))?;
-    let mut all = ids
-        .iter()
-        .map(|id| snapshot_info(storage, id))
-        .collect::<Result<Vec<_>, _>>()?;
-    all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-    Ok(all)
 }
 
 /// The stream parameters a header names: the chunks are bound to the header's bytes.
@@ -466,7 +291,7 @@ pub fn verify_snapshot(
     unpack(id, &mut stream, |_, file, _| {
         io::copy(file, &mut io::sink()).map(|_| ())
     })?;
-    info(storage, id, &header)
+    info(storage, id, &header, true)
 }
 
 /// A new snapshot's id: 16 random bytes, and their hex spelling used as its name.
@@ -485,10 +310,9 @@ impl Store {
         progress: &mut dyn FnMut(u64),
     ) -> Result<SnapshotInfo, SnapshotError> {
         let (id_bytes, id) = random_id();
-        let checkpoint_dir = self.path.with_file_name(format!(
-            ".{}.snapshot-{id}",
-            self.path.file_name().unwrap_or_default().to_string_lossy()
-        ));
+        let checkpoint_dir = self
+            .path
+            .with_file_name(format!("{}{id}", checkpoint_prefix(&self.path)));
         // Under the keystore writer, the checkpoint and the CMK named in the header are
         // the same moment's: no rotation can fall between them.
         let keystore = {
@@ -572,8 +396,33 @@ impl Store {
         let out = packed.and_then(|()| sealer.finish()).map_err(write_error)?;
         out.commit()
             .map_err(io_error(format!("cannot commit snapshot {id}")))?;
-        info(storage, id, &header)
+        info(storage, id, &header, true)
     }
+}
+
+/// The start of the name of a checkpoint taken of the store at `store` (beside it).
+fn checkpoint_prefix(store: &Path) -> String {
+    format!(
+        ".{}.snapshot-",
+        store.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// Removes the checkpoints of the store at `store` that a snapshot create left when it was
+/// killed. Only the process holding the store open takes checkpoints of it, so the caller,
+/// which has just opened it, knows that none is in progress.
+pub(super) fn remove_abandoned_checkpoints(store: &Path) -> io::Result<()> {
+    let prefix = checkpoint_prefix(store);
+    let Some(parent) = store.parent() else {
+        return Ok(());
+    };
+    for entry in fs::read_dir(parent)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Packs every file of `dir` (flat) into `out`: entry, name, size, bytes; then an end entry.
