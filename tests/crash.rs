@@ -247,3 +247,121 @@ fn sigkill_never_loses_an_acknowledged_write() {
         acked.len()
     );
 }
+
+/// The second child: writes 5,001 records to the store at `ATREST_WAL_DIR/store`, or to
+/// the cluster of the root at `ATREST_WAL_ROOT`, then dies without closing anything, as a
+/// crash would: the records are in the write-ahead logs only.
+#[test]
+#[ignore = "a child of the damaged-WAL tests"]
+fn wal_child() {
+    let records = |put: &mut dyn FnMut(u32)| (0..5001u32).for_each(put);
+    if let Ok(root) = std::env::var("ATREST_WAL_ROOT") {
+        let cluster = atrest::control::Root::open(&root)
+            .unwrap()
+            .cluster(None)
+            .unwrap();
+        records(&mut |i| {
+            cluster
+                .put("db", &i.to_be_bytes(), b"acknowledged")
+                .unwrap()
+        });
+        // Before the cluster goes out of scope, where closing it would flush.
+        std::process::abort();
+    } else {
+        let dir = std::env::var("ATREST_WAL_DIR").expect("run by a damaged-WAL test");
+        let dir = Path::new(&dir);
+        let cmk = std::env::var("ATREST_WAL_CMK").unwrap();
+        let store = Store::create(
+            dir.join("store"),
+            Arc::new(client(dir)),
+            &cmk,
+            StoreOptions::default(),
+        )
+        .unwrap();
+        records(&mut |i| store.put("db", &i.to_be_bytes(), b"acknowledged").unwrap());
+        std::process::abort();
+    }
+}
+
+fn run_wal_child(env: (&str, &Path), cmk: Option<&str>) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--ignored", "--exact", "wal_child", "--test-threads", "1"])
+        .env(env.0, env.1);
+    if let Some(cmk) = cmk {
+        command.env("ATREST_WAL_CMK", cmk);
+    }
+    let out = command.output().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(6),
+        "the child must write everything, then abort: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Flips one bit in the middle of the largest write-ahead log under `dir`.
+fn flip_a_bit_in_the_wal(dir: &Path) {
+    let wal = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("a WAL");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(
+        bytes.len() > 100_000,
+        "the crash left its records in the log"
+    );
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&wal, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_wal_after_a_crash_is_an_error_never_a_silent_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmk = client(dir.path())
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .arn;
+    run_wal_child(("ATREST_WAL_DIR", dir.path()), Some(&cmk));
+    flip_a_bit_in_the_wal(&dir.path().join("store"));
+    let err = Store::open(
+        dir.path().join("store"),
+        Arc::new(client(dir.path())),
+        &cmk,
+        StoreOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("damaged"), "{err}");
+}
+
+#[test]
+fn a_node_with_a_damaged_wal_after_a_crash_is_rebuilt_from_a_healthy_replica() {
+    use atrest::control::{InitOptions, Root, ALERT_NODE_REBUILT};
+    let dir = tempfile::tempdir().unwrap();
+    Root::open(dir.path())
+        .unwrap()
+        .init(&InitOptions::default())
+        .unwrap();
+    run_wal_child(("ATREST_WAL_ROOT", dir.path()), None);
+    flip_a_bit_in_the_wal(&dir.path().join("clusters/Cluster0/node-0"));
+
+    let root = Root::open(dir.path()).unwrap();
+    let cluster = root.cluster(None).unwrap();
+    let verified = cluster.verify().unwrap();
+    assert!(verified.consistent, "{verified}");
+    // Every node, the rebuilt one included, holds every acknowledged record.
+    for node in &verified.nodes {
+        assert_eq!(node.databases["db"].records, 5001, "{verified}");
+    }
+    let alerts = root.alerts().unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.event_type_name == ALERT_NODE_REBUILT && a.text.contains("node-0")),
+        "{alerts:?}"
+    );
+}

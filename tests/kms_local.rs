@@ -39,10 +39,10 @@ fn symmetric_key(client: &LocalKmsClient) -> String {
         .key_id
 }
 
-fn outcome<T>(r: Result<T, KmsError>) -> &'static str {
+fn outcome<T>(r: Result<T, KmsError>) -> String {
     match r {
-        Ok(_) => "ok",
-        Err(e) => e.aws_name(),
+        Ok(_) => "ok".into(),
+        Err(e) => e.aws_name().to_string(),
     }
 }
 
@@ -92,7 +92,6 @@ impl TableSubject for Local {
             PutKeyPolicy => outcome(client.put_key_policy(key, &policy)),
             GetKeyPolicy => outcome(client.get_key_policy(key)),
         }
-        .to_string()
     }
 }
 

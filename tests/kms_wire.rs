@@ -28,15 +28,119 @@ use zeroize::Zeroizing;
 
 const ROOT: &str = "arn:aws:iam::111122223333:root";
 
-fn serve() -> (Arc<LocalKms>, KmsServer) {
+const ATLAS_ROLE: &str = "arn:aws:iam::111122223333:role/atlas";
+
+/// The endpoint's identities: unverified (no access key registered), the Atlas role
+/// assumable with its external id.
+fn identities() -> Identities {
+    let mut identities = Identities::new(ROOT).unwrap();
+    identities
+        .add_role(ATLAS_ROLE, Some("atlas-external-id"))
+        .unwrap();
+    identities
+}
+
+fn serve_with(identities: Identities) -> (Arc<LocalKms>, KmsServer) {
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
     let kms = LocalKms::in_memory(clock);
-    let server = KmsServer::start(
-        "127.0.0.1:0",
-        Endpoint::new(kms.clone(), Identities::new(ROOT).unwrap()),
+    let server =
+        KmsServer::start("127.0.0.1:0", Endpoint::new(kms.clone(), identities), false).unwrap();
+    (kms, server)
+}
+
+fn serve() -> (Arc<LocalKms>, KmsServer) {
+    serve_with(identities())
+}
+
+/// AwsKms signing with these credentials.
+fn client_as(url: &str, access_key_id: &str, secret: &str, token: Option<&str>) -> AwsKms {
+    let mut config = config(url);
+    config.max_attempts = 1;
+    config.credentials = Some(StaticCredentials {
+        access_key_id: access_key_id.into(),
+        secret_access_key: Zeroizing::new(secret.into()),
+        session_token: token.map(|t| Zeroizing::new(t.to_string())),
+    });
+    AwsKms::connect(config).unwrap()
+}
+
+fn refused_as(result: Result<atrest::kms::KeyMetadata, KmsError>, code: &str) {
+    match result {
+        Err(KmsError::AccessDenied(m)) => assert!(m.contains(code), "{m}"),
+        other => panic!("expected {code}, got {other:?}"),
+    }
+}
+
+#[test]
+fn registered_access_keys_are_verified_and_others_refused() {
+    let mut ids = identities();
+    ids.add_access_key(
+        "AKIAALICE0000000",
+        "alice-secret",
+        "arn:aws:iam::111122223333:user/alice",
     )
     .unwrap();
-    (kms, server)
+    let (_kms, server) = serve_with(ids);
+    let url = server.url();
+    let alice = client_as(&url, "AKIAALICE0000000", "alice-secret", None);
+    let key = alice.create_key("alice's").unwrap().arn;
+    alice.describe_key(&key).unwrap();
+    refused_as(
+        client_as(&url, "AKIAALICE0000000", "not-her-secret", None).describe_key(&key),
+        "InvalidSignatureException",
+    );
+    refused_as(
+        client_as(&url, "AKIATESTROOT", "anything", None).describe_key(&key),
+        "UnrecognizedClientException",
+    );
+    // Session credentials never issued here, however they are spelled.
+    refused_as(
+        client_as(&url, "ASIA1234567890ABCDEF", "x", Some("token")).describe_key(&key),
+        "UnrecognizedClientException",
+    );
+}
+
+#[test]
+fn forged_session_credentials_are_refused_even_unverified() {
+    let (_kms, server) = serve();
+    let url = server.url();
+    let root = client(&url);
+    let key = root.create_key("k").unwrap().arn;
+    // What the endpoint used to issue: ASIA + hex of the role ARN.
+    let forged: String = format!(
+        "ASIA{}",
+        ATLAS_ROLE
+            .bytes()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
+    );
+    refused_as(
+        client_as(&url, &forged, "x", Some("atrest-session")).describe_key(&key),
+        "UnrecognizedClientException",
+    );
+    // The role with a wrong external id is not handed out.
+    let mut as_role = config(&url);
+    as_role.max_attempts = 1;
+    as_role.assume_role = Some(AssumeRole {
+        role_arn: ATLAS_ROLE.into(),
+        external_id: Some("guessed".into()),
+        session_name: "s".into(),
+    });
+    let denied = AwsKms::connect(as_role).and_then(|k| k.describe_key(&key));
+    assert!(
+        matches!(&denied, Err(KmsError::AccessDenied(m)) if m.contains("sts:AssumeRole")),
+        "{denied:?}"
+    );
+}
+
+#[test]
+fn the_server_stays_on_loopback_unless_told() {
+    let kms = LocalKms::in_memory(Arc::new(ManualClock::new(Timestamp::from_millis(0))));
+    let refused =
+        KmsServer::start("0.0.0.0:0", Endpoint::new(kms.clone(), identities()), false).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(refused.to_string().contains("loopback"), "{refused}");
+    KmsServer::start("0.0.0.0:0", Endpoint::new(kms, identities()), true).unwrap();
 }
 
 fn config(url: &str) -> AwsKmsConfig {
@@ -191,7 +295,7 @@ fn an_assumed_role_is_held_to_the_key_policy() {
     let key = admin.create_key("role test").unwrap().arn;
     let mut as_role = config(&server.url());
     as_role.assume_role = Some(AssumeRole {
-        role_arn: "arn:aws:iam::111122223333:role/atlas".into(),
+        role_arn: ATLAS_ROLE.into(),
         external_id: Some("atlas-external-id".into()),
         session_name: "atrest-test".into(),
     });
@@ -481,7 +585,8 @@ fn an_unreachable_kms_raises_an_alert_and_shuts_nothing_down() {
     let cmk: serde_json::Value = serde_json::from_str(&created).unwrap();
     let cmk = cmk["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
     let listen = format!("127.0.0.1:{}", common::peers::free_port());
-    let served = Served::start_on(&kms_root, &listen, &[]);
+    let role = ["--role", "arn:aws:iam::111122223333:role/atlas=ext-1"];
+    let served = Served::start_on(&kms_root, &listen, &role);
     let url = served.url.clone();
     let run = |args: &[&str]| atrest(&project, &CREDENTIALS, args);
     ok(run(&[
@@ -505,7 +610,7 @@ fn an_unreachable_kms_raises_an_alert_and_shuts_nothing_down() {
         "s3cret",
     ];
     ok(run(&[&enable[..], &credentials[..]].concat()));
-    let role: serde_json::Value = serde_json::from_str(&ok(run(&[
+    let authorized: serde_json::Value = serde_json::from_str(&ok(run(&[
         "--json",
         "project",
         "authorize-role",
@@ -515,7 +620,7 @@ fn an_unreachable_kms_raises_an_alert_and_shuts_nothing_down() {
         "ext-1",
     ])))
     .unwrap();
-    let role_id = role["roleId"].as_str().unwrap();
+    let role_id = authorized["roleId"].as_str().unwrap();
     ok(run(&[&enable[..], &["--role-id", role_id][..]].concat()));
     let back = run(&[&enable[..], &credentials[..]].concat());
     assert!(String::from_utf8_lossy(&back.stderr).contains("cannot be done"));
@@ -526,7 +631,7 @@ fn an_unreachable_kms_raises_an_alert_and_shuts_nothing_down() {
 
     drop(served);
     let check = ok(run(&["check"]));
-    assert!(check.contains("unreachable"), "{check}");
+    assert!(check.contains("no verdict on the key"), "{check}");
     assert!(ok(run(&["alerts"])).contains("AWS_KMS_UNREACHABLE"));
     let status: serde_json::Value =
         serde_json::from_str(&ok(run(&["--json", "project", "status"]))).unwrap();
@@ -535,7 +640,7 @@ fn an_unreachable_kms_raises_an_alert_and_shuts_nothing_down() {
     // A node (re)started while the KMS is unreachable cannot unwrap its master key.
     let down = run(&["get", "db", "k"]);
     assert!(String::from_utf8_lossy(&down.stderr).contains("ServiceUnavailable"));
-    let _served = Served::start_on(&kms_root, &listen, &[]);
+    let _served = Served::start_on(&kms_root, &listen, &role);
     assert!(ok(run(&["check"])).contains("valid"));
     assert_eq!(ok(run(&["get", "db", "k"])).trim(), "v");
 }
@@ -572,7 +677,9 @@ fn the_cli_assumes_a_role_with_an_external_id() {
         &kms_root,
         &[
             "--access-key",
-            "AKIANOBODY=arn:aws:iam::111122223333:user/nobody",
+            "AKIANOBODY0000000:nobody-secret=arn:aws:iam::111122223333:user/nobody",
+            "--role",
+            "arn:aws:iam::111122223333:role/atlas=x1",
         ],
     );
     let url = served.url.as_str();
@@ -583,8 +690,8 @@ fn the_cli_assumes_a_role_with_an_external_id() {
         "x1",
     ];
     let nobody = [
-        ("AWS_ACCESS_KEY_ID", "AKIANOBODY"),
-        ("AWS_SECRET_ACCESS_KEY", "not-checked"),
+        ("AWS_ACCESS_KEY_ID", "AKIANOBODY0000000"),
+        ("AWS_SECRET_ACCESS_KEY", "nobody-secret"),
     ];
     let mut args = vec!["init", "--kms", "aws", "--endpoint", url, "--cmk", &cmk];
     args.extend(role);

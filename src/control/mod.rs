@@ -59,7 +59,8 @@ pub use validity::{Applied, CheckOutcome};
 pub const ALERT_NEEDS_ROTATION: &str = "AWS_ENCRYPTION_KEY_NEEDS_ROTATION";
 /// The validity check found the key unusable; the encrypted clusters are shut down.
 pub const ALERT_KEY_INVALID: &str = "AWS_ENCRYPTION_KEY_INVALID";
-/// The validity check could not reach the KMS; nothing was shut down.
+/// The validity check reached no verdict on the key (the KMS unreachable or failing);
+/// nothing was shut down.
 pub const ALERT_KMS_UNREACHABLE: &str = "AWS_KMS_UNREACHABLE";
 /// A node's master key was rotated.
 pub const ALERT_MASTER_KEY_ROTATED: &str = "ENCRYPTION_MASTER_KEY_ROTATED";

@@ -42,8 +42,9 @@ pub enum CheckOutcome {
         /// The clusters shut down.
         shut_down: Vec<String>,
     },
-    /// The KMS could not be reached: an alert, nothing shut down.
-    Unreachable {
+    /// No verdict on the key: the KMS could not be reached, throttled the check, or failed
+    /// in a way that says nothing about the key. An alert, nothing shut down.
+    Inconclusive {
         /// Why.
         reason: String,
     },
@@ -77,9 +78,9 @@ impl fmt::Display for CheckOutcome {
                 f,
                 "INVALID: {reason}; clusters {shut_down:?} are shut down, nothing is lost"
             ),
-            CheckOutcome::Unreachable { reason } => write!(
+            CheckOutcome::Inconclusive { reason } => write!(
                 f,
-                "KMS unreachable: {reason}; alert raised, nothing shut down"
+                "no verdict on the key: {reason}; alert raised, nothing shut down"
             ),
         }
     }
@@ -88,8 +89,9 @@ impl fmt::Display for CheckOutcome {
 impl Root {
     /// The validity check (Atlas's "Try Again"): DescribeKey, then an Encrypt/Decrypt round
     /// trip, as the project's role. A disabled, deleted or no-longer-authorized key shuts the
-    /// encrypted clusters down and raises an alert; a KMS that cannot be reached raises an
-    /// alert and shuts nothing down; a good check brings the clusters back and applies the
+    /// encrypted clusters down and raises an alert; a KMS that cannot be reached, or fails
+    /// in a way that says nothing about the key, raises an alert and shuts nothing down; a
+    /// good check brings the clusters back and applies the
     /// changes queued meanwhile. A failure that says nothing about the key (the root's
     /// settings unreadable, a KMS backend this build lacks) is an error of the check, and
     /// changes nothing.
@@ -186,7 +188,7 @@ fn record_verdict(
             "the project's key changed to {} during the check",
             settings.cmk
         );
-        return (CheckOutcome::Unreachable { reason }, Vec::new());
+        return (CheckOutcome::Inconclusive { reason }, Vec::new());
     }
     match verdict {
         Ok(()) => {
@@ -200,16 +202,21 @@ fn record_verdict(
             };
             (outcome, queue)
         }
-        Err(e) if e.is_retryable() => {
+        Err(e) if !e.is_verdict_on_key() => {
             if project.validity.unreachable_since.is_none() {
                 project.validity.unreachable_since = Some(now);
+                let failed = if e.is_retryable() {
+                    "could not reach the KMS"
+                } else {
+                    "failed without a verdict on the key"
+                };
                 project.raise(
                     ALERT_KMS_UNREACHABLE,
                     now,
-                    format!("the validity check of {key} could not reach the KMS ({e}); nothing was shut down, the check runs again every {} minutes", project.validity.interval_minutes),
+                    format!("the validity check of {key} {failed} ({e}); nothing was shut down, the check runs again every {} minutes", project.validity.interval_minutes),
                 );
             }
-            let outcome = CheckOutcome::Unreachable {
+            let outcome = CheckOutcome::Inconclusive {
                 reason: e.to_string(),
             };
             (outcome, Vec::new())

@@ -2,7 +2,8 @@
 //!
 //! Owns the key hierarchy below the CMK. The master key (32 random bytes per node) exists
 //! outside memory only as `KMS.Encrypt(CMK, mk)` under an encryption context naming the
-//! cluster, node, store and master-key version. Data keys (one active per database, any
+//! cluster, node, store and master-key version. The stored keystore ends in an
+//! authenticator under the master key, so no field of it can be edited undetected. Data keys (one active per database, any
 //! number retired) are sealed by the master key with associated data (id, database,
 //! master-key version). [`Keystore`] is immutable: every change returns a new keystore,
 //! which the store layer persists in one synced write before it replaces the old one.
@@ -12,14 +13,17 @@
 //! | `mod` | [`Keystore`], the master key, wrapping and unwrapping |
 //! | `data_key` | [`DataKey`] and its lifecycle: [`DataKeyLimits`], [`Keystore::seal_step`] |
 //! | `status` | [`KeystoreStatus`]: what `status` shows, no key bytes |
+//! | `integrity` | the keystore's authenticator and the master key's context |
 
 mod data_key;
+mod integrity;
 mod status;
 
 pub use data_key::{DataKey, DataKeyLimits, SealError, SealStep, MAX_DATA_KEY_USES};
 pub use status::{DatabaseKeys, KeystoreStatus};
 
 use data_key::KeyMaterial;
+use integrity::master_key_context;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -32,9 +36,10 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 use crate::crypto::{Aead, Backend, Nonce, SecretKey};
 use crate::format::{
-    DataKeyStatus, FormatError, KeystoreRecord, WrappedDataKey, WrappedMasterKey, WRAPPED_KEY_LEN,
+    DataKeyStatus, FormatError, KeystoreAuthenticator, KeystoreRecord, WrappedDataKey,
+    WrappedMasterKey, WRAPPED_KEY_LEN,
 };
-use crate::kms::{EncryptionContext, Kms, KmsError};
+use crate::kms::{Kms, KmsError};
 
 #[derive(Debug, thiserror::Error)]
 /// Errors of the key hierarchy below the CMK.
@@ -129,6 +134,8 @@ pub struct Keystore {
     data_keys: BTreeMap<u32, Arc<DataKey>>,
     active: HashMap<String, u32>,
     backend: Backend,
+    /// Read from a version-1 record, which carries no authenticator: to be upgraded.
+    legacy: bool,
 }
 
 impl fmt::Debug for Keystore {
@@ -139,18 +146,6 @@ impl fmt::Debug for Keystore {
             .field("data_keys", &self.data_keys.len())
             .finish_non_exhaustive()
     }
-}
-
-fn master_key_context(store: StoreId, identity: &NodeIdentity, version: u32) -> EncryptionContext {
-    [
-        ("atrest:cluster", identity.cluster.clone()),
-        ("atrest:node", identity.node.clone()),
-        ("atrest:store", store.to_string()),
-        ("atrest:master-key-version", version.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
 }
 
 impl Keystore {
@@ -181,20 +176,22 @@ impl Keystore {
             data_keys: BTreeMap::new(),
             active: HashMap::new(),
             backend,
+            legacy: false,
         })
     }
 
     /// Reads a persisted keystore: one KMS Decrypt for the master key, which then
     /// unwraps every data key locally.
     pub fn unwrap(bytes: &[u8], kms: &dyn Kms, backend: Backend) -> Result<Self, KeysError> {
-        let record = KeystoreRecord::decode(bytes)?;
+        let (record, authenticator) = KeystoreRecord::decode(bytes)?;
+        let legacy = authenticator == KeystoreAuthenticator::Legacy;
         let store_id = StoreId(record.store_id);
         let identity = NodeIdentity {
             cluster: record.cluster,
             node: record.node,
         };
         let wrapped = record.master_key;
-        let context = master_key_context(store_id, &identity, wrapped.version);
+        let context = master_key_context(store_id, &identity, wrapped.version, !legacy);
         let plain = kms
             .decrypt(&wrapped.cmk_arn, &wrapped.kms_blob, &context)
             .map_err(|source| KeysError::Kms {
@@ -210,6 +207,18 @@ impl Keystore {
         let key = SecretKey::from_slice(&plain.plaintext)
             .map_err(|e| corrupt(format!("the master key from the KMS is unusable: {e}")))?;
         let aead = Aead::new(&key, backend).map_err(|e| corrupt(e.to_string()))?;
+        if let KeystoreAuthenticator::Tagged {
+            covered,
+            nonce,
+            tag,
+        } = authenticator
+        {
+            if !integrity::authenticates(&aead, covered, &nonce, &tag) {
+                return Err(corrupt(
+                    "its metadata (use counts, states, times) does not authenticate under the master key: it was altered on disk".into(),
+                ));
+            }
+        }
         let master = MasterKey { wrapped, key, aead };
         let mut data_keys = BTreeMap::new();
         let mut active = HashMap::new();
@@ -250,12 +259,14 @@ impl Keystore {
             data_keys,
             active,
             backend,
+            legacy,
         })
     }
 
-    /// The versioned encoding, with every key wrapped.
+    /// The versioned encoding, with every key wrapped, ending in an authenticator under
+    /// the master key.
     pub fn encode(&self) -> Vec<u8> {
-        KeystoreRecord {
+        let mut bytes = KeystoreRecord {
             store_id: self.store_id.0,
             cluster: self.identity.cluster.clone(),
             node: self.identity.node.clone(),
@@ -263,7 +274,21 @@ impl Keystore {
             master_key: self.master.wrapped.clone(),
             data_keys: self.data_keys.values().map(|k| k.wrapped.clone()).collect(),
         }
-        .encode()
+        .encode();
+        integrity::append_authenticator(&self.master.aead, &mut bytes);
+        bytes
+    }
+
+    /// Whether this keystore was read from a record without an authenticator, written by
+    /// an older atrest: [`Keystore::upgraded`] makes the one to write back.
+    pub fn needs_upgrade(&self) -> bool {
+        self.legacy
+    }
+
+    /// The same keys, the master key wrapped again for an authenticated keystore (one KMS
+    /// Encrypt): what replaces a legacy keystore.
+    pub fn upgraded(&self, kms: &dyn Kms) -> Result<Keystore, KeysError> {
+        self.with_cmk(kms, self.cmk_arn())
     }
 
     /// The store's identity.
@@ -449,6 +474,8 @@ impl Keystore {
             })
             .collect();
         next.master = Arc::new(master);
+        // The master key was just wrapped for an authenticated keystore.
+        next.legacy = false;
         next
     }
 }
@@ -464,7 +491,7 @@ fn wrap_master_key(
     backend: Backend,
     created: Timestamp,
 ) -> Result<MasterKey, KeysError> {
-    let context = master_key_context(store_id, identity, version);
+    let context = master_key_context(store_id, identity, version, true);
     let encrypted = kms
         .encrypt(cmk, key.expose(), &context)
         .map_err(|source| KeysError::Kms {

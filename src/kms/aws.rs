@@ -345,6 +345,15 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let detail = error_chain(&error);
+    // STS refused the role's AssumeRole while fetching credentials: its verdict, in its
+    // own words.
+    if let Some((code, message)) = assume_role_refusal(&error) {
+        return from_code(
+            &code,
+            format!("assuming the role for {subject}: {message}"),
+            403,
+        );
+    }
     match &error {
         SdkError::ServiceError(context) => {
             let code = context.err().code().unwrap_or("UnknownError");
@@ -369,10 +378,43 @@ where
         SdkError::ResponseError(_) => KmsError::Unavailable(format!(
             "the KMS answered {subject} with something that is not an AWS response: {detail}"
         )),
-        _ => KmsError::AccessDenied(format!(
-            "the call for {subject} could not be signed or sent; check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...) and configuration: {detail}"
-        )),
+        // No credentials to sign with, a request that could not be built, a TLS failure:
+        // atrest's configuration or environment, not the key's.
+        _ => KmsError::unrecognized(
+            "RequestNotSent",
+            format!(
+                "the call for {subject} could not be signed or sent; check the AWS credentials and configuration: {detail}"
+            ),
+            false,
+        ),
     }
+}
+
+/// The code and message of an AssumeRole refusal somewhere in `error`'s causes (the
+/// credentials provider's failure to assume the role), if any.
+fn assume_role_refusal(error: &(dyn std::error::Error + 'static)) -> Option<(String, String)> {
+    let mut source = error.source();
+    while let Some(e) = source {
+        if let Some(refusal) =
+            e.downcast_ref::<aws_sdk_sts::operation::assume_role::AssumeRoleError>()
+        {
+            let code = refusal.code()?;
+            let code = match code {
+                // STS's names for what KMS calls AccessDenied and bad credentials.
+                "AccessDenied" => "AccessDeniedException",
+                "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" => {
+                    "UnrecognizedClientException"
+                }
+                other => other,
+            };
+            return Some((
+                code.to_string(),
+                refusal.message().unwrap_or_default().to_string(),
+            ));
+        }
+        source = e.source();
+    }
+    None
 }
 
 fn cause_is_unreachable(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -435,8 +477,8 @@ fn from_code(code: &str, message: String, status: u16) -> KmsError {
         | "KeyUnavailableException"
         | "ServiceUnavailableException"
         | "InternalFailure" => KmsError::Unavailable(format!("{code}: {message}")),
-        _ if status >= 500 => KmsError::Unavailable(format!("{code} (HTTP {status}): {message}")),
-        _ => KmsError::Internal(format!("{code} (HTTP {status}): {message}")),
+        _ if status == 429 => KmsError::Throttled(format!("{code}: {message}")),
+        _ => KmsError::unrecognized(code, format!("{message} (HTTP {status})"), status >= 500),
     }
 }
 
@@ -528,6 +570,15 @@ mod tests {
         assert!(from_code("ThrottlingException", m(), 400).is_retryable());
         assert!(from_code("SomethingNew", m(), 503).is_retryable());
         assert!(!from_code("SomethingNew", m(), 400).is_retryable());
+        for unknown in [
+            from_code("SomethingNew", m(), 400),
+            from_code("SomethingNew", m(), 503),
+        ] {
+            assert_eq!(unknown.aws_name(), "SomethingNew");
+            assert!(!unknown.is_verdict_on_key(), "{unknown}");
+        }
+        assert!(from_code("AccessDeniedException", m(), 400).is_verdict_on_key());
+        assert!(!from_code("KMSInternalException", m(), 500).is_verdict_on_key());
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Fault {
     Throttled,
     /// The caller's grant was revoked.
     AccessDenied,
+    /// A failure atrest has no name for (not retryable): says nothing about the key.
+    Unrecognized,
 }
 
 impl Fault {
@@ -29,6 +31,7 @@ impl Fault {
             Fault::Unavailable => KmsError::Unavailable(what),
             Fault::Throttled => KmsError::Throttled(what),
             Fault::AccessDenied => KmsError::AccessDenied(what),
+            Fault::Unrecognized => KmsError::unrecognized("InjectedFault", what, false),
         }
     }
 }

@@ -93,11 +93,40 @@ pub enum KmsError {
     /// The KMS refused the rate of calls; worth a retry after a pause.
     #[error("ThrottlingException: {0}")]
     Throttled(String),
+    /// An answer or failure atrest has no name for (an AWS error code it does not know, a
+    /// request that could not be signed or sent): an error of that call, never a verdict on
+    /// a key.
+    #[error("{}: {}", .0.code, .0.message)]
+    Unrecognized(Box<UnrecognizedError>),
+}
+
+/// What [`KmsError::Unrecognized`] knows of a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnrecognizedError {
+    /// AWS's error code, or what failed when there was no answer.
+    pub code: String,
+    /// What was said.
+    pub message: String,
+    /// Whether the same call may succeed later unchanged (a server-side failure).
+    pub retryable: bool,
 }
 
 impl KmsError {
+    /// An error atrest has no name for.
+    pub fn unrecognized(
+        code: impl Into<String>,
+        message: impl Into<String>,
+        retryable: bool,
+    ) -> Self {
+        KmsError::Unrecognized(Box::new(UnrecognizedError {
+            code: code.into(),
+            message: message.into(),
+            retryable,
+        }))
+    }
+
     /// The exception name AWS KMS would return.
-    pub fn aws_name(&self) -> &'static str {
+    pub fn aws_name(&self) -> &str {
         match self {
             KmsError::NotFound(_) => "NotFoundException",
             KmsError::Disabled(_) => "DisabledException",
@@ -114,6 +143,7 @@ impl KmsError {
             KmsError::Internal(_) => "KMSInternalException",
             KmsError::Unavailable(_) => "ServiceUnavailableException",
             KmsError::Throttled(_) => "ThrottlingException",
+            KmsError::Unrecognized(e) => &e.code,
         }
     }
 
@@ -135,12 +165,34 @@ impl KmsError {
             | KmsError::Internal(m)
             | KmsError::Unavailable(m)
             | KmsError::Throttled(m) => m,
+            KmsError::Unrecognized(e) => &e.message,
         }
     }
 
     /// True where the same call may succeed later without anyone changing anything.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, KmsError::Unavailable(_) | KmsError::Throttled(_))
+        match self {
+            KmsError::Unavailable(_) | KmsError::Throttled(_) => true,
+            KmsError::Unrecognized(e) => e.retryable,
+            _ => false,
+        }
+    }
+
+    /// True when the error says something about the key itself or the caller's right to
+    /// use it (gone, disabled, pending deletion, not allowed, not an encryption key, not
+    /// the key that made a ciphertext), as opposed to the KMS or the request failing.
+    pub fn is_verdict_on_key(&self) -> bool {
+        matches!(
+            self,
+            KmsError::NotFound(_)
+                | KmsError::Disabled(_)
+                | KmsError::InvalidState(_)
+                | KmsError::AccessDenied(_)
+                | KmsError::InvalidKeyUsage(_)
+                | KmsError::UnsupportedOperation(_)
+                | KmsError::InvalidCiphertext(_)
+                | KmsError::IncorrectKey(_)
+        )
     }
 }
 

@@ -1,11 +1,11 @@
 //! `atrest kms serve`: LocalKms over HTTP, for programs in any language.
 //!
-//! Owns the sockets and threads only; what a request means is [`wire`](super::wire)'s.
-//! Plain HTTP, meant for 127.0.0.1: signatures are not verified (see
-//! [`Identities`](super::wire::Identities) for who a request calls as).
+//! Owns the sockets and threads only; what a request means is [`wire`](super::wire)'s
+//! (and who it is from, [`Identities`](super::wire::Identities)'s). Plain HTTP, on
+//! loopback unless the caller asks for another address.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -30,8 +30,19 @@ impl std::fmt::Debug for KmsServer {
 
 impl KmsServer {
     /// Listens on `listen` (port 0 picks a free one) and serves `endpoint` from a few
-    /// threads until dropped.
-    pub fn start(listen: &str, endpoint: Endpoint) -> std::io::Result<Self> {
+    /// threads until dropped. An address other than loopback is refused unless
+    /// `allow_remote`: this is plain HTTP.
+    pub fn start(listen: &str, endpoint: Endpoint, allow_remote: bool) -> std::io::Result<Self> {
+        let wanted: Vec<SocketAddr> = listen
+            .to_socket_addrs()
+            .map_err(|e| std::io::Error::other(format!("cannot listen on {listen}: {e}")))?
+            .collect();
+        if !allow_remote && wanted.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{listen} is not a loopback address: the KMS speaks plain HTTP and would be reachable from other machines; listen on 127.0.0.1, or allow remote clients explicitly"),
+            ));
+        }
         let http = tiny_http::Server::http(listen)
             .map_err(|e| std::io::Error::other(format!("cannot listen on {listen}: {e}")))?;
         let addr = http
@@ -88,17 +99,19 @@ impl Drop for KmsServer {
 }
 
 fn serve(endpoint: &Endpoint, mut request: tiny_http::Request) {
-    let header = |name: &str| {
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str().to_string())
-    };
-    let (target, content_type, authorization) = (
-        header("X-Amz-Target"),
-        header("Content-Type"),
-        header("Authorization"),
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_string(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    let (method, uri) = (
+        request.method().as_str().to_string(),
+        request.url().to_string(),
     );
     let mut body = Zeroizing::new(Vec::new());
     let too_large = request.body_length().is_some_and(|n| n > MAX_BODY_BYTES);
@@ -113,15 +126,15 @@ fn serve(endpoint: &Endpoint, mut request: tiny_http::Request) {
             return; // the client went away mid-request
         }
     }
-    let response = if *request.method() != tiny_http::Method::Post {
-        wire::method_not_allowed(request.method().as_str())
+    let response = if method != "POST" {
+        wire::method_not_allowed(&method)
     } else if too_large {
         wire::too_large()
     } else {
         endpoint.handle(&Request {
-            target: target.as_deref(),
-            content_type: content_type.as_deref(),
-            authorization: authorization.as_deref(),
+            method: &method,
+            uri: &uri,
+            headers: &headers,
             body: &body,
         })
     };

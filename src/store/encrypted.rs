@@ -124,7 +124,13 @@ impl Store {
                 given: given.arn,
             });
         }
-        Ok(Store::assemble(db, path, kms, keystore, options))
+        let store = Store::assemble(db, path, kms, keystore, options);
+        if store.keystore().needs_upgrade() {
+            let _writer = store.lock_keystore_writer();
+            let upgraded = store.keystore().upgraded(store.kms.as_ref())?;
+            store.install_keystore(upgraded)?;
+        }
+        Ok(store)
     }
 
     fn assemble(

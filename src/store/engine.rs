@@ -1,7 +1,8 @@
 //! RocksDB as every node store uses it: the options, a database marked by the column
-//! family that says what kind of store it is, and a cursor over a key range.
+//! family that says what kind of store it is, closed with nothing left in its log, and a
+//! cursor over a key range.
 
-use std::ops::Bound;
+use std::ops::{Bound, Deref};
 use std::path::Path;
 
 use rocksdb::{
@@ -11,7 +12,39 @@ use rocksdb::{
 
 use super::{KeyRange, KeyValue, StoreError};
 
-pub(super) type Db = DBWithThreadMode<MultiThreaded>;
+type Rocks = DBWithThreadMode<MultiThreaded>;
+
+/// A node's RocksDB. Closing it flushes every column family first, so that a store closed
+/// cleanly needs nothing from its write-ahead log: a log cut short or deleted while the
+/// store is closed then loses nothing (RocksDB cannot tell such a cut from the torn last
+/// record a crash leaves, which it must tolerate).
+pub(super) struct Db(Rocks);
+
+impl Db {
+    /// The column families of the RocksDB at `path`, open or not.
+    pub(super) fn list_cf(opts: &Options, path: &Path) -> Result<Vec<String>, rocksdb::Error> {
+        Rocks::list_cf(opts, path)
+    }
+}
+
+impl Deref for Db {
+    type Target = Rocks;
+    fn deref(&self) -> &Rocks {
+        &self.0
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Best effort: a flush that fails leaves the records in the log, as a crash would.
+        let families = Db::list_cf(&Options::default(), self.0.path()).unwrap_or_default();
+        for name in families {
+            if let Some(cf) = self.0.cf_handle(&name) {
+                let _ = self.0.flush_cf(&cf);
+            }
+        }
+    }
+}
 
 /// The encrypted store's marker, and the home of its keystore.
 pub(super) const KEYSTORE_CF: &str = "atrest.keystore";
@@ -28,14 +61,14 @@ pub(super) fn create_with_marker(path: &Path, marker: &str) -> Result<Db, StoreE
             path: path.to_path_buf(),
             source,
         })?;
-    let db = Db::open_cf_descriptors(
+    let db = Rocks::open_cf_descriptors(
         &rocksdb_options(),
         path,
         [ColumnFamilyDescriptor::new(marker, Options::default())],
     )
     .map_err(|source| opening_failed(path, source))?;
     record_holder(path);
-    Ok(db)
+    Ok(Db(db))
 }
 
 /// Who has a store open, beside RocksDB's own lock: what a second opener is told.
@@ -90,7 +123,7 @@ pub(super) fn open_existing(path: &Path, marker: &str) -> Result<Db, StoreError>
     if !families.iter().any(|f| f == marker) {
         return Err(not_a_store());
     }
-    let db = Db::open_cf_descriptors(
+    let db = Rocks::open_cf_descriptors(
         &rocksdb_options(),
         path,
         families
@@ -99,7 +132,7 @@ pub(super) fn open_existing(path: &Path, marker: &str) -> Result<Db, StoreError>
     )
     .map_err(|source| opening_failed(path, source))?;
     record_holder(path);
-    Ok(db)
+    Ok(Db(db))
 }
 
 /// The RocksDB options of every store; a plaintext baseline opened with them measures
@@ -158,7 +191,7 @@ type Entry<'a> = (&'a [u8], &'a [u8]);
 
 /// A position in one column family, moving forward through a key range.
 pub(super) struct Cursor<'a> {
-    iter: Option<DBRawIteratorWithThreadMode<'a, Db>>,
+    iter: Option<DBRawIteratorWithThreadMode<'a, Rocks>>,
     end: Bound<Vec<u8>>,
 }
 

@@ -468,16 +468,26 @@ pub enum KmsCommand {
         encryption_context: Option<String>,
     },
     /// Serve the embedded KMS over AWS's KMS protocol (JSON 1.1) and STS AssumeRole, for
-    /// any AWS SDK or the AWS CLI (`--endpoint-url http://ADDR`). Plain HTTP, signatures
-    /// not verified: for tests on 127.0.0.1.
+    /// any AWS SDK or the AWS CLI (`--endpoint-url http://ADDR`). Plain HTTP on loopback.
+    /// Without --access-key any signed request calls as --caller (or the root's
+    /// principal); with them, signatures are verified and other keys refused.
     Serve {
         /// Address to listen on; port 0 picks a free one (the first line printed names it).
         #[arg(long, default_value = "127.0.0.1:4599")]
         listen: String,
-        /// Requests signed with access key AKID call as PRINCIPAL (an IAM ARN); repeatable.
-        /// Other keys call as --caller, or the root's principal.
-        #[arg(long = "access-key", value_name = "AKID=PRINCIPAL")]
+        /// Allow --listen on an address other than loopback (plain HTTP: anyone who can
+        /// reach it can call the KMS).
+        #[arg(long)]
+        allow_remote: bool,
+        /// Requests signed with access key AKID and its SECRET call as PRINCIPAL (an IAM
+        /// ARN); repeatable. From the first one on, signatures are verified.
+        #[arg(long = "access-key", value_name = "AKID:SECRET=PRINCIPAL")]
         access_keys: Vec<String>,
+        /// A role AssumeRole may hand out to principals of its account, requiring
+        /// EXTERNAL_ID when given; repeatable. The project's authorized roles are added
+        /// with their external ids.
+        #[arg(long = "role", value_name = "ROLE_ARN[=EXTERNAL_ID]")]
+        roles: Vec<String>,
     },
 }
 

@@ -76,5 +76,7 @@ pub fn for_kms(e: &KmsError) -> &'static str {
         KmsError::Internal(_) => "restore the KMS state file from a backup; atrest never resets it",
         KmsError::Unavailable(_) => "check that the KMS is reachable; the call can be retried",
         KmsError::Throttled(_) => "slow down; the call can be retried",
+        KmsError::Unrecognized(e) if e.retryable => "the KMS failed on its side; the call can be retried",
+        KmsError::Unrecognized(_) => "check the KMS endpoint, the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the configuration",
     }
 }

@@ -234,18 +234,20 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
         }
         KmsCommand::Serve {
             listen,
+            allow_remote,
             access_keys,
+            roles,
         } => {
-            let mut identities = Identities::new(client.caller().principal())?;
-            for mapping in &access_keys {
-                let (akid, principal) = mapping
-                    .split_once('=')
-                    .ok_or_else(|| format!("--access-key {mapping:?} is not AKID=PRINCIPAL_ARN"))?;
-                identities.map(akid, principal)?;
-            }
+            let identities = serve_identities(root, client, &access_keys, &roles)?;
+            let description = identities.describe();
             let endpoint = Endpoint::new(root.local_kms().clone(), identities);
-            let server = KmsServer::start(&listen, endpoint).map_err(|e| e.to_string())?;
+            let server =
+                KmsServer::start(&listen, endpoint, allow_remote).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::PermissionDenied => format!("{e}: --allow-remote"),
+                    _ => e.to_string(),
+                })?;
             println!("listening on {}", server.url());
+            eprintln!("{description}");
             let _ = std::io::stdout().flush();
             server.wait();
         }
@@ -266,4 +268,45 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
         }
     }
     Ok(())
+}
+
+/// `kms serve`'s identities: the access keys and roles given, and the project's
+/// authorized roles with their external ids.
+fn serve_identities(
+    root: &Root,
+    client: &LocalKmsClient,
+    access_keys: &[String],
+    roles: &[String],
+) -> Result<Identities, Failure> {
+    let mut identities = Identities::new(client.caller().principal())?;
+    for given in access_keys {
+        let parsed = given.split_once('=').and_then(|(key, principal)| {
+            key.split_once(':')
+                .map(|(id, secret)| (id, secret, principal))
+        });
+        let Some((id, secret, principal)) = parsed else {
+            return Err(format!(
+                "--access-key takes AKID:SECRET=PRINCIPAL_ARN, not {:?}",
+                given.split(':').next().unwrap_or_default()
+            )
+            .into());
+        };
+        identities.add_access_key(id, secret, principal)?;
+    }
+    for given in roles {
+        let (arn, external_id) = match given.split_once('=') {
+            Some((arn, id)) => (arn, Some(id)),
+            None => (given.as_str(), None),
+        };
+        identities.add_role(arn, external_id)?;
+    }
+    if let Some(settings) = root.settings()? {
+        for role in &settings.project.access_roles {
+            identities.add_role(
+                &role.iam_assumed_role_arn,
+                Some(&role.atlas_assumed_role_external_id),
+            )?;
+        }
+    }
+    Ok(identities)
 }

@@ -206,8 +206,10 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
                 let fault = model.take_fault();
                 match (fault, &outcome) {
                     (
-                        Some(FaultKind::Unavailable | FaultKind::Throttled),
-                        CheckOutcome::Unreachable { .. },
+                        Some(
+                            FaultKind::Unavailable | FaultKind::Throttled | FaultKind::Unrecognized,
+                        ),
+                        CheckOutcome::Inconclusive { .. },
                     ) => {}
                     (Some(FaultKind::AccessDenied), CheckOutcome::Invalid { .. }) => {
                         model.shut_down = true

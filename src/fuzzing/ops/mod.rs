@@ -59,6 +59,8 @@ pub enum FaultKind {
     Throttled,
     /// AccessDenied.
     AccessDenied,
+    /// An error atrest has no name for.
+    Unrecognized,
 }
 
 impl FaultKind {
@@ -67,6 +69,7 @@ impl FaultKind {
             FaultKind::Unavailable => Fault::Unavailable,
             FaultKind::Throttled => Fault::Throttled,
             FaultKind::AccessDenied => Fault::AccessDenied,
+            FaultKind::Unrecognized => Fault::Unrecognized,
         }
     }
 
@@ -76,6 +79,7 @@ impl FaultKind {
             (FaultKind::Unavailable, KmsError::Unavailable(_))
                 | (FaultKind::Throttled, KmsError::Throttled(_))
                 | (FaultKind::AccessDenied, KmsError::AccessDenied(_))
+                | (FaultKind::Unrecognized, KmsError::Unrecognized(_))
         )
     }
 }

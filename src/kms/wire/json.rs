@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+use super::identity::Protocol;
 use super::{Endpoint, Operation, Request, WireError};
 use crate::kms::responses::{
     DecryptResponse, EncryptResponse, GenerateDataKeyResponse, GetKeyPolicyResponse, KeyIdResponse,
@@ -32,7 +33,9 @@ impl Endpoint {
             .and_then(|t| t.strip_prefix("TrentService."))
             .and_then(Operation::from_name)
             .ok_or_else(|| unknown_operation(target))?;
-        let caller = self.identities.caller(request.authorization)?;
+        let caller = self
+            .identities
+            .caller(request, Protocol::Kms, self.kms.clock().now())?;
         let mut params = Params::parse(request.body)?;
         let client = self.kms.client(caller);
         match operation {

@@ -9,11 +9,13 @@
 //! | `operation` | [`Operation`]: every KMS operation served, from which dispatch and the list come |
 //! | `json` | the KMS JSON 1.1 protocol: `X-Amz-Target`, AWS's field names, base64 blobs |
 //! | `sts` | STS AssumeRole / GetCallerIdentity (query protocol, XML answers) |
-//! | `identity` | who a request's SigV4 credential scope names: [`Identities`] |
+//! | `identity` | who a request is from, the keys and roles an endpoint knows: [`Identities`] |
+//! | `sigv4` | AWS Signature Version 4: the `Authorization` header, and checking a signature |
 
 mod identity;
 mod json;
 mod operation;
+mod sigv4;
 mod sts;
 #[cfg(test)]
 mod tests;
@@ -25,8 +27,9 @@ use zeroize::Zeroizing;
 
 use super::{KmsError, LocalKms};
 
-pub use identity::{credential_scope, CredentialScope, Identities};
+pub use identity::Identities;
 pub use operation::Operation;
+pub use sigv4::{parse_authorization, Authorization};
 
 /// Requests larger than this are refused (KMS's largest field, a key policy, is 32 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -46,17 +49,38 @@ pub struct Response {
     pub body: Zeroizing<Vec<u8>>,
 }
 
-/// The parts of an HTTP request the protocol reads.
-#[derive(Clone, Copy, Debug, Default)]
+/// An HTTP request as it arrived: what the protocol reads and the signature covers.
+#[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
-    /// The `X-Amz-Target` header.
-    pub target: Option<&'a str>,
-    /// The `Content-Type` header.
-    pub content_type: Option<&'a str>,
-    /// The `Authorization` header.
-    pub authorization: Option<&'a str>,
+    /// The method.
+    pub method: &'a str,
+    /// The path and query, as sent.
+    pub uri: &'a str,
+    /// Every header, names in any case.
+    pub headers: &'a [(String, String)],
     /// The body.
     pub body: &'a [u8],
+}
+
+impl Default for Request<'_> {
+    fn default() -> Self {
+        Request {
+            method: "POST",
+            uri: "/",
+            headers: &[],
+            body: &[],
+        }
+    }
+}
+
+impl<'a> Request<'a> {
+    /// The value of header `name` (any case), if sent.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A protocol-level refusal (before any KMS call), in AWS's words.
@@ -118,9 +142,9 @@ impl Endpoint {
             return too_large();
         }
         let is_form = request
-            .content_type
+            .header("content-type")
             .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-        match request.target {
+        match request.header("x-amz-target") {
             None if is_form => self.sts(request),
             target => match self.kms(target, request) {
                 Ok(body) => Response {

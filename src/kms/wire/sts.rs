@@ -5,20 +5,19 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
+use super::identity::Protocol;
 use super::{decode_hex, encode_hex, request_id, Endpoint, Request, Response, WireError};
 use crate::kms::Caller;
 
-/// The prefix of access key ids issued by AssumeRole.
-pub(super) const SESSION_KEY_PREFIX: &str = "ASIA";
 const XML_CONTENT_TYPE: &str = "text/xml";
-const SESSION_SECONDS: u64 = 3600;
 
 impl Endpoint {
     pub(super) fn sts(&self, request: &Request<'_>) -> Response {
         let result = (|| {
             let form = parse_form(request.body)?;
             let field = |name: &str| form.get(name).map(String::as_str);
-            let caller = self.identities.caller(request.authorization)?;
+            let now = self.kms.clock().now();
+            let caller = self.identities.caller(request, Protocol::Sts, now)?;
             match field("Action") {
                 Some("AssumeRole") => {
                     let role = field("RoleArn").ok_or_else(|| sts_validation("RoleArn"))?;
@@ -32,11 +31,9 @@ impl Endpoint {
                             format!("{role} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
                         ));
                     };
-                    let expires = self
-                        .kms
-                        .clock()
-                        .now()
-                        .saturating_add(std::time::Duration::from_secs(SESSION_SECONDS));
+                    let issued =
+                        self.identities
+                            .assume_role(&caller, role, field("ExternalId"), now)?;
                     let assumed = format!(
                         "arn:aws:sts::{}:assumed-role/{role_name}/{session}",
                         role_caller.account()
@@ -44,13 +41,16 @@ impl Endpoint {
                     Ok(format!(
                         "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
                          <AssumedRoleUser><AssumedRoleId>AROA{role_id}:{session_x}</AssumedRoleId><Arn>{assumed}</Arn></AssumedRoleUser>\
-                         <Credentials><AccessKeyId>{SESSION_KEY_PREFIX}{key}</AccessKeyId><SecretAccessKey>atrest-not-verified</SecretAccessKey>\
-                         <SessionToken>atrest-session</SessionToken><Expiration>{expires}</Expiration></Credentials>\
+                         <Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>\
+                         <SessionToken>{token}</SessionToken><Expiration>{expires}</Expiration></Credentials>\
                          </AssumeRoleResult><ResponseMetadata><RequestId>{id}</RequestId></ResponseMetadata></AssumeRoleResponse>",
                         role_id = encode_hex(role_name.as_bytes()),
                         session_x = xml_escape(session),
                         assumed = xml_escape(&assumed),
-                        key = encode_hex(role.as_bytes()),
+                        key = issued.access_key_id,
+                        secret = issued.secret.as_str(),
+                        token = issued.token.as_str(),
+                        expires = issued.expires,
                         id = request_id(),
                     ))
                 }

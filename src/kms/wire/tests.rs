@@ -17,26 +17,41 @@ fn endpoint() -> Endpoint {
     )
 }
 
+fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
 fn call(endpoint: &Endpoint, op: &str, body: &str) -> (u16, Value) {
     let target = format!("TrentService.{op}");
+    let headers = headers(&[
+        ("X-Amz-Target", &target),
+        ("Content-Type", JSON_CONTENT_TYPE),
+        ("Authorization", AUTH),
+    ]);
     let r = endpoint.handle(&Request {
-        target: Some(&target),
-        content_type: Some(JSON_CONTENT_TYPE),
-        authorization: Some(AUTH),
+        headers: &headers,
         body: body.as_bytes(),
+        ..Request::default()
     });
     (r.status, serde_json::from_slice(&r.body).unwrap())
 }
 
 #[test]
-fn credential_scopes_parse() {
-    let scope = credential_scope(AUTH).unwrap();
+fn authorization_headers_parse() {
+    let auth = parse_authorization(AUTH).unwrap();
     assert_eq!(
-        (scope.access_key_id, scope.region, scope.service),
-        ("AKIDEXAMPLE", "us-east-1", "kms")
+        (auth.access_key_id, auth.date, auth.region, auth.service),
+        ("AKIDEXAMPLE", "20261128", "us-east-1", "kms")
     );
-    assert!(credential_scope("AWS4-HMAC-SHA256 Credential=A/B/C").is_none());
-    assert!(credential_scope("Basic abc").is_none());
+    assert_eq!(
+        (auth.signed_headers, auth.signature),
+        ("host;x-amz-date", "00")
+    );
+    assert!(parse_authorization("AWS4-HMAC-SHA256 Credential=A/B/C").is_none());
+    assert!(parse_authorization("Basic abc").is_none());
 }
 
 #[test]
@@ -90,15 +105,19 @@ fn a_round_trip_and_aws_shaped_errors() {
         );
     }
     let big = vec![b' '; MAX_BODY_BYTES + 1];
+    let signed = headers(&[
+        ("X-Amz-Target", "TrentService.ListKeys"),
+        ("Authorization", AUTH),
+    ]);
     let r = e.handle(&Request {
-        target: Some("TrentService.ListKeys"),
-        authorization: Some(AUTH),
+        headers: &signed,
         body: &big,
         ..Request::default()
     });
     assert_eq!(r.status, 413);
+    let unsigned = headers(&[("X-Amz-Target", "TrentService.ListKeys")]);
     let unsigned = e.handle(&Request {
-        target: Some("TrentService.ListKeys"),
+        headers: &unsigned,
         ..Request::default()
     });
     assert_eq!(
@@ -107,23 +126,86 @@ fn a_round_trip_and_aws_shaped_errors() {
     );
 }
 
-#[test]
-fn assumed_roles_call_as_the_role() {
-    let e = endpoint();
-    let r = e.handle(&Request {
-        content_type: Some("application/x-www-form-urlencoded; charset=utf-8"),
-        authorization: Some(AUTH),
-        body: b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Fatlas&RoleSessionName=s1&ExternalId=x",
+/// STS AssumeRole as the default principal (unsigned mode), with `external_id`.
+fn assume(e: &Endpoint, role: &str, external_id: &str) -> Response {
+    let form = headers(&[
+        (
+            "Content-Type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        ),
+        ("Authorization", AUTH),
+    ]);
+    let body = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=s1&ExternalId={external_id}",
+        role.replace(':', "%3A").replace('/', "%2F")
+    );
+    e.handle(&Request {
+        headers: &form,
+        body: body.as_bytes(),
         ..Request::default()
-    });
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let xml = String::from_utf8(r.body.to_vec()).unwrap();
-    let key = xml
-        .split("<AccessKeyId>")
+    })
+}
+
+fn xml_field<'a>(xml: &'a str, name: &str) -> &'a str {
+    xml.split(&format!("<{name}>"))
         .nth(1)
         .and_then(|s| s.split('<').next())
+        .unwrap()
+}
+
+#[test]
+fn only_registered_roles_are_assumed_with_their_external_id() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
+    let mut ids = Identities::new("arn:aws:iam::111122223333:root").unwrap();
+    ids.add_role("arn:aws:iam::111122223333:role/atlas", Some("x1"))
         .unwrap();
-    let ids = Identities::new("arn:aws:iam::111122223333:root").unwrap();
-    assert_eq!(ids.principal(key), "arn:aws:iam::111122223333:role/atlas");
-    assert_eq!(ids.principal("ASIAzz"), "arn:aws:iam::111122223333:root");
+    ids.add_role("arn:aws:iam::444455556666:role/elsewhere", None)
+        .unwrap();
+    let e = Endpoint::new(LocalKms::in_memory(clock), ids);
+    let atlas = "arn:aws:iam::111122223333:role/atlas";
+    for (role, external_id) in [
+        ("arn:aws:iam::111122223333:role/unregistered", "x1"),
+        (atlas, "wrong"),
+        (atlas, ""),
+        // Trusted by its own account only.
+        ("arn:aws:iam::444455556666:role/elsewhere", ""),
+    ] {
+        let r = assume(&e, role, external_id);
+        assert_eq!(
+            (r.status, r.error_type.as_deref()),
+            (403, Some("AccessDenied")),
+            "{role} {external_id}"
+        );
+    }
+    let r = assume(&e, atlas, "x1");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let xml = String::from_utf8(r.body.to_vec()).unwrap();
+    let key = xml_field(&xml, "AccessKeyId");
+    assert!(key.starts_with("ASIA") && key.len() == 20, "{key}");
+    assert_ne!(xml_field(&xml, "SecretAccessKey"), "");
+    // The issued key with a made-up signature: refused, as is a key never issued.
+    for key in [key, "ASIA00000000000000000"] {
+        let auth = AUTH.replace("AKIDEXAMPLE", key);
+        let signed = headers(&[
+            ("X-Amz-Target", "TrentService.ListKeys"),
+            ("Authorization", &auth),
+            ("X-Amz-Security-Token", xml_field(&xml, "SessionToken")),
+            ("X-Amz-Date", "20261128T000000Z"),
+            ("Host", "localhost"),
+        ]);
+        let r = e.handle(&Request {
+            headers: &signed,
+            body: b"{}",
+            ..Request::default()
+        });
+        assert_eq!(r.status, 400, "{key}");
+        assert!(
+            matches!(
+                r.error_type.as_deref(),
+                Some("InvalidSignatureException" | "UnrecognizedClientException")
+            ),
+            "{key}: {:?}",
+            r.error_type
+        );
+    }
 }
