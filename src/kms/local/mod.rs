@@ -197,7 +197,11 @@ impl LocalKms {
             Storage::Memory(state) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
                 let events = state.settle(now);
-                Ok((f(&mut state, now)?, events))
+                let result = f(&mut state, now);
+                if mutates {
+                    state.changed();
+                }
+                Ok((result?, events))
             }
             Storage::Dir { dir, cache } => {
                 let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -213,6 +217,9 @@ impl LocalKms {
                 };
                 let events = state.settle(now);
                 let result = f(&mut state, now);
+                if mutates {
+                    state.changed();
+                }
                 let stamp = if (mutates && result.is_ok()) || events > 0 {
                     state.save(&path)?;
                     FileStamp::of(&path)

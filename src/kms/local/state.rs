@@ -9,6 +9,10 @@ pub(super) struct State {
     pub(super) format: u32,
     pub(super) keys: BTreeMap<String, KeyRecord>,
     pub(super) aliases: Vec<StoredAlias>,
+    /// When [`State::settle`] next has something to do (`Some(None)`: never), so that a
+    /// call does not visit every key; `None` until worked out, and after any change.
+    #[serde(skip)]
+    next_event: Option<Option<Timestamp>>,
 }
 
 impl Default for State {
@@ -17,6 +21,7 @@ impl Default for State {
             format: STATE_FORMAT,
             keys: BTreeMap::new(),
             aliases: Vec::new(),
+            next_event: None,
         }
     }
 }
@@ -171,6 +176,11 @@ impl State {
 
     /// Applies deletions and automatic rotations that are due by `now`.
     pub(super) fn settle(&mut self, now: Timestamp) -> usize {
+        if let Some(next) = self.next_event {
+            if next.is_none_or(|t| now < t) {
+                return 0;
+            }
+        }
         let mut events = 0;
         let due: Vec<String> = self
             .keys
@@ -201,7 +211,26 @@ impl State {
                 events += 1;
             }
         }
+        self.next_event = Some(self.earliest_event());
         events
+    }
+
+    /// The earliest deletion or automatic rotation that will fall due.
+    fn earliest_event(&self) -> Option<Timestamp> {
+        self.keys
+            .values()
+            .filter_map(|k| match k.state {
+                KeyState::PendingDeletion => k.deletion_date,
+                KeyState::Enabled => k.auto_rotation.map(|r| r.next),
+                KeyState::Disabled => None,
+            })
+            .min()
+    }
+
+    /// Forgets when the next event falls due: after a change, which may have scheduled
+    /// one (a deletion, a rotation, a key enabled again).
+    pub(super) fn changed(&mut self) {
+        self.next_event = None;
     }
 
     /// Finds the key a reference names, from `caller`'s point of view.
