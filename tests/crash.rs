@@ -335,7 +335,10 @@ fn a_damaged_wal_after_a_crash_is_an_error_never_a_silent_loss() {
     )
     .unwrap_err();
     assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
-    assert!(err.to_string().contains("damaged"), "{err}");
+    // It names the damaged log and how far the store is whole.
+    let text = err.to_string();
+    assert!(text.contains("damaged") && text.contains(".log"), "{err}");
+    assert!(text.contains("whole up to RocksDB sequence"), "{err}");
 }
 
 #[test]

@@ -66,7 +66,7 @@ pub(super) fn create_with_marker(path: &Path, marker: &str) -> Result<Db, StoreE
         path,
         [ColumnFamilyDescriptor::new(marker, Options::default())],
     )
-    .map_err(|source| opening_failed(path, source))?;
+    .map_err(|source| opening_failed(path, marker, source))?;
     record_holder(path);
     Ok(Db(db))
 }
@@ -83,8 +83,9 @@ fn record_holder(path: &Path) {
     );
 }
 
-/// RocksDB's error, or, when another opener holds the store's lock, who that is.
-fn opening_failed(path: &Path, source: rocksdb::Error) -> StoreError {
+/// RocksDB's error, or, when another opener holds the store's lock, who that is; for
+/// damage, which file and what is still whole.
+fn opening_failed(path: &Path, marker: &str, source: rocksdb::Error) -> StoreError {
     let text = source.to_string();
     if text.contains("LOCK") && (text.contains("lock") || text.contains("Resource")) {
         let holder = std::fs::read_to_string(path.join(HOLDER_FILE))
@@ -97,13 +98,43 @@ fn opening_failed(path: &Path, source: rocksdb::Error) -> StoreError {
     if source.kind() == rocksdb::ErrorKind::Corruption {
         return StoreError::Damaged {
             path: path.to_path_buf(),
-            detail: text,
+            detail: format!("{text}{}", damage_report(path, marker)),
         };
     }
     StoreError::RocksDb {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// What RocksDB's own log names as damaged, and what the store holds whole up to the
+/// damage: read from a read-only open that recovers up to the first bad record (nothing
+/// is written, the store stays as it is).
+fn damage_report(path: &Path, marker: &str) -> String {
+    let mut report = String::new();
+    let info_log = std::fs::read_to_string(path.join("LOG")).unwrap_or_default();
+    let mut files: Vec<&str> = info_log
+        .lines()
+        .filter_map(|line| line.split_once(": dropping ").map(|(before, _)| before))
+        .filter_map(|before| before.rsplit(' ').next())
+        .collect();
+    files.dedup();
+    if !files.is_empty() {
+        report.push_str(&format!(" in {}", files.join(", ")));
+    }
+    let mut opts = rocksdb_options();
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+    let families = Db::list_cf(&Options::default(), path).unwrap_or_default();
+    if let Ok(whole) = Rocks::open_cf_for_read_only(&opts, path, &families, false) {
+        report.push_str(&format!(
+            "; it holds every write whole up to RocksDB sequence {}",
+            whole.latest_sequence_number()
+        ));
+        if let Ok(applied @ 1..) = read_applied(&whole, marker, path) {
+            report.push_str(&format!(" (cluster write {applied})"));
+        }
+    }
+    report
 }
 
 /// Opens the RocksDB at `path` with all its column families, if one of them is `marker`
@@ -130,7 +161,7 @@ pub(super) fn open_existing(path: &Path, marker: &str) -> Result<Db, StoreError>
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default())),
     )
-    .map_err(|source| opening_failed(path, source))?;
+    .map_err(|source| opening_failed(path, marker, source))?;
     record_holder(path);
     Ok(Db(db))
 }
@@ -157,7 +188,7 @@ pub fn rocksdb_options() -> Options {
 const APPLIED_KEY: &[u8] = b"atrest.applied";
 
 /// The last cluster write sequence the store at `db` applied (0: none).
-pub(super) fn read_applied(db: &Db, marker: &str, path: &Path) -> Result<u64, StoreError> {
+pub(super) fn read_applied(db: &Rocks, marker: &str, path: &Path) -> Result<u64, StoreError> {
     let rocks = |source| StoreError::RocksDb {
         path: path.to_path_buf(),
         source,
