@@ -646,6 +646,104 @@ fn an_unreachable_kms_raises_an_alert_and_shuts_nothing_down() {
 }
 
 #[test]
+fn legacy_credentials_are_what_the_kms_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kms_root, project) = (dir.path().join("kms"), dir.path().join("project"));
+    let json = |out: Output| -> serde_json::Value { serde_json::from_str(&ok(out)).unwrap() };
+    let cmk = json(atrest(&kms_root, &[], &["--json", "kms", "create-key"]))["KeyMetadata"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let access_key = |user: &str| {
+        let key = json(atrest(
+            &kms_root,
+            &[],
+            &["--json", "kms", "create-access-key", "--user-name", user],
+        ));
+        let field = |name: &str| key["AccessKey"][name].as_str().unwrap().to_string();
+        (field("AccessKeyId"), field("SecretAccessKey"))
+    };
+    let (operator_id, operator_secret) = access_key("operator");
+    let (legacy_id, legacy_secret) = access_key("legacy");
+    // The embedded account has access keys: the server verifies every request.
+    let served = Served::start(&kms_root, &[]);
+    let url = served.url.as_str();
+    let operator = [
+        ("AWS_ACCESS_KEY_ID", operator_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", operator_secret.as_str()),
+    ];
+    let run = |args: &[&str]| atrest(&project, &operator, args);
+    ok(run(&[
+        "init",
+        "--kms",
+        "aws",
+        "--endpoint",
+        url,
+        "--cmk",
+        &cmk,
+    ]));
+    ok(run(&["put", "db", "k", "v"]));
+    let enable = |secret: &str| {
+        run(&[
+            "project",
+            "encryption",
+            "enable",
+            "--cmk",
+            &cmk,
+            "--access-key-id",
+            &legacy_id,
+            "--secret-access-key",
+            secret,
+        ])
+    };
+    let refused = enable("not-the-secret");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("InvalidSignature"),
+        "{stderr}"
+    );
+    ok(enable(&legacy_secret));
+    // The secret is kept apart, owner-only, and never shown.
+    let kept = project.join("credentials.json");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kept).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    for shown in [
+        std::fs::read_to_string(project.join("atrest.json")).unwrap(),
+        ok(run(&["--json", "project", "status"])),
+    ] {
+        assert!(!shown.contains(&legacy_secret));
+    }
+    assert!(ok(run(&["check"])).starts_with("valid"));
+    // The KMS sees the legacy user, not the operator: denying that user is a verdict.
+    let deny_legacy = serde_json::json!({
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::111122223333:user/legacy"},
+             "Action": "kms:Decrypt", "Resource": "*"}
+        ]
+    })
+    .to_string();
+    ok(atrest(
+        &kms_root,
+        &[],
+        &[
+            "kms",
+            "put-key-policy",
+            "--key-id",
+            &cmk,
+            "--policy",
+            &deny_legacy,
+        ],
+    ));
+    let check = ok(run(&["check"]));
+    assert!(
+        check.contains("INVALID") && check.contains("user/legacy"),
+        "{check}"
+    );
+}
+
+#[test]
 fn the_cli_assumes_a_role_with_an_external_id() {
     let dir = tempfile::tempdir().unwrap();
     let (kms_root, project) = (dir.path().join("kms"), dir.path().join("project"));

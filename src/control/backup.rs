@@ -259,7 +259,7 @@ impl Root {
         // process refuses it now, and none can be opened elsewhere until it is done.
         let name = config.spec.name.clone();
         let cluster = target_root.cluster(Some(&name))?;
-        let target_kms = target_root.kms_for(&settings, settings.project.kms_role())?;
+        let target_kms = target_root.kms_for(&settings, settings.project.kms_caller())?;
         let base = target_root.store_options(&settings);
         let journal = RestoreJournal::path(&target_root.clusters_dir().join(&name));
         let mut record = RestoreJournal {

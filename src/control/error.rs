@@ -45,6 +45,9 @@ pub enum ControlError {
         snapshots: Vec<String>,
         stores: Vec<String>,
     },
+    #[error("the secret of access key {access_key_id}, the project's credentials, is not kept in this root: configure the project's credentials again")]
+    /// The project uses legacy credentials whose secret is missing.
+    MissingSecret { access_key_id: String },
     #[error("a retention policy that keeps no snapshot would delete every snapshot now and at every tick; keep at least one, or ask for it explicitly (force)")]
     /// A retention policy of keep 0 or a maximum age of 0 days, not forced.
     RetentionKeepsNothing,

@@ -3,7 +3,8 @@
 use zeroize::Zeroizing;
 
 use super::project::{
-    Backup, ClusterConfig, ClusterSpec, ProjectState, DEFAULT_CLUSTER, DEFAULT_NODES, DEFAULT_OWNER,
+    Backup, ClusterConfig, ClusterSpec, ProjectState, CREDENTIAL_CHAIN, DEFAULT_CLUSTER,
+    DEFAULT_NODES, DEFAULT_OWNER,
 };
 use super::rules::{authorize, check_cluster_shape};
 use super::state::{KmsSettings, Retention, RotationSettings, Settings};
@@ -123,7 +124,7 @@ impl Root {
                 AccessRequest::Role(role.role_id)
             }
             None => AccessRequest::Credentials {
-                access_key_id: "from the AWS credential chain".into(),
+                access_key_id: CREDENTIAL_CHAIN.into(),
                 secret_access_key: Zeroizing::new("(chain)".into()),
             },
         };

@@ -78,11 +78,42 @@ pub enum KmsAccess {
         /// The access role's id.
         role_id: String,
     },
-    /// Legacy: an IAM user's access key (the secret is never stored).
+    /// Legacy: an IAM user's access key (its secret is kept apart, owner-only, never in the
+    /// settings).
     Credentials {
         /// The access key id.
         access_key_id: String,
     },
+}
+
+/// What `init` records as the credentials of a project that calls its KMS as the root's
+/// principal (embedded) or with the AWS credential chain: no access key of its own.
+pub const CREDENTIAL_CHAIN: &str = "from the AWS credential chain";
+
+impl KmsAccess {
+    /// Whom this access calls the KMS as, in `project`.
+    pub fn caller<'a>(&'a self, project: &'a ProjectState) -> KmsCaller<'a> {
+        match self {
+            KmsAccess::Role { role_id } => project
+                .access_role(role_id)
+                .map_or(KmsCaller::Ambient, KmsCaller::Role),
+            KmsAccess::Credentials { access_key_id } if access_key_id == CREDENTIAL_CHAIN => {
+                KmsCaller::Ambient
+            }
+            KmsAccess::Credentials { access_key_id } => KmsCaller::AccessKey(access_key_id),
+        }
+    }
+}
+
+/// Whom a project's KMS calls are made as.
+#[derive(Clone, Copy, Debug)]
+pub enum KmsCaller<'a> {
+    /// The root's principal (embedded KMS), or the AWS credential chain.
+    Ambient,
+    /// An authorized IAM role, assumed with its external id.
+    Role(&'a AccessRole),
+    /// A legacy IAM user's access key.
+    AccessKey(&'a str),
 }
 
 /// The project's encryption-at-rest configuration.
@@ -294,10 +325,18 @@ impl ProjectState {
 
     /// The IAM role (ARN, external id) the KMS is called as, in role-based access.
     pub fn kms_role(&self) -> Option<&AccessRole> {
-        match &self.encryption.access {
-            Some(KmsAccess::Role { role_id }) => self.access_role(role_id).ok(),
+        match self.kms_caller() {
+            KmsCaller::Role(role) => Some(role),
             _ => None,
         }
+    }
+
+    /// Whom the project's KMS calls are made as.
+    pub fn kms_caller(&self) -> KmsCaller<'_> {
+        self.encryption
+            .access
+            .as_ref()
+            .map_or(KmsCaller::Ambient, |access| access.caller(self))
     }
 
     /// The cluster called `name`.

@@ -8,16 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use super::backup::recover_restore;
 use super::cluster::{recover_node, Cluster, Gate, NodeLocks, NodeOpener};
 use super::init::{DEFAULT_ACCOUNT, DEFAULT_REGION};
-use super::project::{AccessRole, Alert, ClusterConfig, ClusterSpec, DEFAULT_CLUSTER};
+use super::project::{Alert, ClusterConfig, ClusterSpec, KmsCaller, DEFAULT_CLUSTER};
 use super::state::{
     read_json, read_settings, write_json, AwsSettings, ClockFile, KmsSettings, Settings,
 };
 use super::{ControlError, ALERT_NODE_REBUILT};
 use crate::clock::{days, Clock, OffsetClock, SharedClock, SystemClock, Timestamp};
-use crate::durable::FileLock;
+use crate::durable::{write_atomic, FileLock};
 use crate::kms::{Caller, Kms, LocalKms, LocalKmsClient};
 use crate::store::{DataKeyLimits, StoreOptions};
 
@@ -27,9 +29,12 @@ const LOCK_FILE: &str = "atrest.lock";
 const SETTINGS_FILE: &str = "atrest.json";
 /// Emulator time: the offset added to the base clock.
 const CLOCK_FILE: &str = "clock.json";
+/// The secrets of legacy access keys, for AWS calls.
+const CREDENTIALS_FILE: &str = "credentials.json";
 
 /// An AwsKms and the role it assumes (`None`: the credential chain as is).
-type AwsClient = (Option<String>, Arc<dyn Kms>);
+/// The AWS client of one caller (`KmsCaller`), kept for the process.
+type AwsClient = (String, Arc<dyn Kms>);
 
 /// An open root. Commands that only use the KMS work before `init`.
 pub struct Root {
@@ -239,7 +244,7 @@ impl Root {
     /// Before `init`, the embedded one as the account root.
     pub fn kms(&self) -> Result<Arc<dyn Kms>, ControlError> {
         match self.settings()? {
-            Some(settings) => self.kms_for(&settings, settings.project.kms_role()),
+            Some(settings) => self.kms_for(&settings, settings.project.kms_caller()),
             None => Ok(Arc::new(self.kms_client(None, None)?)),
         }
     }
@@ -247,9 +252,9 @@ impl Root {
     pub(super) fn kms_for(
         &self,
         settings: &Settings,
-        role: Option<&AccessRole>,
+        caller: KmsCaller<'_>,
     ) -> Result<Arc<dyn Kms>, ControlError> {
-        let kms = self.unwrapped_kms_for(settings, role)?;
+        let kms = self.unwrapped_kms_for(settings, caller)?;
         Ok(match &self.wrap {
             Some(wrap) => wrap(kms),
             None => kms,
@@ -259,30 +264,90 @@ impl Root {
     fn unwrapped_kms_for(
         &self,
         settings: &Settings,
-        role: Option<&AccessRole>,
+        caller: KmsCaller<'_>,
     ) -> Result<Arc<dyn Kms>, ControlError> {
         match &settings.kms {
             KmsSettings::Local => {
-                let principal = role.map_or(settings.principal.as_str(), |r| {
-                    r.iam_assumed_role_arn.as_str()
-                });
+                let principal = self.kms_principal(settings, caller)?;
                 Ok(Arc::new(
-                    self.kms.client(Caller::new(principal, &settings.region)?),
+                    self.kms.client(Caller::new(&principal, &settings.region)?),
                 ))
             }
             KmsSettings::Aws(aws) => {
-                let role_arn = role.map(|r| r.iam_assumed_role_arn.clone());
+                let identity = match caller {
+                    KmsCaller::Ambient => "the credential chain".to_string(),
+                    KmsCaller::Role(role) => role.iam_assumed_role_arn.clone(),
+                    KmsCaller::AccessKey(id) => id.to_string(),
+                };
                 let mut cached = self.aws.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((cached_role, kms)) = cached.as_ref() {
-                    if *cached_role == role_arn {
+                if let Some((cached_identity, kms)) = cached.as_ref() {
+                    if *cached_identity == identity {
                         return Ok(kms.clone());
                     }
                 }
-                let kms = connect_aws(aws, &settings.region, role)?;
-                *cached = Some((role_arn, kms.clone()));
+                let credentials = match caller {
+                    KmsCaller::AccessKey(id) => Some(self.saved_secret(id)?),
+                    _ => None,
+                };
+                let kms = connect_aws(aws, &settings.region, caller, credentials)?;
+                *cached = Some((identity, kms.clone()));
                 Ok(kms)
             }
         }
+    }
+
+    /// Who `caller` is, as key policies and messages name it: the role, the principal an
+    /// embedded access key belongs to, or the root's principal.
+    pub(super) fn kms_principal(
+        &self,
+        settings: &Settings,
+        caller: KmsCaller<'_>,
+    ) -> Result<String, ControlError> {
+        Ok(match caller {
+            KmsCaller::Ambient => settings.principal.clone(),
+            KmsCaller::Role(role) => role.iam_assumed_role_arn.clone(),
+            KmsCaller::AccessKey(id) if settings.kms.is_local() => {
+                self.kms.access_key_principal(id, None)?
+            }
+            KmsCaller::AccessKey(id) => format!("the IAM user of access key {id}"),
+        })
+    }
+
+    /// Keeps the secret of the project's legacy access key `id` for AWS calls: in
+    /// `ROOT/credentials.json`, owner-only, never in the settings.
+    pub(super) fn save_secret(&self, id: &str, secret: &str) -> Result<(), ControlError> {
+        let mut saved = self.saved_secrets()?;
+        saved.insert(id.to_string(), Zeroizing::new(secret.to_string()));
+        let plain: BTreeMap<&str, &str> = saved
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let bytes = Zeroizing::new(serde_json::to_vec(&plain).unwrap_or_default());
+        let path = self.dir.join(CREDENTIALS_FILE);
+        write_atomic(&path, &bytes).map_err(|source| ControlError::Io { path, source })
+    }
+
+    fn saved_secret(&self, id: &str) -> Result<Zeroizing<String>, ControlError> {
+        self.saved_secrets()?
+            .remove(id)
+            .ok_or_else(|| ControlError::MissingSecret {
+                access_key_id: id.to_string(),
+            })
+    }
+
+    fn saved_secrets(&self) -> Result<BTreeMap<String, Zeroizing<String>>, ControlError> {
+        let path = self.dir.join(CREDENTIALS_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => Zeroizing::new(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(source) => return Err(ControlError::Io { path, source }),
+        };
+        let saved: BTreeMap<String, String> = serde_json::from_slice(&bytes)
+            .map_err(|source| ControlError::SettingsCorrupt { path, source })?;
+        Ok(saved
+            .into_iter()
+            .map(|(id, secret)| (id, Zeroizing::new(secret)))
+            .collect())
     }
 
     pub(super) fn store_options(&self, settings: &Settings) -> StoreOptions {
@@ -307,7 +372,7 @@ impl Root {
             cmks.extend([r.to.clone(), r.from.clone()]);
         }
         Ok(NodeOpener {
-            kms: self.kms_for(settings, settings.project.kms_role())?,
+            kms: self.kms_for(settings, settings.project.kms_caller())?,
             cmks,
             options: self.store_options(settings),
         })
@@ -468,16 +533,29 @@ impl Root {
 pub(super) fn connect_aws(
     aws: &AwsSettings,
     region: &str,
-    role: Option<&AccessRole>,
+    caller: KmsCaller<'_>,
+    secret: Option<Zeroizing<String>>,
 ) -> Result<Arc<dyn Kms>, ControlError> {
-    use crate::kms::{AssumeRole, AwsKms, AwsKmsConfig};
+    use crate::kms::{AssumeRole, AwsKms, AwsKmsConfig, StaticCredentials};
     let mut config = AwsKmsConfig::new(region);
     config.endpoint = aws.endpoint.clone();
-    config.assume_role = role.map(|role| AssumeRole {
-        role_arn: role.iam_assumed_role_arn.clone(),
-        external_id: Some(role.atlas_assumed_role_external_id.clone()),
-        session_name: "atrest".into(),
-    });
+    match (caller, secret) {
+        (KmsCaller::Role(role), _) => {
+            config.assume_role = Some(AssumeRole {
+                role_arn: role.iam_assumed_role_arn.clone(),
+                external_id: Some(role.atlas_assumed_role_external_id.clone()),
+                session_name: "atrest".into(),
+            })
+        }
+        (KmsCaller::AccessKey(id), Some(secret)) => {
+            config.credentials = Some(StaticCredentials {
+                access_key_id: id.to_string(),
+                secret_access_key: secret,
+                session_token: None,
+            })
+        }
+        _ => {}
+    }
     Ok(Arc::new(AwsKms::connect(config)?))
 }
 
@@ -485,7 +563,8 @@ pub(super) fn connect_aws(
 pub(super) fn connect_aws(
     _: &AwsSettings,
     _: &str,
-    _: Option<&AccessRole>,
+    _: KmsCaller<'_>,
+    _: Option<Zeroizing<String>>,
 ) -> Result<Arc<dyn Kms>, ControlError> {
     Err(ControlError::AwsNotBuilt)
 }

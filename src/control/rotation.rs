@@ -95,11 +95,9 @@ impl Root {
     pub fn set_key(&self, key: &str) -> Result<Settings, ControlError> {
         let settings = self.require_settings()?;
         refuse_while_shut_down(&settings)?;
-        let role = settings.project.kms_role().cloned();
-        let kms = self.kms_for(&settings, role.as_ref())?;
-        let principal = role.as_ref().map_or(settings.principal.clone(), |r| {
-            r.iam_assumed_role_arn.clone()
-        });
+        let caller = settings.project.kms_caller();
+        let kms = self.kms_for(&settings, caller)?;
+        let principal = self.kms_principal(&settings, caller)?;
         let target = verify_key(kms.as_ref(), key, &principal, &settings.account)?;
         let now = self.clock.now();
         let started = self.transact(|s| {

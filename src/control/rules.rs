@@ -3,7 +3,7 @@
 
 use super::project::{
     atlas_id, check_cluster_may_encrypt, check_cluster_name, tier_size, AccessRole, ClusterSpec,
-    KmsAccess, ProjectRole, QueuedChange, User,
+    KmsAccess, KmsCaller, ProjectRole, QueuedChange, User,
 };
 use super::state::Settings;
 use super::{Applied, ControlError, Root};
@@ -96,6 +96,7 @@ impl Root {
         settings
             .project
             .require_owner(acting, "configuring encryption at rest")?;
+        let mut secret = None;
         let access = match access {
             AccessRequest::Role(role_id) => {
                 settings.project.access_role(&role_id)?;
@@ -114,17 +115,21 @@ impl Root {
                 if access_key_id.is_empty() || secret_access_key.is_empty() {
                     return Err(ControlError::IncompleteCredentials);
                 }
+                secret = Some(secret_access_key);
                 KmsAccess::Credentials { access_key_id }
             }
         };
-        let role = match &access {
-            KmsAccess::Role { role_id } => Some(settings.project.access_role(role_id)?.clone()),
-            KmsAccess::Credentials { .. } => None,
-        };
-        let kms = self.kms_for(settings, role.as_ref())?;
-        let principal = role.as_ref().map_or(settings.principal.clone(), |r| {
-            r.iam_assumed_role_arn.clone()
-        });
+        let caller = access.caller(&settings.project);
+        if let (KmsCaller::AccessKey(id), Some(secret)) = (caller, secret.as_deref()) {
+            if settings.kms.is_local() {
+                // The embedded account knows its access keys: the pair must be one.
+                self.kms.access_key_principal(id, Some(secret))?;
+            } else {
+                self.save_secret(id, secret)?;
+            }
+        }
+        let kms = self.kms_for(settings, caller)?;
+        let principal = self.kms_principal(settings, caller)?;
         let arn = verify_key(kms.as_ref(), cmk, &principal, &settings.account)?;
         let in_use = settings.project.encrypted_clusters();
         if !settings.cmk.is_empty() && arn != settings.cmk && !in_use.is_empty() {

@@ -106,7 +106,7 @@ impl Root {
             return Ok(CheckOutcome::NotConfigured);
         }
         let key = settings.cmk.clone();
-        let verdict = match self.kms_for(&settings, settings.project.kms_role()) {
+        let verdict = match self.kms_for(&settings, settings.project.kms_caller()) {
             Ok(kms) => round_trip(kms.as_ref(), &key),
             // Reaching the KMS as the role failed (credentials, STS): a verdict on access.
             Err(ControlError::Kms(e)) => Err(e),

@@ -34,8 +34,8 @@ pub use blob::CiphertextBlob;
 pub use fault::{Fault, FaultyKms};
 pub use keyref::KeyRef;
 pub use local::{
-    AliasEntry, CreateKeyRequest, KeyListEntry, LocalKms, LocalKmsClient, RotationKind,
-    RotationRecord, RotationStatus, DEFAULT_ROTATION_PERIOD_DAYS,
+    AccessKeyIdentity, AliasEntry, CreateKeyRequest, KeyListEntry, LocalKms, LocalKmsClient,
+    NewAccessKey, RotationKind, RotationRecord, RotationStatus, DEFAULT_ROTATION_PERIOD_DAYS,
 };
 pub use policy::KeyPolicy;
 #[cfg(feature = "server")]

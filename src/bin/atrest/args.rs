@@ -425,6 +425,13 @@ pub enum KmsCommand {
         alias_name: String,
     },
     ListAliases,
+    /// IAM's CreateAccessKey: a long-term access key of IAM user USER_NAME in the caller's
+    /// account (emulated), for a project's legacy credentials or `kms serve`'s clients.
+    /// The secret is shown this once.
+    CreateAccessKey {
+        #[arg(long)]
+        user_name: String,
+    },
     PutKeyPolicy {
         #[arg(long)]
         key_id: String,
@@ -469,8 +476,9 @@ pub enum KmsCommand {
     },
     /// Serve the embedded KMS over AWS's KMS protocol (JSON 1.1) and STS AssumeRole, for
     /// any AWS SDK or the AWS CLI (`--endpoint-url http://ADDR`). Plain HTTP on loopback.
-    /// Without --access-key any signed request calls as --caller (or the root's
-    /// principal); with them, signatures are verified and other keys refused.
+    /// Without access keys (--access-key, or this root's `kms create-access-key`) any
+    /// signed request calls as --caller (or the root's principal); with them, signatures
+    /// are verified and other keys refused.
     Serve {
         /// Address to listen on; port 0 picks a free one (the first line printed names it).
         #[arg(long, default_value = "127.0.0.1:4599")]

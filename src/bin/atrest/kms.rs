@@ -183,6 +183,18 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             target_key_id,
         } => client.create_alias(&alias_name, &target_key_id)?,
         KmsCommand::DeleteAlias { alias_name } => client.delete_alias(&alias_name)?,
+        KmsCommand::CreateAccessKey { user_name } => {
+            let key = root
+                .local_kms()
+                .create_access_key(client.caller().account(), &user_name)?;
+            out.print(&serde_json::json!({ "AccessKey": &key }), || {
+                format!(
+                    "{}\t{}\t(the secret is shown only now)",
+                    key.access_key_id,
+                    key.secret_access_key.as_str()
+                )
+            });
+        }
         KmsCommand::ListAliases => {
             let answer = ListAliasesResponse {
                 aliases: client.list_aliases()?,
@@ -270,8 +282,8 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
     Ok(())
 }
 
-/// `kms serve`'s identities: the access keys and roles given, and the project's
-/// authorized roles with their external ids.
+/// `kms serve`'s identities: the access keys of the embedded account and those given, the
+/// roles given, and the project's authorized roles with their external ids.
 fn serve_identities(
     root: &Root,
     client: &LocalKmsClient,
@@ -279,6 +291,9 @@ fn serve_identities(
     roles: &[String],
 ) -> Result<Identities, Failure> {
     let mut identities = Identities::new(client.caller().principal())?;
+    for key in root.local_kms().access_keys()? {
+        identities.add_access_key(&key.access_key_id, &key.secret_access_key, &key.principal)?;
+    }
     for given in access_keys {
         let parsed = given.split_once('=').and_then(|(key, principal)| {
             key.split_once(':')

@@ -16,11 +16,14 @@
 //! | `state` | the state: keys, materials, rotations, aliases, and each key's rules |
 //! | `client` | [`LocalKmsClient`]: the operations, as one caller |
 //! | `types` | requests and answers: [`CreateKeyRequest`], rotation and alias entries |
+//! | `access_keys` | the account's IAM users' access keys, and whom they call as |
 
+mod access_keys;
 mod client;
 mod state;
 mod types;
 
+pub use access_keys::{AccessKeyIdentity, NewAccessKey};
 pub use client::LocalKmsClient;
 use state::*;
 pub use types::{

@@ -9,6 +9,9 @@ pub(super) struct State {
     pub(super) format: u32,
     pub(super) keys: BTreeMap<String, KeyRecord>,
     pub(super) aliases: Vec<StoredAlias>,
+    /// IAM users' access keys, by access key id.
+    #[serde(default)]
+    pub(super) access_keys: BTreeMap<String, super::access_keys::StoredAccessKey>,
     /// When [`State::settle`] next has something to do (`Some(None)`: never), so that a
     /// call does not visit every key; `None` until worked out, and after any change.
     #[serde(skip)]
@@ -21,6 +24,7 @@ impl Default for State {
             format: STATE_FORMAT,
             keys: BTreeMap::new(),
             aliases: Vec::new(),
+            access_keys: BTreeMap::new(),
             next_event: None,
         }
     }
