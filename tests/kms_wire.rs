@@ -645,6 +645,31 @@ fn an_unreachable_kms_raises_an_alert_and_shuts_nothing_down() {
     assert_eq!(ok(run(&["get", "db", "k"])).trim(), "v");
 }
 
+/// Gives `cmk` (in the root at `kms_root`) a policy that trusts the account and denies
+/// `principal` the `action`.
+fn deny_through_the_cli(kms_root: &Path, cmk: &str, principal: &str, action: &str) {
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": principal}, "Action": action, "Resource": "*"}
+        ]
+    })
+    .to_string();
+    ok(atrest(
+        kms_root,
+        &[],
+        &[
+            "kms",
+            "put-key-policy",
+            "--key-id",
+            cmk,
+            "--policy",
+            &policy,
+        ],
+    ));
+}
+
 #[test]
 fn legacy_credentials_are_what_the_kms_sees() {
     let dir = tempfile::tempdir().unwrap();
@@ -716,26 +741,12 @@ fn legacy_credentials_are_what_the_kms_sees() {
     }
     assert!(ok(run(&["check"])).starts_with("valid"));
     // The KMS sees the legacy user, not the operator: denying that user is a verdict.
-    let deny_legacy = serde_json::json!({
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
-            {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::111122223333:user/legacy"},
-             "Action": "kms:Decrypt", "Resource": "*"}
-        ]
-    })
-    .to_string();
-    ok(atrest(
+    deny_through_the_cli(
         &kms_root,
-        &[],
-        &[
-            "kms",
-            "put-key-policy",
-            "--key-id",
-            &cmk,
-            "--policy",
-            &deny_legacy,
-        ],
-    ));
+        &cmk,
+        "arn:aws:iam::111122223333:user/legacy",
+        "kms:Decrypt",
+    );
     let check = ok(run(&["check"]));
     assert!(
         check.contains("INVALID") && check.contains("user/legacy"),
@@ -750,27 +761,12 @@ fn the_cli_assumes_a_role_with_an_external_id() {
     let created = ok(atrest(&kms_root, &[], &["--json", "kms", "create-key"]));
     let cmk: serde_json::Value = serde_json::from_str(&created).unwrap();
     let cmk = cmk["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
-    let policy = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
-            {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::111122223333:user/nobody"},
-             "Action": "kms:*", "Resource": "*"}
-        ]
-    })
-    .to_string();
-    ok(atrest(
+    deny_through_the_cli(
         &kms_root,
-        &[],
-        &[
-            "kms",
-            "put-key-policy",
-            "--key-id",
-            &cmk,
-            "--policy",
-            &policy,
-        ],
-    ));
+        &cmk,
+        "arn:aws:iam::111122223333:user/nobody",
+        "kms:*",
+    );
     let served = Served::start(
         &kms_root,
         &[
