@@ -35,6 +35,9 @@ pub struct ListKeysResponse {
     pub keys: Vec<KeyListEntry>,
     /// Whether more keys follow.
     pub truncated: bool,
+    /// Where the next page starts, when `truncated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 /// ListAliases.
@@ -45,6 +48,9 @@ pub struct ListAliasesResponse {
     pub aliases: Vec<AliasEntry>,
     /// Whether more aliases follow.
     pub truncated: bool,
+    /// Where the next page starts, when `truncated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 /// ListKeyRotations.
@@ -55,6 +61,9 @@ pub struct ListKeyRotationsResponse {
     pub rotations: Vec<RotationRecord>,
     /// Whether more rotations follow.
     pub truncated: bool,
+    /// Where the next page starts, when `truncated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 /// ScheduleKeyDeletion.

@@ -44,3 +44,18 @@ try:
 except ClientError as e:
     assert e.response["Error"]["Code"] == "NotFoundException", e.response
 print("not found ok")
+
+# Pagination as boto3's paginators follow it: pages of 2, every key once.
+for _ in range(4):
+    kms.create_key(Description="page filler")
+pages = list(kms.get_paginator("list_keys").paginate(PaginationConfig={"PageSize": 2}))
+assert len(pages) >= 3 and all(len(p["Keys"]) <= 2 for p in pages), pages
+ids = [k["KeyId"] for p in pages for k in p["Keys"]]
+assert len(ids) == len(set(ids)) == 5, ids
+assert pages[0]["Truncated"] and "NextMarker" in pages[0] and not pages[-1]["Truncated"], pages
+try:
+    kms.list_keys(Marker="not-a-marker")
+    sys.exit("a made-up marker was accepted")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidMarkerException", e.response
+print("pagination ok")

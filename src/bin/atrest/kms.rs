@@ -108,6 +108,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             let keys = ListKeysResponse {
                 keys: client.list_keys()?,
                 truncated: false,
+                next_marker: None,
             };
             out.print(&keys, || {
                 keys.keys
@@ -168,6 +169,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             let answer = ListKeyRotationsResponse {
                 rotations: client.list_key_rotations(&key_id)?,
                 truncated: false,
+                next_marker: None,
             };
             out.print(&answer, || {
                 answer
@@ -199,6 +201,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             let answer = ListAliasesResponse {
                 aliases: client.list_aliases()?,
                 truncated: false,
+                next_marker: None,
             };
             out.print(&answer, || {
                 answer

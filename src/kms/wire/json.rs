@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use super::identity::Protocol;
+use super::page::{page, Page, PageRules};
 use super::{Endpoint, Operation, Request, WireError};
 use crate::kms::responses::{
     DecryptResponse, EncryptResponse, GenerateDataKeyResponse, GetKeyPolicyResponse, KeyIdResponse,
@@ -77,10 +78,14 @@ impl Endpoint {
             Operation::DescribeKey => body(&KeyMetadataResponse {
                 key_metadata: client.describe_key(&params.str("KeyId")?)?,
             }),
-            Operation::ListKeys => body(&ListKeysResponse {
-                keys: client.list_keys()?,
-                truncated: false,
-            }),
+            Operation::ListKeys => {
+                let page = params.page(client.list_keys()?, LIST_KEYS)?;
+                body(&ListKeysResponse {
+                    keys: page.items,
+                    truncated: page.truncated,
+                    next_marker: page.next_marker,
+                })
+            }
             Operation::EnableKey => {
                 client.enable_key(&params.str("KeyId")?)?;
                 body(&EMPTY)
@@ -120,10 +125,15 @@ impl Endpoint {
             Operation::RotateKeyOnDemand => body(&KeyIdResponse {
                 key_id: client.rotate_key_on_demand(&params.str("KeyId")?)?,
             }),
-            Operation::ListKeyRotations => body(&ListKeyRotationsResponse {
-                rotations: client.list_key_rotations(&params.str("KeyId")?)?,
-                truncated: false,
-            }),
+            Operation::ListKeyRotations => {
+                let rotations = client.list_key_rotations(&params.str("KeyId")?)?;
+                let page = params.page(rotations, LIST_KEY_ROTATIONS)?;
+                body(&ListKeyRotationsResponse {
+                    rotations: page.items,
+                    truncated: page.truncated,
+                    next_marker: page.next_marker,
+                })
+            }
             Operation::CreateAlias => {
                 client.create_alias(&params.str("AliasName")?, &params.str("TargetKeyId")?)?;
                 body(&EMPTY)
@@ -138,9 +148,11 @@ impl Endpoint {
                     let id = client.describe_key(&key)?.key_id;
                     aliases.retain(|a| a.target_key_id == id);
                 }
+                let page = params.page(aliases, LIST_ALIASES)?;
                 body(&ListAliasesResponse {
-                    aliases,
-                    truncated: false,
+                    aliases: page.items,
+                    truncated: page.truncated,
+                    next_marker: page.next_marker,
                 })
             }
             Operation::PutKeyPolicy => {
@@ -223,6 +235,22 @@ fn unknown_operation(target: Option<&str>) -> WireError {
     )
 }
 
+const LIST_KEYS: PageRules = PageRules {
+    operation: "ListKeys",
+    max: 1000,
+    default: 100,
+};
+const LIST_ALIASES: PageRules = PageRules {
+    operation: "ListAliases",
+    max: 100,
+    default: 50,
+};
+const LIST_KEY_ROTATIONS: PageRules = PageRules {
+    operation: "ListKeyRotations",
+    max: 1000,
+    default: 100,
+};
+
 /// A request's JSON object, read field by field with AWS's validation errors.
 struct Params(Map<String, Value>);
 
@@ -272,6 +300,13 @@ impl Params {
                     WireError::serialization(format!("{field} must be a non-negative integer"))
                 }),
         }
+    }
+
+    /// The page of `items` the request's `Limit` and `Marker` ask for.
+    fn page<T>(&mut self, items: Vec<T>, rules: PageRules) -> Result<Page<T>, WireError> {
+        let limit = self.opt_u32("Limit")?;
+        let marker = self.opt_str("Marker")?;
+        page(items, rules, limit, marker.as_deref())
     }
 
     fn opt_bool(&mut self, field: &str) -> Result<Option<bool>, WireError> {

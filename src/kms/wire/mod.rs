@@ -10,11 +10,13 @@
 //! | `json` | the KMS JSON 1.1 protocol: `X-Amz-Target`, AWS's field names, base64 blobs |
 //! | `sts` | STS AssumeRole / GetCallerIdentity (query protocol, XML answers) |
 //! | `identity` | who a request is from, the keys and roles an endpoint knows: [`Identities`] |
+//! | `page` | pagination of the List operations: `Limit`, `Marker`, `NextMarker`, `Truncated` |
 //! | `sigv4` | AWS Signature Version 4: the `Authorization` header, and checking a signature |
 
 mod identity;
 mod json;
 mod operation;
+mod page;
 mod sigv4;
 mod sts;
 #[cfg(test)]
