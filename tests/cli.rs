@@ -843,3 +843,94 @@ fn binary_values_go_in_and_come_out_byte_for_byte() {
     assert_eq!(engine.decode(first[1]).unwrap(), bytes);
     assert_eq!(ok(root, &["scan", "db", "--prefix", "t"]), "text\tplain\n");
 }
+
+#[test]
+fn more_kms_commands_as_the_aws_cli_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let key = |description: &str| {
+        json(root, &["kms", "create-key", "--description", description])["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (key("a"), key("b"));
+    let wrapped = json(
+        root,
+        &["kms", "generate-data-key-without-plaintext", "--key-id", &a],
+    );
+    assert!(wrapped.get("Plaintext").is_none());
+    let opened = json(
+        root,
+        &[
+            "kms",
+            "decrypt",
+            "--key-id",
+            &a,
+            "--ciphertext-blob",
+            wrapped["CiphertextBlob"].as_str().unwrap(),
+        ],
+    );
+    let plain = BASE64
+        .decode(opened["Plaintext"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(plain.len(), 32);
+    let random = json(root, &["kms", "generate-random", "--number-of-bytes", "16"]);
+    assert_eq!(
+        BASE64
+            .decode(random["Plaintext"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        16
+    );
+    fails(
+        root,
+        &["kms", "generate-random", "--number-of-bytes", "2000"],
+        "at 'numberOfBytes'",
+    );
+    ok(
+        root,
+        &[
+            "kms",
+            "update-key-description",
+            "--key-id",
+            &a,
+            "--description",
+            "renamed",
+        ],
+    );
+    assert_eq!(
+        json(root, &["kms", "describe-key", "--key-id", &a])["KeyMetadata"]["Description"],
+        "renamed"
+    );
+    ok(
+        root,
+        &[
+            "kms",
+            "create-alias",
+            "--alias-name",
+            "alias/m",
+            "--target-key-id",
+            &a,
+        ],
+    );
+    ok(
+        root,
+        &[
+            "kms",
+            "update-alias",
+            "--alias-name",
+            "alias/m",
+            "--target-key-id",
+            &b,
+        ],
+    );
+    assert_eq!(
+        json(root, &["kms", "describe-key", "--key-id", "alias/m"])["KeyMetadata"]["KeyId"],
+        b.as_str()
+    );
+    assert_eq!(
+        json(root, &["kms", "list-key-policies", "--key-id", &a])["PolicyNames"],
+        serde_json::json!(["default"])
+    );
+}

@@ -66,6 +66,47 @@ pub struct ListKeyRotationsResponse {
     pub next_marker: Option<String>,
 }
 
+/// ListKeyPolicies.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListKeyPoliciesResponse {
+    /// The key's policy names: `default`.
+    pub policy_names: Vec<String>,
+    /// Whether more names follow.
+    pub truncated: bool,
+    /// Where the next page starts, when `truncated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// GenerateDataKeyWithoutPlaintext.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct GenerateDataKeyWithoutPlaintextResponse {
+    /// The data key wrapped by the KMS key, base64.
+    pub ciphertext_blob: String,
+    /// The ARN of the KMS key.
+    pub key_id: String,
+}
+
+impl From<Encrypted> for GenerateDataKeyWithoutPlaintextResponse {
+    fn from(e: Encrypted) -> Self {
+        GenerateDataKeyWithoutPlaintextResponse {
+            ciphertext_blob: BASE64.encode(&e.ciphertext_blob),
+            key_id: e.key_arn,
+        }
+    }
+}
+
+/// GenerateRandom.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GenerateRandomResponse {
+    /// The random bytes, base64.
+    #[serde(serialize_with = "zeroizing_str")]
+    pub plaintext: Zeroizing<String>,
+}
+
 /// ScheduleKeyDeletion.
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]

@@ -474,6 +474,34 @@ pub enum KmsCommand {
         #[arg(long)]
         encryption_context: Option<String>,
     },
+    GenerateDataKeyWithoutPlaintext {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long, default_value_t = 32)]
+        number_of_bytes: usize,
+        #[arg(long)]
+        encryption_context: Option<String>,
+    },
+    GenerateRandom {
+        #[arg(long)]
+        number_of_bytes: usize,
+    },
+    UpdateKeyDescription {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        description: String,
+    },
+    UpdateAlias {
+        #[arg(long)]
+        alias_name: String,
+        #[arg(long)]
+        target_key_id: String,
+    },
+    ListKeyPolicies {
+        #[arg(long)]
+        key_id: String,
+    },
     /// Serve the embedded KMS over AWS's KMS protocol (JSON 1.1) and STS AssumeRole, for
     /// any AWS SDK or the AWS CLI (`--endpoint-url http://ADDR`). Plain HTTP on loopback.
     /// Without access keys (--access-key, or this root's `kms create-access-key`) any

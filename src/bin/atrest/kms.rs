@@ -5,9 +5,10 @@ use std::io::Write;
 
 use atrest::control::Root;
 use atrest::kms::responses::{
-    DecryptResponse, EncryptResponse, GenerateDataKeyResponse, GetKeyPolicyResponse, KeyIdResponse,
-    KeyMetadataResponse, ListAliasesResponse, ListKeyRotationsResponse, ListKeysResponse,
-    ScheduleKeyDeletionResponse,
+    DecryptResponse, EncryptResponse, GenerateDataKeyResponse,
+    GenerateDataKeyWithoutPlaintextResponse, GenerateRandomResponse, GetKeyPolicyResponse,
+    KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListKeyPoliciesResponse,
+    ListKeyRotationsResponse, ListKeysResponse, ScheduleKeyDeletionResponse,
 };
 use atrest::kms::wire::{Endpoint, Identities};
 use atrest::kms::{
@@ -280,6 +281,43 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             out.print(&answer, || {
                 format!("{}\t{}", *answer.plaintext, answer.ciphertext_blob)
             });
+        }
+        KmsCommand::GenerateDataKeyWithoutPlaintext {
+            key_id,
+            number_of_bytes,
+            encryption_context,
+        } => {
+            let k = client.generate_data_key_without_plaintext(
+                &key_id,
+                number_of_bytes,
+                &parse_context(encryption_context.as_deref())?,
+            )?;
+            let answer = GenerateDataKeyWithoutPlaintextResponse::from(k);
+            out.print(&answer, || answer.ciphertext_blob.clone());
+        }
+        KmsCommand::GenerateRandom { number_of_bytes } => {
+            let answer = GenerateRandomResponse {
+                plaintext: zeroize::Zeroizing::new(
+                    BASE64.encode(client.generate_random(number_of_bytes)?),
+                ),
+            };
+            out.print(&answer, || answer.plaintext.to_string());
+        }
+        KmsCommand::UpdateKeyDescription {
+            key_id,
+            description,
+        } => client.update_key_description(&key_id, &description)?,
+        KmsCommand::UpdateAlias {
+            alias_name,
+            target_key_id,
+        } => client.update_alias(&alias_name, &target_key_id)?,
+        KmsCommand::ListKeyPolicies { key_id } => {
+            let answer = ListKeyPoliciesResponse {
+                policy_names: client.list_key_policies(&key_id)?,
+                truncated: false,
+                next_marker: None,
+            };
+            out.print(&answer, || answer.policy_names.join("\n"));
         }
     }
     Ok(())

@@ -284,68 +284,6 @@ impl LocalKmsClient {
         })
     }
 
-    /// CreateAlias: `alias_name` points to a key of the caller's account and region.
-    pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<(), KmsError> {
-        keyref::validate_alias(alias_name)?;
-        if alias_name.starts_with("alias/aws/") {
-            return Err(KmsError::Validation(format!(
-                "{alias_name}: the alias/aws/ prefix is reserved for AWS managed keys"
-            )));
-        }
-        self.kms.write(|state, _| {
-            let key = state.resolve(&self.caller, target_key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:CreateAlias")?;
-            key.check_not_pending_deletion()?;
-            let (account, region, target) = (key.account.clone(), key.region.clone(), key.id.clone());
-            if state.aliases.iter().any(|a| a.name == alias_name && a.account == account && a.region == region) {
-                return Err(KmsError::AlreadyExists(format!(
-                    "An alias with the name arn:aws:kms:{region}:{account}:{alias_name} already exists"
-                )));
-            }
-            state.aliases.push(StoredAlias { name: alias_name.to_string(), account, region, target_key_id: target });
-            Ok(())
-        })
-    }
-
-    /// DeleteAlias.
-    pub fn delete_alias(&self, alias_name: &str) -> Result<(), KmsError> {
-        keyref::validate_alias(alias_name)?;
-        self.kms.write(|state, _| {
-            let caller = &self.caller;
-            let position = state
-                .aliases
-                .iter()
-                .position(|a| {
-                    a.name == alias_name
-                        && a.account == caller.account()
-                        && a.region == caller.region()
-                })
-                .ok_or_else(|| KmsError::NotFound(format!("Alias {alias_name} is not found.")))?;
-            let target = state
-                .aliases
-                .get(position)
-                .and_then(|alias| state.keys.get(&alias.target_key_id))
-                .ok_or_else(|| {
-                    KmsError::Internal(format!("alias {alias_name} points at no key"))
-                })?;
-            target.authorize(caller, "kms:DeleteAlias")?;
-            state.aliases.remove(position);
-            Ok(())
-        })
-    }
-
-    /// The aliases of the caller's account and region.
-    pub fn list_aliases(&self) -> Result<Vec<AliasEntry>, KmsError> {
-        self.kms.read(|state, _| {
-            Ok(state
-                .aliases
-                .iter()
-                .filter(|a| a.account == self.caller.account() && a.region == self.caller.region())
-                .map(StoredAlias::entry)
-                .collect())
-        })
-    }
-
     /// Replaces the key policy. As AWS does, refuses a policy that would lock the caller
     /// out of changing it again.
     pub fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), KmsError> {
@@ -443,14 +381,73 @@ impl LocalKmsClient {
         number_of_bytes: usize,
         context: &EncryptionContext,
     ) -> Result<GeneratedDataKey, KmsError> {
-        if !(1..=1024).contains(&number_of_bytes) {
+        self.generate(key_id, number_of_bytes, context, "kms:GenerateDataKey")
+    }
+
+    /// GenerateDataKeyWithoutPlaintext: a data key wrapped by the key; its plaintext never
+    /// leaves the KMS (Decrypt gets it later).
+    pub fn generate_data_key_without_plaintext(
+        &self,
+        key_id: &str,
+        number_of_bytes: usize,
+        context: &EncryptionContext,
+    ) -> Result<Encrypted, KmsError> {
+        let generated = self.generate(
+            key_id,
+            number_of_bytes,
+            context,
+            "kms:GenerateDataKeyWithoutPlaintext",
+        )?;
+        Ok(Encrypted {
+            ciphertext_blob: generated.ciphertext_blob,
+            key_arn: generated.key_arn,
+        })
+    }
+
+    /// GenerateRandom: `number_of_bytes` (1 to 1024) random bytes. No key is involved.
+    pub fn generate_random(&self, number_of_bytes: usize) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        check_number_of_bytes(number_of_bytes)?;
+        let mut bytes = Zeroizing::new(vec![0u8; number_of_bytes]);
+        rand::rng().fill_bytes(&mut bytes);
+        Ok(bytes)
+    }
+
+    /// UpdateKeyDescription.
+    pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<(), KmsError> {
+        if description.len() > MAX_DESCRIPTION {
             return Err(KmsError::Validation(format!(
-                "NumberOfBytes must be 1 to 1024, not {number_of_bytes}"
+                "Description is longer than {MAX_DESCRIPTION} characters"
             )));
         }
+        self.kms.write(|state, _| {
+            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:UpdateKeyDescription")?;
+            key.check_not_pending_deletion()?;
+            key.description = description.to_string();
+            Ok(())
+        })
+    }
+
+    /// ListKeyPolicies: a key has one policy, named `default`.
+    pub fn list_key_policies(&self, key_id: &str) -> Result<Vec<String>, KmsError> {
+        self.kms.read(|state, _| {
+            let key = state.resolve(&self.caller, key_id, MANAGE)?;
+            key.authorize(&self.caller, "kms:ListKeyPolicies")?;
+            Ok(vec![crate::kms::responses::DEFAULT_POLICY_NAME.to_string()])
+        })
+    }
+
+    fn generate(
+        &self,
+        key_id: &str,
+        number_of_bytes: usize,
+        context: &EncryptionContext,
+        action: &str,
+    ) -> Result<GeneratedDataKey, KmsError> {
+        check_number_of_bytes(number_of_bytes)?;
         self.kms.read(|state, _| {
             let key = state.resolve(&self.caller, key_id, USE)?;
-            key.authorize(&self.caller, "kms:GenerateDataKey")?;
+            key.authorize(&self.caller, action)?;
             key.check_usable_for_encryption()?;
             let mut plaintext = Zeroizing::new(vec![0u8; number_of_bytes]);
             rand::rng().fill_bytes(&mut plaintext);
@@ -462,6 +459,18 @@ impl LocalKmsClient {
             })
         })
     }
+}
+
+/// NumberOfBytes, as AWS checks it.
+fn check_number_of_bytes(number_of_bytes: usize) -> Result<(), KmsError> {
+    let bound = match number_of_bytes {
+        0 => "greater than or equal to 1",
+        1..=1024 => return Ok(()),
+        _ => "less than or equal to 1024",
+    };
+    Err(KmsError::Validation(format!(
+        "1 validation error detected: Value '{number_of_bytes}' at 'numberOfBytes' failed to satisfy constraint: Member must have value {bound}"
+    )))
 }
 
 fn check_lockout(policy: &KeyPolicy, caller: &Caller) -> Result<(), KmsError> {

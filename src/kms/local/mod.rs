@@ -15,10 +15,12 @@
 //! | `mod` | [`LocalKms`]: the service, its state file, the file lock |
 //! | `state` | the state: keys, materials, rotations, aliases, and each key's rules |
 //! | `client` | [`LocalKmsClient`]: the operations, as one caller |
+//! | `aliases` | the alias operations of [`LocalKmsClient`] |
 //! | `types` | requests and answers: [`CreateKeyRequest`], rotation and alias entries |
 //! | `access_keys` | the account's IAM users' access keys, and whom they call as |
 
 mod access_keys;
+mod aliases;
 mod client;
 mod state;
 mod types;

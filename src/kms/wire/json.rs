@@ -11,9 +11,10 @@ use super::identity::Protocol;
 use super::page::{page, Page, PageRules};
 use super::{Endpoint, Operation, Request, WireError};
 use crate::kms::responses::{
-    DecryptResponse, EncryptResponse, GenerateDataKeyResponse, GetKeyPolicyResponse, KeyIdResponse,
-    KeyMetadataResponse, ListAliasesResponse, ListKeyRotationsResponse, ListKeysResponse,
-    ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
+    DecryptResponse, EncryptResponse, GenerateDataKeyResponse,
+    GenerateDataKeyWithoutPlaintextResponse, GenerateRandomResponse, GetKeyPolicyResponse,
+    KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListKeyPoliciesResponse,
+    ListKeyRotationsResponse, ListKeysResponse, ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
 };
 use crate::kms::{CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError};
 
@@ -182,34 +183,52 @@ impl Endpoint {
                 body(&DecryptResponse::from(decrypted))
             }
             Operation::GenerateDataKey => {
-                let bytes = match (params.opt_str("KeySpec")?, params.opt_u32("NumberOfBytes")?) {
-                    (Some(_), Some(_)) => {
-                        return Err(KmsError::Validation(
-                            "give KeySpec or NumberOfBytes, not both".into(),
-                        )
-                        .into())
-                    }
-                    (Some(spec), None) => match spec.as_str() {
-                        "AES_256" => 32,
-                        "AES_128" => 16,
-                        other => {
-                            return Err(KmsError::Validation(format!(
-                                "KeySpec {other:?} is not AES_256 or AES_128"
-                            ))
-                            .into())
-                        }
-                    },
-                    (None, Some(n)) => n as usize,
-                    (None, None) => {
-                        return Err(KmsError::Validation(
-                            "give KeySpec (AES_256, AES_128) or NumberOfBytes".into(),
-                        )
-                        .into())
-                    }
-                };
+                let bytes = params.data_key_bytes()?;
                 let context = params.context()?;
                 let key = client.generate_data_key(&params.str("KeyId")?, bytes, &context)?;
                 body(&GenerateDataKeyResponse::from(key))
+            }
+            Operation::GenerateDataKeyWithoutPlaintext => {
+                let bytes = params.data_key_bytes()?;
+                let context = params.context()?;
+                let key = client.generate_data_key_without_plaintext(
+                    &params.str("KeyId")?,
+                    bytes,
+                    &context,
+                )?;
+                body(&GenerateDataKeyWithoutPlaintextResponse::from(key))
+            }
+            Operation::GenerateRandom => {
+                if params.opt_str("CustomKeyStoreId")?.is_some() {
+                    return Err(KmsError::UnsupportedOperation(
+                        "custom key stores are not emulated".into(),
+                    )
+                    .into());
+                }
+                let bytes = params.opt_u32("NumberOfBytes")?.unwrap_or(0);
+                let random = client.generate_random(bytes as usize)?;
+                body(&GenerateRandomResponse {
+                    plaintext: Zeroizing::new(BASE64.encode(&random)),
+                })
+            }
+            Operation::UpdateKeyDescription => {
+                let key = params.str("KeyId")?;
+                client.update_key_description(&key, &params.str("Description")?)?;
+                body(&EMPTY)
+            }
+            Operation::UpdateAlias => {
+                let alias = params.str("AliasName")?;
+                client.update_alias(&alias, &params.str("TargetKeyId")?)?;
+                body(&EMPTY)
+            }
+            Operation::ListKeyPolicies => {
+                let names = client.list_key_policies(&params.str("KeyId")?)?;
+                let page = params.page(names, LIST_KEY_POLICIES)?;
+                body(&ListKeyPoliciesResponse {
+                    policy_names: page.items,
+                    truncated: page.truncated,
+                    next_marker: page.next_marker,
+                })
             }
         }
     }
@@ -244,6 +263,11 @@ const LIST_ALIASES: PageRules = PageRules {
     operation: "ListAliases",
     max: 100,
     default: 50,
+};
+const LIST_KEY_POLICIES: PageRules = PageRules {
+    operation: "ListKeyPolicies",
+    max: 1000,
+    default: 100,
 };
 const LIST_KEY_ROTATIONS: PageRules = PageRules {
     operation: "ListKeyRotations",
@@ -299,6 +323,28 @@ impl Params {
                 .ok_or_else(|| {
                     WireError::serialization(format!("{field} must be a non-negative integer"))
                 }),
+        }
+    }
+
+    /// The size of a data key: `KeySpec` (AES_256, AES_128) or `NumberOfBytes`, one of them.
+    fn data_key_bytes(&mut self) -> Result<usize, WireError> {
+        match (self.opt_str("KeySpec")?, self.opt_u32("NumberOfBytes")?) {
+            (Some(_), Some(_)) => {
+                Err(KmsError::Validation("give KeySpec or NumberOfBytes, not both".into()).into())
+            }
+            (Some(spec), None) => match spec.as_str() {
+                "AES_256" => Ok(32),
+                "AES_128" => Ok(16),
+                other => Err(KmsError::Validation(format!(
+                    "KeySpec {other:?} is not AES_256 or AES_128"
+                ))
+                .into()),
+            },
+            (None, Some(n)) => Ok(n as usize),
+            (None, None) => Err(KmsError::Validation(
+                "give KeySpec (AES_256, AES_128) or NumberOfBytes".into(),
+            )
+            .into()),
         }
     }
 

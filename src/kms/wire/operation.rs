@@ -47,6 +47,11 @@ operations! {
     Encrypt,
     Decrypt,
     GenerateDataKey,
+    GenerateDataKeyWithoutPlaintext,
+    GenerateRandom,
+    UpdateKeyDescription,
+    UpdateAlias,
+    ListKeyPolicies,
 }
 
 impl Operation {

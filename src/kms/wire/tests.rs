@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use serde_json::Value;
 
 use super::*;
@@ -208,4 +210,136 @@ fn only_registered_roles_are_assumed_with_their_external_id() {
             r.error_type
         );
     }
+}
+
+#[test]
+fn data_keys_without_plaintext_random_bytes_descriptions_aliases_and_policy_names() {
+    let e = endpoint();
+    let create = |description: &str| {
+        call(
+            &e,
+            "CreateKey",
+            &json!({ "Description": description }).to_string(),
+        )
+        .1["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (create("a"), create("b"));
+    // A data key whose plaintext only Decrypt gives out.
+    let (status, wrapped) = call(
+        &e,
+        "GenerateDataKeyWithoutPlaintext",
+        &json!({"KeyId": a, "KeySpec": "AES_256", "EncryptionContext": {"p": "q"}}).to_string(),
+    );
+    assert_eq!(status, 200, "{wrapped}");
+    assert!(wrapped.get("Plaintext").is_none());
+    let (_, opened) = call(
+        &e,
+        "Decrypt",
+        &json!({"KeyId": a, "CiphertextBlob": wrapped["CiphertextBlob"], "EncryptionContext": {"p": "q"}})
+            .to_string(),
+    );
+    assert_eq!(
+        BASE64
+            .decode(opened["Plaintext"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        32
+    );
+    // Random bytes, with AWS's bounds.
+    let (_, random) = call(&e, "GenerateRandom", r#"{"NumberOfBytes": 24}"#);
+    assert_eq!(
+        BASE64
+            .decode(random["Plaintext"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        24
+    );
+    for bad in [0, 1025] {
+        let (status, err) = call(
+            &e,
+            "GenerateRandom",
+            &json!({ "NumberOfBytes": bad }).to_string(),
+        );
+        assert_eq!(
+            (status, err["__type"].as_str()),
+            (400, Some("ValidationException"))
+        );
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("at 'numberOfBytes'"),
+            "{err}"
+        );
+    }
+    // Descriptions, and the state rule: not while pending deletion.
+    call(
+        &e,
+        "UpdateKeyDescription",
+        &json!({"KeyId": a, "Description": "renamed"}).to_string(),
+    );
+    assert_eq!(
+        call(&e, "DescribeKey", &json!({ "KeyId": a }).to_string()).1["KeyMetadata"]["Description"],
+        "renamed"
+    );
+    // An alias moves between keys of the same type only.
+    call(
+        &e,
+        "CreateAlias",
+        &json!({"AliasName": "alias/moving", "TargetKeyId": a}).to_string(),
+    );
+    let (status, _) = call(
+        &e,
+        "UpdateAlias",
+        &json!({"AliasName": "alias/moving", "TargetKeyId": b}).to_string(),
+    );
+    assert_eq!(status, 200);
+    let (_, listed) = call(&e, "ListAliases", &json!({ "KeyId": b }).to_string());
+    assert_eq!(listed["Aliases"][0]["AliasName"], "alias/moving");
+    let (_, hmac) = call(
+        &e,
+        "CreateKey",
+        r#"{"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}"#,
+    );
+    let hmac = hmac["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    let (status, err) = call(
+        &e,
+        "UpdateAlias",
+        &json!({"AliasName": "alias/moving", "TargetKeyId": hmac}).to_string(),
+    );
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("ValidationException")),
+        "{err}"
+    );
+    let (_, err) = call(
+        &e,
+        "UpdateAlias",
+        &json!({"AliasName": "alias/none", "TargetKeyId": a}).to_string(),
+    );
+    assert_eq!(err["__type"], "NotFoundException");
+    // One policy per key, by name.
+    let (_, names) = call(&e, "ListKeyPolicies", &json!({ "KeyId": a }).to_string());
+    assert_eq!(names["PolicyNames"], json!(["default"]));
+    assert_eq!(names["Truncated"], false);
+    call(
+        &e,
+        "ScheduleKeyDeletion",
+        &json!({ "KeyId": a }).to_string(),
+    );
+    let (_, err) = call(
+        &e,
+        "UpdateKeyDescription",
+        &json!({"KeyId": a, "Description": "x"}).to_string(),
+    );
+    assert_eq!(err["__type"], "KMSInvalidStateException");
+    let (_, err) = call(
+        &e,
+        "GenerateDataKeyWithoutPlaintext",
+        &json!({"KeyId": a, "NumberOfBytes": 16}).to_string(),
+    );
+    assert_eq!(err["__type"], "KMSInvalidStateException");
 }
