@@ -32,22 +32,7 @@ impl LocalKmsClient {
         keyref::validate_alias(alias_name)?;
         self.kms.write(|state, _| {
             let caller = &self.caller;
-            let position = state
-                .aliases
-                .iter()
-                .position(|a| {
-                    a.name == alias_name
-                        && a.account == caller.account()
-                        && a.region == caller.region()
-                })
-                .ok_or_else(|| KmsError::NotFound(format!("Alias {alias_name} is not found.")))?;
-            let target = state
-                .aliases
-                .get(position)
-                .and_then(|alias| state.keys.get(&alias.target_key_id))
-                .ok_or_else(|| {
-                    KmsError::Internal(format!("alias {alias_name} points at no key"))
-                })?;
+            let (position, target) = self.find_alias(state, alias_name)?;
             target.authorize(caller, "kms:DeleteAlias")?;
             state.aliases.remove(position);
             Ok(())
@@ -73,22 +58,7 @@ impl LocalKmsClient {
         keyref::validate_alias(alias_name)?;
         self.kms.write(|state, _| {
             let caller = &self.caller;
-            let position = state
-                .aliases
-                .iter()
-                .position(|a| {
-                    a.name == alias_name
-                        && a.account == caller.account()
-                        && a.region == caller.region()
-                })
-                .ok_or_else(|| KmsError::NotFound(format!("Alias {alias_name} is not found.")))?;
-            let current = state
-                .aliases
-                .get(position)
-                .and_then(|alias| state.keys.get(&alias.target_key_id))
-                .ok_or_else(|| {
-                    KmsError::Internal(format!("alias {alias_name} points at no key"))
-                })?;
+            let (position, current) = self.find_alias(state, alias_name)?;
             current.authorize(caller, "kms:UpdateAlias")?;
             let next = state.resolve(caller, target_key_id, MANAGE)?;
             next.authorize(caller, "kms:UpdateAlias")?;
@@ -109,5 +79,27 @@ impl LocalKmsClient {
             }
             Ok(())
         })
+    }
+
+    /// The caller's alias `alias_name` (its place in the state) and the key it names.
+    fn find_alias<'s>(
+        &self,
+        state: &'s State,
+        alias_name: &str,
+    ) -> Result<(usize, &'s KeyRecord), KmsError> {
+        let caller = &self.caller;
+        let position = state
+            .aliases
+            .iter()
+            .position(|a| {
+                a.name == alias_name && a.account == caller.account() && a.region == caller.region()
+            })
+            .ok_or_else(|| KmsError::NotFound(format!("Alias {alias_name} is not found.")))?;
+        let target = state
+            .aliases
+            .get(position)
+            .and_then(|alias| state.keys.get(&alias.target_key_id))
+            .ok_or_else(|| KmsError::Internal(format!("alias {alias_name} points at no key")))?;
+        Ok((position, target))
     }
 }
