@@ -16,7 +16,9 @@ use crate::kms::responses::{
     KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListKeyPoliciesResponse,
     ListKeyRotationsResponse, ListKeysResponse, ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
 };
-use crate::kms::{CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError};
+use crate::kms::{
+    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError, LocalKmsClient,
+};
 
 /// The body of an operation that returns nothing: `{}`.
 #[derive(Serialize)]
@@ -39,7 +41,27 @@ impl Endpoint {
             .identities
             .caller(request, Protocol::Kms, self.kms.clock().now())?;
         let mut params = Params::parse(request.body)?;
+        let dry_run = operation.takes_dry_run() && params.opt_bool("DryRun")? == Some(true);
         let client = self.kms.client(caller);
+        let answer = Self::answer(operation, &client, &mut params)?;
+        if dry_run {
+            // Every check ran and the call would have succeeded: AWS says so, and nothing
+            // (no ciphertext, no plaintext) is returned.
+            return Err(WireError::new(
+                412,
+                "DryRunOperationException",
+                "The request would have succeeded, but the DryRun option is set.",
+            ));
+        }
+        Ok(answer)
+    }
+
+    /// The operation's answer, as `client`.
+    fn answer(
+        operation: Operation,
+        client: &LocalKmsClient,
+        params: &mut Params,
+    ) -> Result<Zeroizing<Vec<u8>>, WireError> {
         match operation {
             Operation::CreateKey => {
                 if let Some(origin) = params.opt_str("Origin")? {

@@ -60,6 +60,17 @@ impl Operation {
         Self::ALL.iter().copied().find(|op| op.name() == name)
     }
 
+    /// Whether the operation takes `DryRun` (AWS's model lists it on these).
+    pub fn takes_dry_run(self) -> bool {
+        matches!(
+            self,
+            Operation::Encrypt
+                | Operation::Decrypt
+                | Operation::GenerateDataKey
+                | Operation::GenerateDataKeyWithoutPlaintext
+        )
+    }
+
     /// Every served operation's name, comma-separated.
     pub(super) fn list() -> String {
         Self::ALL

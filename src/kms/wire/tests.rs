@@ -343,3 +343,52 @@ fn data_keys_without_plaintext_random_bytes_descriptions_aliases_and_policy_name
     );
     assert_eq!(err["__type"], "KMSInvalidStateException");
 }
+
+#[test]
+fn dry_runs_check_everything_and_return_nothing() {
+    let e = endpoint();
+    let (_, created) = call(&e, "CreateKey", "{}");
+    let key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, sealed) = call(
+        &e,
+        "Encrypt",
+        &json!({"KeyId": key, "Plaintext": "aGVsbG8="}).to_string(),
+    );
+    for (op, body) in [
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "aGVsbG8=", "DryRun": true}),
+        ),
+        (
+            "Decrypt",
+            json!({"KeyId": key, "CiphertextBlob": sealed["CiphertextBlob"], "DryRun": true}),
+        ),
+        (
+            "GenerateDataKey",
+            json!({"KeyId": key, "NumberOfBytes": 32, "DryRun": true}),
+        ),
+        (
+            "GenerateDataKeyWithoutPlaintext",
+            json!({"KeyId": key, "NumberOfBytes": 32, "DryRun": true}),
+        ),
+    ] {
+        let (status, answer) = call(&e, op, &body.to_string());
+        assert_eq!(
+            (status, answer["__type"].as_str()),
+            (412, Some("DryRunOperationException")),
+            "{op}: {answer}"
+        );
+        assert!(answer.get("CiphertextBlob").is_none() && answer.get("Plaintext").is_none());
+    }
+    // A dry run that would fail fails as the call would.
+    call(&e, "DisableKey", &json!({ "KeyId": key }).to_string());
+    let (_, answer) = call(
+        &e,
+        "Encrypt",
+        &json!({"KeyId": key, "Plaintext": "aGVsbG8=", "DryRun": true}).to_string(),
+    );
+    assert_eq!(answer["__type"], "DisabledException");
+}
