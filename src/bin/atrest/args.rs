@@ -466,22 +466,8 @@ pub enum KmsCommand {
         #[arg(long)]
         encryption_context: Option<String>,
     },
-    GenerateDataKey {
-        #[arg(long)]
-        key_id: String,
-        #[arg(long, default_value_t = 32)]
-        number_of_bytes: usize,
-        #[arg(long)]
-        encryption_context: Option<String>,
-    },
-    GenerateDataKeyWithoutPlaintext {
-        #[arg(long)]
-        key_id: String,
-        #[arg(long, default_value_t = 32)]
-        number_of_bytes: usize,
-        #[arg(long)]
-        encryption_context: Option<String>,
-    },
+    GenerateDataKey(DataKeyArgs),
+    GenerateDataKeyWithoutPlaintext(DataKeyArgs),
     GenerateRandom {
         #[arg(long)]
         number_of_bytes: usize,
@@ -533,4 +519,15 @@ pub enum KmsKind {
     Local,
     /// AWS KMS, or any endpoint of its protocol, through the AWS SDK.
     Aws,
+}
+
+/// The flags of `generate-data-key` and `generate-data-key-without-plaintext`.
+#[derive(clap::Args)]
+pub struct DataKeyArgs {
+    #[arg(long)]
+    pub key_id: String,
+    #[arg(long, default_value_t = 32)]
+    pub number_of_bytes: usize,
+    #[arg(long)]
+    pub encryption_context: Option<String>,
 }

@@ -17,7 +17,7 @@ use atrest::kms::{
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
-use crate::args::KmsCommand;
+use crate::args::{DataKeyArgs, KmsCommand};
 use crate::render::Output;
 use crate::{CliResult, Failure};
 
@@ -267,11 +267,11 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             let _ = std::io::stdout().flush();
             server.wait();
         }
-        KmsCommand::GenerateDataKey {
+        KmsCommand::GenerateDataKey(DataKeyArgs {
             key_id,
             number_of_bytes,
             encryption_context,
-        } => {
+        }) => {
             let k = client.generate_data_key(
                 &key_id,
                 number_of_bytes,
@@ -282,11 +282,11 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
                 format!("{}\t{}", *answer.plaintext, answer.ciphertext_blob)
             });
         }
-        KmsCommand::GenerateDataKeyWithoutPlaintext {
+        KmsCommand::GenerateDataKeyWithoutPlaintext(DataKeyArgs {
             key_id,
             number_of_bytes,
             encryption_context,
-        } => {
+        }) => {
             let k = client.generate_data_key_without_plaintext(
                 &key_id,
                 number_of_bytes,

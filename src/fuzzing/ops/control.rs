@@ -80,11 +80,7 @@ fn control_outcome<T>(
 pub fn run_control(ops: &[Op]) -> Result<(), String> {
     use crate::control::{Applied, CheckOutcome, InitOptions, Root};
 
-    let scratch = Scratch(std::env::temp_dir().join(format!(
-        "atrest-control-{}-{}",
-        std::process::id(),
-        crate::keys::StoreId::random()
-    )));
+    let scratch = Scratch::new("control");
     let mut root = Root::open(&scratch.0).map_err(|e| e.to_string())?;
     root.init(&InitOptions {
         nodes: 1,

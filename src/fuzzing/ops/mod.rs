@@ -205,6 +205,18 @@ fn matches_model(
 
 struct Scratch(PathBuf);
 
+impl Scratch {
+    /// A fresh directory under the system's temporary one, named for `what`, this process
+    /// and a random id, so that parallel runs never share one.
+    fn new(what: &str) -> Self {
+        Scratch(std::env::temp_dir().join(format!(
+            "atrest-{what}-{}-{}",
+            std::process::id(),
+            crate::keys::StoreId::random()
+        )))
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -276,11 +288,7 @@ fn check_kms_error(
 
 /// Runs `ops` against the store and the model; `Err` describes the first divergence.
 pub fn run(ops: &[Op]) -> Result<(), String> {
-    let scratch = Scratch(std::env::temp_dir().join(format!(
-        "atrest-ops-{}-{}",
-        std::process::id(),
-        crate::keys::StoreId::random()
-    )));
+    let scratch = Scratch::new("ops");
     let dir = scratch.0.clone();
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
     let local = LocalKms::in_memory(clock.clone());
