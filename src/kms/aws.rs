@@ -306,6 +306,7 @@ impl Kms for AwsKms {
         Ok(Decrypted {
             plaintext,
             key_arn: out.key_id.unwrap_or_else(|| key_id.to_string()),
+            key_material_id: out.key_material_id,
         })
     }
 
@@ -334,6 +335,7 @@ impl Kms for AwsKms {
                 .ok_or_else(|| missing("GenerateDataKey", "CiphertextBlob"))?
                 .into_inner(),
             key_arn: out.key_id.unwrap_or_else(|| key_id.to_string()),
+            key_material_id: out.key_material_id,
         })
     }
 }
@@ -466,6 +468,7 @@ fn from_code(code: &str, message: String, status: u16) -> KmsError {
         | "SerializationException" => KmsError::Validation(message),
         "AlreadyExistsException" => KmsError::AlreadyExists(message),
         "LimitExceededException" => KmsError::LimitExceeded(message),
+        "TagException" => KmsError::Tag(message),
         "UnsupportedOperationException" => KmsError::UnsupportedOperation(message),
         "MalformedPolicyDocumentException" => KmsError::MalformedPolicyDocument(message),
         "KMSInternalException" => KmsError::Internal(message),
@@ -517,6 +520,7 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
         Some(u) => KeyUsage::parse(u.as_str())?,
         None => key_spec.default_usage(),
     };
+    let names = |list: Option<Vec<String>>| list.unwrap_or_default();
     let static_name = |value: Option<&str>, known: &[&'static str], fallback: &'static str| {
         value
             .and_then(|v| known.iter().find(|k| **k == v).copied())
@@ -548,6 +552,19 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
             .pending_deletion_window_in_days
             .and_then(|d| u32::try_from(d).ok()),
         current_key_material_id: m.current_key_material_id.clone(),
+        customer_master_key_spec: key_spec,
+        encryption_algorithms: names(
+            m.encryption_algorithms
+                .map(|l| l.iter().map(|a| a.as_str().to_string()).collect()),
+        ),
+        signing_algorithms: names(
+            m.signing_algorithms
+                .map(|l| l.iter().map(|a| a.as_str().to_string()).collect()),
+        ),
+        mac_algorithms: names(
+            m.mac_algorithms
+                .map(|l| l.iter().map(|a| a.as_str().to_string()).collect()),
+        ),
         arn,
     })
 }

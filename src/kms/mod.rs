@@ -35,7 +35,7 @@ pub use fault::{Fault, FaultyKms};
 pub use keyref::KeyRef;
 pub use local::{
     AccessKeyIdentity, AliasEntry, CreateKeyRequest, KeyListEntry, LocalKms, LocalKmsClient,
-    NewAccessKey, RotationKind, RotationRecord, RotationStatus, DEFAULT_ROTATION_PERIOD_DAYS,
+    NewAccessKey, RotationKind, RotationRecord, RotationStatus, Tag, DEFAULT_ROTATION_PERIOD_DAYS,
 };
 pub use policy::KeyPolicy;
 #[cfg(feature = "server")]
@@ -78,6 +78,9 @@ pub enum KmsError {
     #[error("LimitExceededException: {0}")]
     /// A per-key limit is reached.
     LimitExceeded(String),
+    #[error("TagException: {0}")]
+    /// A tag is not one AWS allows (a reserved prefix, a character outside the set).
+    Tag(String),
     #[error("UnsupportedOperationException: {0}")]
     /// The operation needs another kind of key.
     UnsupportedOperation(String),
@@ -138,6 +141,7 @@ impl KmsError {
             KmsError::Validation(_) => "ValidationException",
             KmsError::AlreadyExists(_) => "AlreadyExistsException",
             KmsError::LimitExceeded(_) => "LimitExceededException",
+            KmsError::Tag(_) => "TagException",
             KmsError::UnsupportedOperation(_) => "UnsupportedOperationException",
             KmsError::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
             KmsError::Internal(_) => "KMSInternalException",
@@ -160,6 +164,7 @@ impl KmsError {
             | KmsError::Validation(m)
             | KmsError::AlreadyExists(m)
             | KmsError::LimitExceeded(m)
+            | KmsError::Tag(m)
             | KmsError::UnsupportedOperation(m)
             | KmsError::MalformedPolicyDocument(m)
             | KmsError::Internal(m)
@@ -279,6 +284,34 @@ impl KeySpec {
     }
 }
 
+impl KeySpec {
+    /// The algorithms AWS lists for a key of this spec used for `usage`: encryption,
+    /// signing and MAC algorithms, in AWS's order.
+    pub fn algorithms(self, usage: KeyUsage) -> [&'static [&'static str]; 3] {
+        const NONE: &[&str] = &[];
+        match (self, usage) {
+            (KeySpec::SymmetricDefault, _) => [&["SYMMETRIC_DEFAULT"], NONE, NONE],
+            (KeySpec::Rsa2048 | KeySpec::Rsa4096, KeyUsage::EncryptDecrypt) => {
+                [&["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"], NONE, NONE]
+            }
+            (KeySpec::Rsa2048 | KeySpec::Rsa4096, _) => [
+                NONE,
+                &[
+                    "RSASSA_PSS_SHA_256",
+                    "RSASSA_PSS_SHA_384",
+                    "RSASSA_PSS_SHA_512",
+                    "RSASSA_PKCS1_V1_5_SHA_256",
+                    "RSASSA_PKCS1_V1_5_SHA_384",
+                    "RSASSA_PKCS1_V1_5_SHA_512",
+                ],
+                NONE,
+            ],
+            (KeySpec::EccNistP256, _) => [NONE, &["ECDSA_SHA_256"], NONE],
+            (KeySpec::Hmac256, _) => [NONE, NONE, &["HMAC_SHA_256"]],
+        }
+    }
+}
+
 impl fmt::Display for KeySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.aws_name())
@@ -346,6 +379,17 @@ pub struct KeyMetadata {
     pub deletion_date: Option<Timestamp>,
     /// The kind of key material.
     pub key_spec: KeySpec,
+    /// The same as `key_spec`, under the name AWS used first and still returns.
+    pub customer_master_key_spec: KeySpec,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The encryption algorithms the key supports (encryption keys only).
+    pub encryption_algorithms: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The signing algorithms the key supports (signing keys only).
+    pub signing_algorithms: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The MAC algorithms the key supports (HMAC keys only).
+    pub mac_algorithms: Vec<String>,
     /// Where the material came from: always AWS_KMS here.
     pub origin: &'static str,
     /// Who manages the key: always CUSTOMER here.
@@ -390,6 +434,8 @@ pub struct Decrypted {
     pub plaintext: Zeroizing<Vec<u8>>,
     /// The ARN of the key that decrypted it.
     pub key_arn: String,
+    /// The key material version that decrypted it, where the KMS says.
+    pub key_material_id: Option<String>,
 }
 
 impl fmt::Debug for Decrypted {
@@ -408,6 +454,35 @@ pub struct GeneratedDataKey {
     pub ciphertext_blob: Vec<u8>,
     /// The ARN of the KMS key.
     pub key_arn: String,
+    /// The key material version that wrapped it, where the KMS says.
+    pub key_material_id: Option<String>,
+}
+
+/// The result of GenerateDataKeyWithoutPlaintext: a data key only the KMS can unwrap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedDataKey {
+    /// The data key wrapped by the KMS key.
+    pub ciphertext_blob: Vec<u8>,
+    /// The ARN of the KMS key.
+    pub key_arn: String,
+    /// The key material version that wrapped it.
+    pub key_material_id: Option<String>,
+}
+
+/// The result of ReEncrypt: a ciphertext moved from one key (or context) to another
+/// without its plaintext leaving the KMS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReEncrypted {
+    /// The new blob.
+    pub ciphertext_blob: Vec<u8>,
+    /// The ARN of the key that made the old blob.
+    pub source_key_arn: String,
+    /// The ARN of the key that made the new blob.
+    pub key_arn: String,
+    /// The key material version that opened the old blob.
+    pub source_key_material_id: String,
+    /// The key material version that sealed the new blob.
+    pub destination_key_material_id: String,
 }
 
 impl fmt::Debug for GeneratedDataKey {

@@ -1,11 +1,13 @@
 //! Key policies: which principals may call which actions on a key.
 //!
-//! The document is AWS's JSON (`Version`, `Statement` with `Effect`, `Principal.AWS`,
-//! `Action`, `Resource`). atrest evaluates the subset Atlas's model needs: principals by
-//! ARN, account root or `*`; actions exact or with a trailing `*`; an explicit Deny wins.
-//! Granting an account's root delegates to that account's IAM, which atrest does not
-//! emulate: every principal of that account is then allowed, as with AWS's default policy.
-//! Conditions are refused rather than ignored.
+//! The document is AWS's JSON (`Version`, `Id`, `Statement` with `Sid`, `Effect`,
+//! `Principal.AWS`, `Action`, `Resource`), kept as the caller wrote it. atrest evaluates:
+//! principals by ARN, account root or `*`; actions exact or with a trailing `*`; resources
+//! `*` or the key's own ARN; an explicit Deny wins. Granting an account's root delegates to
+//! that account's IAM, which atrest does not emulate: every principal of that account is
+//! then allowed, as with AWS's default policy. What it cannot evaluate (`Condition`,
+//! `NotAction`, `NotPrincipal`, `NotResource`, members it does not know) is refused, never
+//! ignored.
 
 use serde_json::{json, Value};
 
@@ -23,7 +25,14 @@ struct Statement {
     allow: bool,
     principals: Vec<String>,
     actions: Vec<String>,
+    /// `*`, or key ARNs: a statement naming other keys does not apply to this one.
+    resources: Vec<String>,
 }
+
+/// The statement members atrest evaluates.
+const STATEMENT_MEMBERS: &[&str] = &["Sid", "Effect", "Principal", "Action", "Resource"];
+/// Members of AWS's policy language that atrest does not evaluate.
+const NOT_EMULATED: &[&str] = &["Condition", "NotAction", "NotPrincipal", "NotResource"];
 
 impl KeyPolicy {
     /// AWS's default key policy: the key's own account has full access.
@@ -34,8 +43,29 @@ impl KeyPolicy {
                 allow: true,
                 principals: vec![format!("arn:aws:iam::{account}:root")],
                 actions: vec!["kms:*".into()],
+                resources: vec!["*".into()],
             }],
         }
+    }
+
+    /// The document CreateKey gives a key when the caller gives none, laid out as AWS's
+    /// GetKeyPolicy returns it.
+    pub fn default_document(account: &str) -> String {
+        format!(
+            r#"{{
+  "Version" : "2012-10-17",
+  "Id" : "key-default-1",
+  "Statement" : [ {{
+    "Sid" : "Enable IAM User Permissions",
+    "Effect" : "Allow",
+    "Principal" : {{
+      "AWS" : "arn:aws:iam::{account}:root"
+    }},
+    "Action" : "kms:*",
+    "Resource" : "*"
+  }} ]
+}}"#
+        )
     }
 
     /// Parses AWS's policy JSON; refuses what atrest cannot evaluate faithfully.
@@ -43,6 +73,26 @@ impl KeyPolicy {
         let bad = |why: String| KmsError::MalformedPolicyDocument(why);
         let doc: Value =
             serde_json::from_str(document).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let members = doc
+            .as_object()
+            .ok_or_else(|| bad("the policy must be a JSON object".into()))?;
+        if let Some(unknown) = members
+            .keys()
+            .find(|k| !["Version", "Id", "Statement"].contains(&k.as_str()))
+        {
+            return Err(bad(format!(
+                "{unknown:?} is not a member of a key policy (Version, Id, Statement)"
+            )));
+        }
+        match members.get("Version") {
+            None => {}
+            Some(Value::String(v)) if v == "2012-10-17" || v == "2008-10-17" => {}
+            Some(v) => {
+                return Err(bad(format!(
+                    "Version {v} is not a policy language version (2012-10-17 or 2008-10-17)"
+                )))
+            }
+        }
         let statements = match doc.get("Statement") {
             Some(Value::Array(list)) => list.clone(),
             Some(single @ Value::Object(_)) => vec![single.clone()],
@@ -65,13 +115,18 @@ impl KeyPolicy {
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     }
 
-    /// Whether `caller` may call `action` (e.g. `kms:Decrypt`) on a key of `key_account`.
-    pub fn allows(&self, caller: &Caller, action: &str) -> bool {
+    /// Whether `caller` may call `action` (e.g. `kms:Decrypt`) on the key `key_arn` that
+    /// has this policy (`None`: a key not made yet, which every resource names).
+    pub fn allows(&self, caller: &Caller, action: &str, key_arn: Option<&str>) -> bool {
         let matching = |allow: bool| {
             self.statements
                 .iter()
                 .filter(|s| s.allow == allow)
-                .any(|s| s.matches_principal(caller) && s.matches_action(action))
+                .any(|s| {
+                    s.matches_principal(caller)
+                        && s.matches_action(action)
+                        && s.matches_resource(key_arn)
+                })
         };
         !matching(false) && matching(true)
     }
@@ -83,13 +138,19 @@ impl Statement {
         let obj = v
             .as_object()
             .ok_or_else(|| bad("each Statement must be an object"))?;
-        if obj.contains_key("Condition") {
-            return Err(bad(
-                "Condition blocks are not emulated; remove them or grant without conditions",
-            ));
+        if let Some(member) = NOT_EMULATED.iter().find(|m| obj.contains_key(**m)) {
+            return Err(bad(&format!(
+                "{member} is not emulated by LocalKms; write the statement without it"
+            )));
         }
-        if obj.contains_key("NotAction") || obj.contains_key("NotPrincipal") {
-            return Err(bad("NotAction and NotPrincipal are not emulated"));
+        if let Some(unknown) = obj
+            .keys()
+            .find(|k| !STATEMENT_MEMBERS.contains(&k.as_str()))
+        {
+            return Err(bad(&format!(
+                "{unknown:?} is not a member of a policy statement ({})",
+                STATEMENT_MEMBERS.join(", ")
+            )));
         }
         let allow = match obj.get("Effect").and_then(Value::as_str) {
             Some("Allow") => true,
@@ -129,12 +190,23 @@ impl Statement {
         {
             return Err(bad(&format!("action {a:?} is not a kms: action")));
         }
+        let resources = obj
+            .get("Resource")
+            .and_then(string_or_list)
+            .ok_or_else(|| bad("each Statement needs a Resource string or list"))?;
+        if let Some(r) = resources
+            .iter()
+            .find(|r| *r != "*" && !r.starts_with("arn:aws:kms:"))
+        {
+            return Err(bad(&format!("resource {r:?} is not * or a KMS key ARN")));
+        }
         let sid = obj.get("Sid").and_then(Value::as_str).map(str::to_string);
         Ok(Statement {
             sid,
             allow,
             principals,
             actions,
+            resources,
         })
     }
 
@@ -143,7 +215,7 @@ impl Statement {
             "Effect": if self.allow { "Allow" } else { "Deny" },
             "Principal": { "AWS": self.principals },
             "Action": self.actions,
-            "Resource": "*",
+            "Resource": self.resources,
         });
         if let (Some(sid), Some(object)) = (&self.sid, v.as_object_mut()) {
             object.insert("Sid".into(), json!(sid));
@@ -156,6 +228,12 @@ impl Statement {
         self.principals
             .iter()
             .any(|p| p == "*" || *p == root || p == caller.principal())
+    }
+
+    fn matches_resource(&self, key_arn: Option<&str>) -> bool {
+        self.resources
+            .iter()
+            .any(|r| r == "*" || key_arn.is_none_or(|arn| r == arn))
     }
 
     fn matches_action(&self, action: &str) -> bool {
@@ -196,6 +274,8 @@ fn normalize_principal(p: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    const KEY: &str = "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
     fn caller(arn: &str) -> Caller {
         Caller::new(arn, "us-east-1").unwrap()
     }
@@ -203,8 +283,16 @@ mod tests {
     #[test]
     fn default_policy_trusts_the_whole_account() {
         let p = KeyPolicy::default_for("111122223333");
-        assert!(p.allows(&caller("arn:aws:iam::111122223333:role/any"), "kms:Decrypt"));
-        assert!(!p.allows(&caller("arn:aws:iam::444455556666:root"), "kms:Decrypt"));
+        assert!(p.allows(
+            &caller("arn:aws:iam::111122223333:role/any"),
+            "kms:Decrypt",
+            None
+        ));
+        assert!(!p.allows(
+            &caller("arn:aws:iam::444455556666:root"),
+            "kms:Decrypt",
+            None
+        ));
     }
 
     #[test]
@@ -217,14 +305,43 @@ mod tests {
         )
         .unwrap();
         let atlas = caller("arn:aws:iam::444455556666:role/atlas");
-        assert!(p.allows(&atlas, "kms:Encrypt"));
-        assert!(!p.allows(&atlas, "kms:Decrypt"));
-        assert!(!p.allows(&atlas, "kms:DescribeKey"));
+        assert!(p.allows(&atlas, "kms:Encrypt", Some(KEY)));
+        assert!(!p.allows(&atlas, "kms:Decrypt", Some(KEY)));
+        assert!(!p.allows(&atlas, "kms:DescribeKey", Some(KEY)));
         assert!(!p.allows(
             &caller("arn:aws:iam::444455556666:role/other"),
-            "kms:Encrypt"
+            "kms:Encrypt",
+            Some(KEY)
         ));
         assert_eq!(KeyPolicy::parse(&p.to_json()).unwrap(), p);
+    }
+
+    #[test]
+    fn the_default_document_is_the_default_policy() {
+        let doc = KeyPolicy::default_document("111122223333");
+        assert_eq!(
+            KeyPolicy::parse(&doc).unwrap(),
+            KeyPolicy::default_for("111122223333")
+        );
+        let v: Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(v["Id"], "key-default-1");
+        assert_eq!(v["Statement"][0]["Action"], "kms:*");
+        assert_eq!(
+            v["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::111122223333:root"
+        );
+    }
+
+    #[test]
+    fn a_statement_naming_another_key_does_not_apply() {
+        let other = KEY.replace("1234abcd", "9999abcd");
+        let p = KeyPolicy::parse(&format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":"kms:*","Resource":"{other}"}}]}}"#
+        ))
+        .unwrap();
+        let anyone = caller("arn:aws:iam::444455556666:root");
+        assert!(p.allows(&anyone, "kms:Decrypt", Some(&other)));
+        assert!(!p.allows(&anyone, "kms:Decrypt", Some(KEY)));
     }
 
     #[test]
@@ -236,6 +353,12 @@ mod tests {
             r#"{"Statement":[{"Effect":"Maybe","Principal":{"AWS":"*"},"Action":"kms:*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"kms:*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"s3:GetObject"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"NotAction":"kms:Decrypt","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*","Extra":1}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"bucket"}]}"#,
+            r#"{"Version":"2020-01-01","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#,
+            r#"{"Statemnt":[],"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#,
         ] {
             assert!(
                 matches!(

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::{
     epoch_seconds, AliasEntry, Decrypted, Encrypted, GeneratedDataKey, KeyListEntry, KeyMetadata,
-    KeyState, RotationRecord,
+    KeyState, ReEncrypted, RotationRecord, Tag, WrappedDataKey,
 };
 use crate::clock::Timestamp;
 
@@ -87,15 +87,66 @@ pub struct GenerateDataKeyWithoutPlaintextResponse {
     pub ciphertext_blob: String,
     /// The ARN of the KMS key.
     pub key_id: String,
+    /// The key material version that wrapped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_material_id: Option<String>,
 }
 
-impl From<Encrypted> for GenerateDataKeyWithoutPlaintextResponse {
-    fn from(e: Encrypted) -> Self {
+impl From<WrappedDataKey> for GenerateDataKeyWithoutPlaintextResponse {
+    fn from(k: WrappedDataKey) -> Self {
         GenerateDataKeyWithoutPlaintextResponse {
-            ciphertext_blob: BASE64.encode(&e.ciphertext_blob),
-            key_id: e.key_arn,
+            ciphertext_blob: BASE64.encode(&k.ciphertext_blob),
+            key_id: k.key_arn,
+            key_material_id: k.key_material_id,
         }
     }
+}
+
+/// ReEncrypt.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReEncryptResponse {
+    /// The new blob, base64.
+    pub ciphertext_blob: String,
+    /// The ARN of the key that made the old blob.
+    pub source_key_id: String,
+    /// The ARN of the key that made the new blob.
+    pub key_id: String,
+    /// SYMMETRIC_DEFAULT.
+    pub source_encryption_algorithm: &'static str,
+    /// SYMMETRIC_DEFAULT.
+    pub destination_encryption_algorithm: &'static str,
+    /// The key material version that opened the old blob.
+    pub source_key_material_id: String,
+    /// The key material version that sealed the new blob.
+    pub destination_key_material_id: String,
+}
+
+impl From<ReEncrypted> for ReEncryptResponse {
+    fn from(r: ReEncrypted) -> Self {
+        ReEncryptResponse {
+            ciphertext_blob: BASE64.encode(&r.ciphertext_blob),
+            source_key_id: r.source_key_arn,
+            key_id: r.key_arn,
+            source_encryption_algorithm: SYMMETRIC_DEFAULT,
+            destination_encryption_algorithm: SYMMETRIC_DEFAULT,
+            source_key_material_id: r.source_key_material_id,
+            destination_key_material_id: r.destination_key_material_id,
+        }
+    }
+}
+
+/// ListResourceTags.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListResourceTagsResponse {
+    /// The tags.
+    pub tags: Vec<Tag>,
+    /// Whether more tags follow.
+    pub truncated: bool,
+    /// Where the next page starts, when `truncated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 /// GenerateRandom.
@@ -195,6 +246,9 @@ pub struct DecryptResponse {
     pub plaintext: Zeroizing<String>,
     /// SYMMETRIC_DEFAULT.
     pub encryption_algorithm: &'static str,
+    /// The key material version that decrypted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_material_id: Option<String>,
 }
 
 impl From<Decrypted> for DecryptResponse {
@@ -203,6 +257,7 @@ impl From<Decrypted> for DecryptResponse {
             key_id: d.key_arn,
             plaintext: Zeroizing::new(BASE64.encode(&d.plaintext)),
             encryption_algorithm: SYMMETRIC_DEFAULT,
+            key_material_id: d.key_material_id,
         }
     }
 }
@@ -218,6 +273,9 @@ pub struct GenerateDataKeyResponse {
     pub plaintext: Zeroizing<String>,
     /// The ARN of the KMS key.
     pub key_id: String,
+    /// The key material version that wrapped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_material_id: Option<String>,
 }
 
 impl From<GeneratedDataKey> for GenerateDataKeyResponse {
@@ -226,6 +284,7 @@ impl From<GeneratedDataKey> for GenerateDataKeyResponse {
             ciphertext_blob: BASE64.encode(&k.ciphertext_blob),
             plaintext: Zeroizing::new(BASE64.encode(&k.plaintext)),
             key_id: k.key_arn,
+            key_material_id: k.key_material_id,
         }
     }
 }

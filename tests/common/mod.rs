@@ -25,6 +25,13 @@ pub enum Op {
     CreateAlias,
     PutKeyPolicy,
     GetKeyPolicy,
+    GenerateDataKeyWithoutPlaintext,
+    ReEncrypt,
+    UpdateKeyDescription,
+    TagResource,
+    UntagResource,
+    ListResourceTags,
+    ListKeyPolicies,
 }
 
 pub const OK: &str = "ok";
@@ -32,7 +39,7 @@ const DISABLED: &str = "DisabledException";
 const INVALID: &str = "KMSInvalidStateException";
 
 /// (operation, outcome when Enabled, Disabled, PendingDeletion), as AWS documents them.
-pub const STATE_TABLE: [(Op, &str, &str, &str); 16] = {
+pub const STATE_TABLE: [(Op, &str, &str, &str); 23] = {
     use Op::*;
     [
         (Encrypt, OK, DISABLED, INVALID),
@@ -51,6 +58,13 @@ pub const STATE_TABLE: [(Op, &str, &str, &str); 16] = {
         (CreateAlias, OK, OK, INVALID),
         (PutKeyPolicy, OK, OK, OK),
         (GetKeyPolicy, OK, OK, OK),
+        (GenerateDataKeyWithoutPlaintext, OK, DISABLED, INVALID),
+        (ReEncrypt, OK, DISABLED, INVALID),
+        (UpdateKeyDescription, OK, OK, INVALID),
+        (TagResource, OK, OK, INVALID),
+        (UntagResource, OK, OK, INVALID),
+        (ListResourceTags, OK, OK, OK),
+        (ListKeyPolicies, OK, OK, OK),
     ]
 };
 

@@ -365,6 +365,9 @@ pub enum KmsCommand {
         /// A key policy document, or file://PATH.
         #[arg(long)]
         policy: Option<String>,
+        /// Tags, as the AWS CLI writes them: TagKey=K,TagValue=V ...
+        #[arg(long, num_args = 1..)]
+        tags: Vec<String>,
     },
     DescribeKey {
         #[arg(long)]
@@ -485,6 +488,38 @@ pub enum KmsCommand {
         target_key_id: String,
     },
     ListKeyPolicies {
+        #[arg(long)]
+        key_id: String,
+    },
+    /// Decrypt a ciphertext and encrypt its plaintext under another key or context, inside
+    /// the KMS.
+    ReEncrypt {
+        /// Base64, or fileb://PATH for raw bytes.
+        #[arg(long)]
+        ciphertext_blob: String,
+        #[arg(long)]
+        source_key_id: Option<String>,
+        #[arg(long)]
+        source_encryption_context: Option<String>,
+        #[arg(long)]
+        destination_key_id: String,
+        #[arg(long)]
+        destination_encryption_context: Option<String>,
+    },
+    TagResource {
+        #[arg(long)]
+        key_id: String,
+        /// TagKey=K,TagValue=V ...
+        #[arg(long, num_args = 1.., required = true)]
+        tags: Vec<String>,
+    },
+    UntagResource {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long, num_args = 1.., required = true)]
+        tag_keys: Vec<String>,
+    },
+    ListResourceTags {
         #[arg(long)]
         key_id: String,
     },

@@ -71,6 +71,7 @@ pub fn for_kms(e: &KmsError) -> &'static str {
         KmsError::Validation(_) => "correct the request's parameters",
         KmsError::AlreadyExists(_) => "choose another name or delete the existing one",
         KmsError::LimitExceeded(_) => "wait for the limit to reset or use another key",
+        KmsError::Tag(_) => "tag keys are 1-128 characters and cannot start with aws:",
         KmsError::UnsupportedOperation(_) => "this operation needs a symmetric encryption key",
         KmsError::MalformedPolicyDocument(_) => "fix the policy document; it must keep allowing you kms:PutKeyPolicy",
         KmsError::Internal(_) => "restore the KMS state file from a backup; atrest never resets it",

@@ -8,11 +8,12 @@ use atrest::kms::responses::{
     DecryptResponse, EncryptResponse, GenerateDataKeyResponse,
     GenerateDataKeyWithoutPlaintextResponse, GenerateRandomResponse, GetKeyPolicyResponse,
     KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListKeyPoliciesResponse,
-    ListKeyRotationsResponse, ListKeysResponse, ScheduleKeyDeletionResponse,
+    ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse, ReEncryptResponse,
+    ScheduleKeyDeletionResponse,
 };
 use atrest::kms::wire::{Endpoint, Identities};
 use atrest::kms::{
-    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsServer, LocalKmsClient,
+    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsServer, LocalKmsClient, Tag,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -37,6 +38,22 @@ fn read_blob(arg: &str, flag: &str) -> Result<Vec<u8>, Failure> {
             .decode(arg.trim())
             .map_err(|e| format!("{flag} must be base64 (or fileb://PATH): {e}").into()),
     }
+}
+
+/// Tags as the AWS CLI's shorthand writes them: `TagKey=K,TagValue=V`, one per argument.
+fn parse_tags(args: &[String]) -> Result<Vec<Tag>, Failure> {
+    args.iter()
+        .map(|arg| match arg.split_once(',') {
+            Some((key, value)) => match (key.split_once('='), value.split_once('=')) {
+                (Some(("TagKey", key)), Some(("TagValue", value))) => Ok(Tag {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                }),
+                _ => Err(format!("--tags takes TagKey=K,TagValue=V, not {arg:?}").into()),
+            },
+            None => Err(format!("--tags takes TagKey=K,TagValue=V, not {arg:?}").into()),
+        })
+        .collect()
 }
 
 /// `k=v,k2=v2` or a JSON object of strings, as the AWS CLI accepts.
@@ -69,12 +86,14 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             key_spec,
             key_usage,
             policy,
+            tags,
         } => {
             let request = CreateKeyRequest {
                 description,
                 key_spec: KeySpec::parse(&key_spec)?,
                 key_usage: key_usage.as_deref().map(KeyUsage::parse).transpose()?,
                 policy: policy.as_deref().map(read_document).transpose()?,
+                tags: parse_tags(&tags)?,
             };
             let meta = client.create_key(request)?;
             let text = format!("{}\t{}", meta.key_id, meta.arn);
@@ -99,7 +118,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
                         lines.push(format!("DeletionDate: {d}"));
                     }
                     if let Some(v) = &m.current_key_material_id {
-                        lines.push(format!("KeyMaterial:  version {v}"));
+                        lines.push(format!("KeyMaterial:  {v}"));
                     }
                     lines.join("\n")
                 },
@@ -311,6 +330,44 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             alias_name,
             target_key_id,
         } => client.update_alias(&alias_name, &target_key_id)?,
+        KmsCommand::ReEncrypt {
+            ciphertext_blob,
+            source_key_id,
+            source_encryption_context,
+            destination_key_id,
+            destination_encryption_context,
+        } => {
+            let moved = client.re_encrypt(
+                source_key_id.as_deref(),
+                &read_blob(&ciphertext_blob, "--ciphertext-blob")?,
+                &parse_context(source_encryption_context.as_deref())?,
+                &destination_key_id,
+                &parse_context(destination_encryption_context.as_deref())?,
+            )?;
+            let answer = ReEncryptResponse::from(moved);
+            out.print(&answer, || answer.ciphertext_blob.clone());
+        }
+        KmsCommand::TagResource { key_id, tags } => {
+            client.tag_resource(&key_id, &parse_tags(&tags)?)?
+        }
+        KmsCommand::UntagResource { key_id, tag_keys } => {
+            client.untag_resource(&key_id, &tag_keys)?
+        }
+        KmsCommand::ListResourceTags { key_id } => {
+            let answer = ListResourceTagsResponse {
+                tags: client.list_resource_tags(&key_id)?,
+                truncated: false,
+                next_marker: None,
+            };
+            out.print(&answer, || {
+                answer
+                    .tags
+                    .iter()
+                    .map(|t| format!("{}\t{}", t.key, t.value))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
         KmsCommand::ListKeyPolicies { key_id } => {
             let answer = ListKeyPoliciesResponse {
                 policy_names: client.list_key_policies(&key_id)?,

@@ -12,7 +12,7 @@ impl LocalKmsClient {
                 "{alias_name}: the alias/aws/ prefix is reserved for AWS managed keys"
             )));
         }
-        self.kms.write(|state, _| {
+        self.kms.write(|state, now| {
             let key = state.resolve(&self.caller, target_key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:CreateAlias")?;
             key.check_not_pending_deletion()?;
@@ -22,7 +22,14 @@ impl LocalKmsClient {
                     "An alias with the name arn:aws:kms:{region}:{account}:{alias_name} already exists"
                 )));
             }
-            state.aliases.push(StoredAlias { name: alias_name.to_string(), account, region, target_key_id: target });
+            state.aliases.push(StoredAlias {
+                name: alias_name.to_string(),
+                account,
+                region,
+                target_key_id: target,
+                created: Some(now),
+                updated: Some(now),
+            });
             Ok(())
         })
     }
@@ -56,7 +63,7 @@ impl LocalKmsClient {
     /// needs kms:UpdateAlias on both the key it leaves and the key it joins.
     pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<(), KmsError> {
         keyref::validate_alias(alias_name)?;
-        self.kms.write(|state, _| {
+        self.kms.write(|state, now| {
             let caller = &self.caller;
             let (position, current) = self.find_alias(state, alias_name)?;
             current.authorize(caller, "kms:UpdateAlias")?;
@@ -76,6 +83,7 @@ impl LocalKmsClient {
             let next_id = next.id.clone();
             if let Some(alias) = state.aliases.get_mut(position) {
                 alias.target_key_id = next_id;
+                alias.updated = Some(now);
             }
             Ok(())
         })

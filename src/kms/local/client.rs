@@ -55,14 +55,16 @@ impl LocalKmsClient {
                 request.key_spec
             )));
         }
-        let policy = match &request.policy {
+        let policy = match request.policy {
             Some(doc) => {
-                let policy = KeyPolicy::parse(doc)?;
-                check_lockout(&policy, &self.caller)?;
-                policy
+                check_lockout(&KeyPolicy::parse(&doc)?, &self.caller, None)?;
+                doc
             }
-            None => KeyPolicy::default_for(self.caller.account()),
+            None => KeyPolicy::default_document(self.caller.account()),
         };
+        tags::check_tags(&request.tags)?;
+        let mut tags = Vec::new();
+        tags::merge_tags(&mut tags, &request.tags);
         let caller = &self.caller;
         self.kms.write(|state, now| {
             let mut key = KeyRecord {
@@ -76,11 +78,12 @@ impl LocalKmsClient {
                 created: now,
                 deletion_date: None,
                 pending_window_days: None,
-                policy: policy.to_json(),
+                policy,
                 materials: Vec::new(),
                 auto_rotation: None,
                 rotations: Vec::new(),
                 on_demand_rotations: 0,
+                tags,
             };
             if key.spec == KeySpec::SymmetricDefault {
                 key.materials.push(Material {
@@ -284,15 +287,15 @@ impl LocalKmsClient {
         })
     }
 
-    /// Replaces the key policy. As AWS does, refuses a policy that would lock the caller
-    /// out of changing it again.
+    /// Replaces the key policy, kept as given (GetKeyPolicy returns it unchanged). As AWS
+    /// does, refuses a policy that would lock the caller out of changing it again.
     pub fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), KmsError> {
-        let policy = KeyPolicy::parse(policy)?;
-        check_lockout(&policy, &self.caller)?;
+        let parsed = KeyPolicy::parse(policy)?;
         self.kms.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:PutKeyPolicy")?;
-            key.policy = policy.to_json();
+            check_lockout(&parsed, &self.caller, Some(&key.arn()))?;
+            key.policy = policy.to_string();
             Ok(())
         })
     }
@@ -339,38 +342,106 @@ impl LocalKmsClient {
         ciphertext_blob: &[u8],
         context: &EncryptionContext,
     ) -> Result<Decrypted, KmsError> {
-        let blob = CiphertextBlob::decode(ciphertext_blob)?;
         self.kms.read(|state, _| {
-            if let Some(named) = key_id {
-                let named = state.resolve(&self.caller, named, USE)?;
-                if named.id != blob.key_id {
-                    return Err(KmsError::IncorrectKey(format!(
-                        "The key ID in the request ({}) does not identify the KMS key that encrypted the ciphertext",
-                        named.arn()
-                    )));
-                }
+            let opened = self.open(state, key_id, ciphertext_blob, context, "kms:Decrypt")?;
+            Ok(Decrypted {
+                key_arn: opened.key.arn(),
+                key_material_id: Some(opened.key.material_id(opened.version)),
+                plaintext: opened.plaintext,
+            })
+        })
+    }
+
+    /// ReEncrypt: opens `ciphertext_blob` (made by `source_key_id` when named, under
+    /// `source_context`) and seals its plaintext under `destination_key_id` and
+    /// `destination_context`, inside the KMS. The caller needs kms:ReEncryptFrom on the
+    /// source key and kms:ReEncryptTo on the destination key.
+    pub fn re_encrypt(
+        &self,
+        source_key_id: Option<&str>,
+        ciphertext_blob: &[u8],
+        source_context: &EncryptionContext,
+        destination_key_id: &str,
+        destination_context: &EncryptionContext,
+    ) -> Result<ReEncrypted, KmsError> {
+        self.kms.read(|state, _| {
+            let opened = self.open(
+                state,
+                source_key_id,
+                ciphertext_blob,
+                source_context,
+                "kms:ReEncryptFrom",
+            )?;
+            let destination = state.resolve(&self.caller, destination_key_id, USE)?;
+            destination.authorize(&self.caller, "kms:ReEncryptTo")?;
+            destination.check_usable_for_encryption()?;
+            Ok(ReEncrypted {
+                ciphertext_blob: destination.seal(
+                    self.kms.backend,
+                    &opened.plaintext,
+                    destination_context,
+                )?,
+                source_key_arn: opened.key.arn(),
+                key_arn: destination.arn(),
+                source_key_material_id: opened.key.material_id(opened.version),
+                destination_key_material_id: destination.current_material_id()?,
+            })
+        })
+    }
+
+    /// Opens a blob for `action` (Decrypt, ReEncryptFrom): the key that made it, which
+    /// must be `key_id` when one is named, its material version and the plaintext.
+    fn open<'s>(
+        &self,
+        state: &'s State,
+        key_id: Option<&str>,
+        ciphertext_blob: &[u8],
+        context: &EncryptionContext,
+        action: &str,
+    ) -> Result<Opened<'s>, KmsError> {
+        let blob = CiphertextBlob::decode(ciphertext_blob)?;
+        if let Some(named) = key_id {
+            let named = state.resolve(&self.caller, named, USE)?;
+            if named.id != blob.key_id {
+                return Err(KmsError::IncorrectKey(format!(
+                    "The key ID in the request ({}) does not identify the KMS key that encrypted the ciphertext",
+                    named.arn()
+                )));
             }
-            let key = state
-                .keys
-                .get(&blob.key_id)
-                .filter(|k| k.region == self.caller.region())
-                .ok_or_else(|| KmsError::InvalidCiphertext("no key in this region made this ciphertext".into()))?;
-            key.authorize(&self.caller, "kms:Decrypt")?;
-            key.check_usable_for_encryption()?;
-            let material = key.materials.iter().find(|m| m.version == blob.material_version).ok_or_else(|| {
+        }
+        let key = state
+            .keys
+            .get(&blob.key_id)
+            .filter(|k| k.region == self.caller.region())
+            .ok_or_else(|| {
+                KmsError::InvalidCiphertext("no key in this region made this ciphertext".into())
+            })?;
+        key.authorize(&self.caller, action)?;
+        key.check_usable_for_encryption()?;
+        let material = key
+            .materials
+            .iter()
+            .find(|m| m.version == blob.material_version)
+            .ok_or_else(|| {
                 KmsError::InvalidCiphertext(format!(
                     "{} has no key material version {}",
                     key.arn(),
                     blob.material_version
                 ))
             })?;
-            let aead = Aead::new(&material.key, self.kms.backend).map_err(|e| KmsError::Internal(e.to_string()))?;
-            let plaintext = aead.open(&blob.nonce, &blob.aad(context), blob.sealed).map_err(|_| {
+        let aead = Aead::new(&material.key, self.kms.backend)
+            .map_err(|e| KmsError::Internal(e.to_string()))?;
+        let plaintext = aead
+            .open(&blob.nonce, &blob.aad(context), blob.sealed)
+            .map_err(|_| {
                 KmsError::InvalidCiphertext(
                     "the ciphertext does not authenticate: it was altered, or the encryption context differs".into(),
                 )
             })?;
-            Ok(Decrypted { plaintext, key_arn: key.arn() })
+        Ok(Opened {
+            key,
+            version: material.version,
+            plaintext,
         })
     }
 
@@ -391,16 +462,17 @@ impl LocalKmsClient {
         key_id: &str,
         number_of_bytes: usize,
         context: &EncryptionContext,
-    ) -> Result<Encrypted, KmsError> {
+    ) -> Result<WrappedDataKey, KmsError> {
         let generated = self.generate(
             key_id,
             number_of_bytes,
             context,
             "kms:GenerateDataKeyWithoutPlaintext",
         )?;
-        Ok(Encrypted {
+        Ok(WrappedDataKey {
             ciphertext_blob: generated.ciphertext_blob,
             key_arn: generated.key_arn,
+            key_material_id: generated.key_material_id,
         })
     }
 
@@ -456,9 +528,17 @@ impl LocalKmsClient {
                 plaintext,
                 ciphertext_blob,
                 key_arn: key.arn(),
+                key_material_id: Some(key.current_material_id()?),
             })
         })
     }
+}
+
+/// A blob opened by [`LocalKmsClient::open`].
+struct Opened<'s> {
+    key: &'s KeyRecord,
+    version: u32,
+    plaintext: Zeroizing<Vec<u8>>,
 }
 
 /// NumberOfBytes, as AWS checks it.
@@ -473,8 +553,12 @@ fn check_number_of_bytes(number_of_bytes: usize) -> Result<(), KmsError> {
     )))
 }
 
-fn check_lockout(policy: &KeyPolicy, caller: &Caller) -> Result<(), KmsError> {
-    if policy.allows(caller, "kms:PutKeyPolicy") {
+fn check_lockout(
+    policy: &KeyPolicy,
+    caller: &Caller,
+    key_arn: Option<&str>,
+) -> Result<(), KmsError> {
+    if policy.allows(caller, "kms:PutKeyPolicy", key_arn) {
         Ok(())
     } else {
         Err(KmsError::MalformedPolicyDocument(format!(

@@ -16,6 +16,7 @@
 //! | `state` | the state: keys, materials, rotations, aliases, and each key's rules |
 //! | `client` | [`LocalKmsClient`]: the operations, as one caller |
 //! | `aliases` | the alias operations of [`LocalKmsClient`] |
+//! | `tags` | the tag operations, and AWS's rules for tags |
 //! | `types` | requests and answers: [`CreateKeyRequest`], rotation and alias entries |
 //! | `access_keys` | the account's IAM users' access keys, and whom they call as |
 
@@ -23,13 +24,14 @@ mod access_keys;
 mod aliases;
 mod client;
 mod state;
+mod tags;
 mod types;
 
 pub use access_keys::{AccessKeyIdentity, NewAccessKey};
 pub use client::LocalKmsClient;
 use state::*;
 pub use types::{
-    AliasEntry, CreateKeyRequest, KeyListEntry, RotationKind, RotationRecord, RotationStatus,
+    AliasEntry, CreateKeyRequest, KeyListEntry, RotationKind, RotationRecord, RotationStatus, Tag,
 };
 
 use std::collections::BTreeMap;
@@ -52,6 +54,7 @@ use super::keyref::{self, key_arn, KeyRef};
 use super::{
     epoch_seconds, optional_epoch_seconds, Caller, Decrypted, Encrypted, EncryptionContext,
     GeneratedDataKey, KeyMetadata, KeyPolicy, KeySpec, KeyState, KeyUsage, Kms, KmsError,
+    ReEncrypted, WrappedDataKey,
 };
 
 /// The automatic rotation period AWS uses when none is given.

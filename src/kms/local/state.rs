@@ -47,6 +47,9 @@ pub(super) struct KeyRecord {
     pub(super) auto_rotation: Option<AutoRotation>,
     pub(super) rotations: Vec<StoredRotation>,
     pub(super) on_demand_rotations: u32,
+    /// The key's tags, in the order they were first set.
+    #[serde(default)]
+    pub(super) tags: Vec<Tag>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy)]
@@ -76,6 +79,12 @@ pub(super) struct StoredAlias {
     pub(super) account: String,
     pub(super) region: String,
     pub(super) target_key_id: String,
+    /// When the alias was made (absent in state files older than alias dates).
+    #[serde(default)]
+    pub(super) created: Option<Timestamp>,
+    /// When the alias was last pointed at a key.
+    #[serde(default)]
+    pub(super) updated: Option<Timestamp>,
 }
 
 impl StoredAlias {
@@ -84,6 +93,8 @@ impl StoredAlias {
             alias_name: self.name.clone(),
             alias_arn: format!("arn:aws:kms:{}:{}:{}", self.region, self.account, self.name),
             target_key_id: self.target_key_id.clone(),
+            creation_date: self.created,
+            last_updated_date: self.updated,
         }
     }
 }
@@ -326,7 +337,7 @@ impl KeyRecord {
 
     pub(super) fn authorize(&self, caller: &Caller, action: &str) -> Result<(), KmsError> {
         let policy = KeyPolicy::parse(&self.policy)?;
-        if policy.allows(caller, action) {
+        if policy.allows(caller, action, Some(&self.arn())) {
             Ok(())
         } else {
             Err(KmsError::AccessDenied(format!(
@@ -380,6 +391,17 @@ impl KeyRecord {
         }
     }
 
+    /// AWS's KeyMaterialId for material `version`: 64 hex digits, here the key id's 32
+    /// and the version's, so that it is stable and says which version it is.
+    pub(super) fn material_id(&self, version: u32) -> String {
+        let id: String = self.id.chars().filter(|c| *c != '-').collect();
+        format!("{id}{version:032x}")
+    }
+
+    pub(super) fn current_material_id(&self) -> Result<String, KmsError> {
+        Ok(self.material_id(self.current_material()?.version))
+    }
+
     pub(super) fn current_material(&self) -> Result<&Material, KmsError> {
         self.materials
             .last()
@@ -397,6 +419,10 @@ impl KeyRecord {
     }
 
     pub(super) fn metadata(&self) -> KeyMetadata {
+        let [encryption, signing, mac] = self
+            .spec
+            .algorithms(self.usage)
+            .map(|names| names.iter().map(|n| n.to_string()).collect());
         KeyMetadata {
             account: self.account.clone(),
             key_id: self.id.clone(),
@@ -409,11 +435,15 @@ impl KeyRecord {
             key_state: self.state,
             deletion_date: self.deletion_date,
             key_spec: self.spec,
+            customer_master_key_spec: self.spec,
+            encryption_algorithms: encryption,
+            signing_algorithms: signing,
+            mac_algorithms: mac,
             origin: "AWS_KMS",
             key_manager: "CUSTOMER",
             multi_region: false,
             pending_deletion_window_in_days: self.pending_window_days,
-            current_key_material_id: self.materials.last().map(|m| m.version.to_string()),
+            current_key_material_id: self.materials.last().map(|m| self.material_id(m.version)),
         }
     }
 

@@ -56,6 +56,29 @@ pub struct AliasEntry {
     pub alias_arn: String,
     /// The id of the key it points to.
     pub target_key_id: String,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_epoch_seconds"
+    )]
+    /// When the alias was made.
+    pub creation_date: Option<Timestamp>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_epoch_seconds"
+    )]
+    /// When the alias was last pointed at a key.
+    pub last_updated_date: Option<Timestamp>,
+}
+
+/// A key's tag, as AWS names its members.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    #[serde(rename = "TagKey")]
+    /// 1 to 128 characters, not starting with `aws:`.
+    pub key: String,
+    #[serde(rename = "TagValue")]
+    /// 0 to 256 characters.
+    pub value: String,
 }
 
 /// One row of ListKeys.
@@ -80,6 +103,8 @@ pub struct CreateKeyRequest {
     pub key_usage: Option<KeyUsage>,
     /// A key policy document (AWS JSON); `None` gives AWS's default policy.
     pub policy: Option<String>,
+    /// Tags to put on the key (the caller needs kms:TagResource too).
+    pub tags: Vec<Tag>,
 }
 
 impl Default for CreateKeyRequest {
@@ -89,6 +114,7 @@ impl Default for CreateKeyRequest {
             key_spec: KeySpec::SymmetricDefault,
             key_usage: None,
             policy: None,
+            tags: Vec::new(),
         }
     }
 }

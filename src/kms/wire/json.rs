@@ -14,10 +14,11 @@ use crate::kms::responses::{
     DecryptResponse, EncryptResponse, GenerateDataKeyResponse,
     GenerateDataKeyWithoutPlaintextResponse, GenerateRandomResponse, GetKeyPolicyResponse,
     KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListKeyPoliciesResponse,
-    ListKeyRotationsResponse, ListKeysResponse, ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
+    ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse, ReEncryptResponse,
+    ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
 };
 use crate::kms::{
-    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError, LocalKmsClient,
+    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError, LocalKmsClient, Tag,
 };
 
 /// The body of an operation that returns nothing: `{}`.
@@ -93,6 +94,7 @@ impl Endpoint {
                         .map(|u| KeyUsage::parse(&u))
                         .transpose()?,
                     policy: params.opt_str("Policy")?,
+                    tags: params.tags()?.unwrap_or_default(),
                 };
                 body(&KeyMetadataResponse {
                     key_metadata: client.create_key(request)?,
@@ -190,29 +192,33 @@ impl Endpoint {
                 ))
             }
             Operation::Encrypt => {
-                params.symmetric_algorithm()?;
+                params.symmetric_algorithm("EncryptionAlgorithm")?;
+                params.grant_tokens()?;
                 let plaintext = params.blob("Plaintext")?;
-                let context = params.context()?;
+                let context = params.context("EncryptionContext")?;
                 let encrypted = client.encrypt(&params.str("KeyId")?, &plaintext, &context)?;
                 body(&EncryptResponse::from(encrypted))
             }
             Operation::Decrypt => {
-                params.symmetric_algorithm()?;
+                params.symmetric_algorithm("EncryptionAlgorithm")?;
+                params.grant_tokens()?;
                 let blob = params.blob("CiphertextBlob")?;
-                let context = params.context()?;
+                let context = params.context("EncryptionContext")?;
                 let key = params.opt_str("KeyId")?;
                 let decrypted = client.decrypt(key.as_deref(), &blob, &context)?;
                 body(&DecryptResponse::from(decrypted))
             }
             Operation::GenerateDataKey => {
+                params.grant_tokens()?;
                 let bytes = params.data_key_bytes()?;
-                let context = params.context()?;
+                let context = params.context("EncryptionContext")?;
                 let key = client.generate_data_key(&params.str("KeyId")?, bytes, &context)?;
                 body(&GenerateDataKeyResponse::from(key))
             }
             Operation::GenerateDataKeyWithoutPlaintext => {
+                params.grant_tokens()?;
                 let bytes = params.data_key_bytes()?;
-                let context = params.context()?;
+                let context = params.context("EncryptionContext")?;
                 let key = client.generate_data_key_without_plaintext(
                     &params.str("KeyId")?,
                     bytes,
@@ -242,6 +248,47 @@ impl Endpoint {
                 let alias = params.str("AliasName")?;
                 client.update_alias(&alias, &params.str("TargetKeyId")?)?;
                 body(&EMPTY)
+            }
+            Operation::ReEncrypt => {
+                params.symmetric_algorithm("SourceEncryptionAlgorithm")?;
+                params.symmetric_algorithm("DestinationEncryptionAlgorithm")?;
+                params.grant_tokens()?;
+                let blob = params.blob("CiphertextBlob")?;
+                let source_context = params.context("SourceEncryptionContext")?;
+                let destination_context = params.context("DestinationEncryptionContext")?;
+                let source = params.opt_str("SourceKeyId")?;
+                let destination = params.str("DestinationKeyId")?;
+                let moved = client.re_encrypt(
+                    source.as_deref(),
+                    &blob,
+                    &source_context,
+                    &destination,
+                    &destination_context,
+                )?;
+                body(&ReEncryptResponse::from(moved))
+            }
+            Operation::TagResource => {
+                let key = params.str("KeyId")?;
+                let tags = params.tags()?.ok_or_else(|| WireError::missing("tags"))?;
+                client.tag_resource(&key, &tags)?;
+                body(&EMPTY)
+            }
+            Operation::UntagResource => {
+                let key = params.str("KeyId")?;
+                let keys = params
+                    .strings("TagKeys")?
+                    .ok_or_else(|| WireError::missing("tagKeys"))?;
+                client.untag_resource(&key, &keys)?;
+                body(&EMPTY)
+            }
+            Operation::ListResourceTags => {
+                let tags = client.list_resource_tags(&params.str("KeyId")?)?;
+                let page = params.page(tags, LIST_RESOURCE_TAGS)?;
+                body(&ListResourceTagsResponse {
+                    tags: page.items,
+                    truncated: page.truncated,
+                    next_marker: page.next_marker,
+                })
             }
             Operation::ListKeyPolicies => {
                 let names = client.list_key_policies(&params.str("KeyId")?)?;
@@ -290,6 +337,11 @@ const LIST_KEY_POLICIES: PageRules = PageRules {
     operation: "ListKeyPolicies",
     max: 1000,
     default: 100,
+};
+const LIST_RESOURCE_TAGS: PageRules = PageRules {
+    operation: "ListResourceTags",
+    max: 50,
+    default: 50,
 };
 const LIST_KEY_ROTATIONS: PageRules = PageRules {
     operation: "ListKeyRotations",
@@ -396,8 +448,67 @@ impl Params {
             .map_err(|_| WireError::serialization(format!("{field} is not valid base64")))
     }
 
-    fn context(&mut self) -> Result<EncryptionContext, WireError> {
-        match self.take("EncryptionContext") {
+    /// A list of strings, if sent.
+    fn strings(&mut self, field: &str) -> Result<Option<Vec<String>>, WireError> {
+        let bad = || WireError::serialization(format!("{field} must be a list of strings"));
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(bad()),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// `Tags`: a list of `{"TagKey", "TagValue"}`, both required.
+    fn tags(&mut self) -> Result<Option<Vec<Tag>>, WireError> {
+        let Some(value) = self.take("Tags") else {
+            return Ok(None);
+        };
+        let bad = || WireError::serialization("Tags must be a list of {TagKey, TagValue}");
+        let Value::Array(items) = value else {
+            return Err(bad());
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let member = |name: &str, path: &str| match item.get(name) {
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    None | Some(Value::Null) => {
+                        Err(WireError::missing(&format!("tags.{}.member.{path}", i + 1)))
+                    }
+                    Some(_) => Err(bad()),
+                };
+                Ok(Tag {
+                    key: member("TagKey", "tagKey")?,
+                    value: member("TagValue", "tagValue")?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// `GrantTokens`: accepted as AWS accepts them (at most 10); LocalKms has no grants
+    /// for them to name, so they change nothing.
+    fn grant_tokens(&mut self) -> Result<(), WireError> {
+        let tokens = self.strings("GrantTokens")?.unwrap_or_default();
+        if tokens.len() > 10 {
+            return Err(KmsError::Validation(format!(
+                "1 validation error detected: Value '{tokens:?}' at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    fn context(&mut self, field: &str) -> Result<EncryptionContext, WireError> {
+        match self.take(field) {
             None => Ok(EncryptionContext::new()),
             Some(Value::Object(map)) => map
                 .into_iter()
@@ -414,8 +525,8 @@ impl Params {
         }
     }
 
-    fn symmetric_algorithm(&mut self) -> Result<(), WireError> {
-        match self.opt_str("EncryptionAlgorithm")? {
+    fn symmetric_algorithm(&mut self, field: &str) -> Result<(), WireError> {
+        match self.opt_str(field)? {
             None => Ok(()),
             Some(a) if a == "SYMMETRIC_DEFAULT" => Ok(()),
             Some(a) => Err(KmsError::InvalidKeyUsage(format!(

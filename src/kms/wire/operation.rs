@@ -52,6 +52,10 @@ operations! {
     UpdateKeyDescription,
     UpdateAlias,
     ListKeyPolicies,
+    ReEncrypt,
+    TagResource,
+    UntagResource,
+    ListResourceTags,
 }
 
 impl Operation {
@@ -68,6 +72,7 @@ impl Operation {
                 | Operation::Decrypt
                 | Operation::GenerateDataKey
                 | Operation::GenerateDataKeyWithoutPlaintext
+                | Operation::ReEncrypt
         )
     }
 

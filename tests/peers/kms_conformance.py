@@ -1,0 +1,237 @@
+"""Every operation `atrest kms serve` answers, checked against AWS's own KMS model.
+
+Usage: python kms_conformance.py ENDPOINT_URL  (credentials and region from the environment)
+
+botocore ships AWS KMS's service model (every operation, member, length, pattern and enum).
+Each raw answer is checked against it before botocore parses it: a success body has no
+member the output shape lacks and every value within its constraints; an error names one
+of the errors the model lists for the operation (or one every AWS service may answer).
+Then the AWS CLI runs the newer operations over the wire. Exits non-zero, saying what
+differs, at the first difference.
+"""
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+
+import boto3
+from botocore.exceptions import ClientError
+
+ENDPOINT = sys.argv[1]
+kms = boto3.client("kms", endpoint_url=ENDPOINT)
+MODEL = kms.meta.service_model
+# Errors any AWS service may answer, which the model does not list per operation.
+COMMON_ERRORS = {
+    "AccessDeniedException",
+    "ValidationException",
+    "ThrottlingException",
+    "UnrecognizedClientException",
+    "IncompleteSignatureException",
+    "InvalidSignatureException",
+    "SerializationException",
+}
+answered = {}
+
+
+def check(shape, value, path):
+    """Raises AssertionError naming `path` where `value` breaks `shape`."""
+    kind = shape.type_name
+    if kind == "structure":
+        assert isinstance(value, dict), f"{path}: {value!r} is not an object"
+        for name in value:
+            assert name in shape.members, f"{path}.{name}: not a member of {shape.name}"
+            check(shape.members[name], value[name], f"{path}.{name}")
+        for name in shape.required_members:
+            assert name in value, f"{path}.{name}: required by {shape.name}, missing"
+    elif kind == "list":
+        assert isinstance(value, list), f"{path}: {value!r} is not a list"
+        for i, item in enumerate(value):
+            check(shape.member, item, f"{path}[{i}]")
+    elif kind == "map":
+        assert isinstance(value, dict), f"{path}: {value!r} is not a map"
+        for k, v in value.items():
+            check(shape.key, k, f"{path} key")
+            check(shape.value, v, f"{path}.{k}")
+    elif kind == "string":
+        assert isinstance(value, str), f"{path}: {value!r} is not a string"
+        meta = shape.metadata
+        if "min" in meta:
+            assert len(value) >= meta["min"], f"{path}: {value!r} shorter than {meta['min']}"
+        if "max" in meta:
+            assert len(value) <= meta["max"], f"{path}: {value!r} longer than {meta['max']}"
+        if "pattern" in meta:
+            assert re.search(meta["pattern"], value), f"{path}: {value!r} !~ {meta['pattern']}"
+        if shape.enum:
+            assert value in shape.enum, f"{path}: {value!r} not in {shape.enum}"
+    elif kind == "blob":
+        assert isinstance(value, str), f"{path}: a blob must be base64 text"
+        raw = base64.b64decode(value, validate=True)
+        meta = shape.metadata
+        assert meta.get("min", 0) <= len(raw) <= meta.get("max", 1 << 30), f"{path}: {len(raw)} bytes"
+    elif kind in ("integer", "long"):
+        assert isinstance(value, int) and not isinstance(value, bool), f"{path}: {value!r}"
+        meta = shape.metadata
+        assert meta.get("min", value) <= value <= meta.get("max", value), f"{path}: {value} out of range"
+    elif kind == "boolean":
+        assert isinstance(value, bool), f"{path}: {value!r} is not a boolean"
+    elif kind == "timestamp":
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{path}: {value!r}"
+    else:
+        raise AssertionError(f"{path}: no check for shape type {kind}")
+
+
+def conforms(response_dict, operation_model, **_):
+    body = response_dict["body"] or b"{}"
+    name = operation_model.name
+    try:
+        doc = json.loads(body)
+    except ValueError as e:
+        sys.exit(f"{name}: the body is not JSON ({e}): {body[:200]!r}")
+    try:
+        if response_dict["status_code"] < 300:
+            if operation_model.output_shape is not None:
+                check(operation_model.output_shape, doc, name)
+            else:
+                assert doc == {}, f"{name}: answers {doc}, the model has no output"
+            answered.setdefault(name, set()).add("ok")
+        else:
+            error = doc.get("__type", "").split("#")[-1]
+            listed = {e.name for e in operation_model.error_shapes}
+            assert error in listed | COMMON_ERRORS, (
+                f"{name}: {error} is not an error the model lists for it ({sorted(listed)})"
+            )
+            assert isinstance(doc.get("message"), str), f"{name}: error without a message: {doc}"
+            answered.setdefault(name, set()).add(error)
+    except AssertionError as e:
+        sys.exit(f"model mismatch: {e}")
+
+
+kms.meta.events.register("before-parse.kms.*", conforms)
+
+
+def refused(call, code, **kwargs):
+    try:
+        call(**kwargs)
+    except ClientError as e:
+        got = e.response["Error"]["Code"]
+        assert got == code, f"{call.__name__}: {got}, expected {code}: {e}"
+        return e
+    sys.exit(f"{call.__name__} succeeded where AWS answers {code}")
+
+
+# Keys, their lifecycle and metadata.
+key = kms.create_key(
+    Description="conformance", Tags=[{"TagKey": "team", "TagValue": "storage"}]
+)["KeyMetadata"]
+key_id, key_arn = key["KeyId"], key["Arn"]
+other = kms.create_key()["KeyMetadata"]["KeyId"]
+kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
+kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+kms.describe_key(KeyId=key_id)
+kms.list_keys(Limit=2)
+kms.update_key_description(KeyId=key_id, Description="renamed")
+kms.disable_key(KeyId=other)
+refused(kms.encrypt, "DisabledException", KeyId=other, Plaintext=b"x")
+kms.enable_key(KeyId=other)
+refused(kms.describe_key, "NotFoundException", KeyId="alias/none")
+
+# Cryptography.
+blob = kms.encrypt(KeyId=key_id, Plaintext=b"conformance", EncryptionContext={"a": "1"})[
+    "CiphertextBlob"
+]
+kms.decrypt(CiphertextBlob=blob, EncryptionContext={"a": "1"})
+refused(kms.decrypt, "InvalidCiphertextException", CiphertextBlob=blob)
+refused(kms.decrypt, "IncorrectKeyException", KeyId=other, CiphertextBlob=blob,
+        EncryptionContext={"a": "1"})
+kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+kms.generate_data_key_without_plaintext(KeyId=key_id, NumberOfBytes=16)
+kms.generate_random(NumberOfBytes=32)
+refused(kms.generate_random, "ValidationException", NumberOfBytes=1025)
+moved = kms.re_encrypt(CiphertextBlob=blob, SourceEncryptionContext={"a": "1"},
+                       DestinationKeyId=other, DestinationEncryptionContext={"b": "2"})
+assert moved["SourceKeyId"] == key_arn, moved
+opened = kms.decrypt(CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"b": "2"})
+assert opened["Plaintext"] == b"conformance", opened
+refused(kms.encrypt, "DryRunOperationException", KeyId=key_id, Plaintext=b"x", DryRun=True)
+
+# Rotation.
+kms.enable_key_rotation(KeyId=key_id, RotationPeriodInDays=90)
+kms.get_key_rotation_status(KeyId=key_id)
+kms.rotate_key_on_demand(KeyId=key_id)
+kms.list_key_rotations(KeyId=key_id)
+kms.disable_key_rotation(KeyId=key_id)
+
+# Aliases.
+kms.create_alias(AliasName="alias/conformance", TargetKeyId=key_id)
+refused(kms.create_alias, "AlreadyExistsException", AliasName="alias/conformance",
+        TargetKeyId=other)
+kms.update_alias(AliasName="alias/conformance", TargetKeyId=other)
+kms.list_aliases(KeyId=other)
+kms.delete_alias(AliasName="alias/conformance")
+
+# Policies.
+policy = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy)
+kms.list_key_policies(KeyId=key_id)
+refused(kms.put_key_policy, "MalformedPolicyDocumentException", KeyId=key_id,
+        PolicyName="default", Policy='{"Statement": []}')
+
+# Tags.
+kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "env", "TagValue": "ci"}])
+tags = kms.list_resource_tags(KeyId=key_id)["Tags"]
+assert tags == [{"TagKey": "team", "TagValue": "storage"}, {"TagKey": "env", "TagValue": "ci"}], tags
+kms.untag_resource(KeyId=key_id, TagKeys=["env"])
+refused(kms.tag_resource, "TagException", KeyId=key_id,
+        Tags=[{"TagKey": "aws:reserved", "TagValue": "x"}])
+
+# Deletion last.
+kms.schedule_key_deletion(KeyId=other, PendingWindowInDays=7)
+refused(kms.encrypt, "KMSInvalidStateException", KeyId=other, Plaintext=b"x")
+kms.cancel_key_deletion(KeyId=other)
+kms.enable_key(KeyId=other)  # a cancelled deletion leaves the key disabled, as in AWS
+
+served = {
+    "CreateKey", "DescribeKey", "ListKeys", "EnableKey", "DisableKey", "ScheduleKeyDeletion",
+    "CancelKeyDeletion", "EnableKeyRotation", "DisableKeyRotation", "GetKeyRotationStatus",
+    "RotateKeyOnDemand", "ListKeyRotations", "CreateAlias", "DeleteAlias", "ListAliases",
+    "PutKeyPolicy", "GetKeyPolicy", "Encrypt", "Decrypt", "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext", "GenerateRandom", "UpdateKeyDescription", "UpdateAlias",
+    "ListKeyPolicies", "ReEncrypt", "TagResource", "UntagResource", "ListResourceTags",
+}
+untested = sorted(op for op in served if "ok" not in answered.get(op, ()))
+assert not untested, f"never answered successfully: {untested}"
+print(f"{len(answered)} operations conform to botocore {MODEL.api_version} model:",
+      ", ".join(f"{op} {sorted(codes)}" for op, codes in sorted(answered.items())))
+
+# The AWS CLI, as a user types it, on the newer operations.
+aws = os.path.join(os.path.dirname(sys.executable), "aws")
+
+
+def cli(*args):
+    out = subprocess.run([aws, "--endpoint-url", ENDPOINT, "--output", "json", "kms", *args],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, f"aws kms {' '.join(args)}: {out.stderr}"
+    return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+cli("tag-resource", "--key-id", key_id, "--tags", "TagKey=cli,TagValue=yes")
+assert {"TagKey": "cli", "TagValue": "yes"} in cli("list-resource-tags", "--key-id", key_id)["Tags"]
+cli("untag-resource", "--key-id", key_id, "--tag-keys", "cli")
+# The CLI takes binary input from files (fileb://), as AWS's documentation shows.
+scratch = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"atrest-conformance-{os.getpid()}")
+with open(scratch + ".txt", "wb") as f:
+    f.write(b"from the cli")
+sealed = cli("encrypt", "--key-id", key_id, "--plaintext", f"fileb://{scratch}.txt")
+with open(scratch + ".bin", "wb") as f:
+    f.write(base64.b64decode(sealed["CiphertextBlob"]))
+moved = cli("re-encrypt", "--ciphertext-blob", f"fileb://{scratch}.bin",
+            "--destination-key-id", other)
+for suffix in (".txt", ".bin"):
+    os.remove(scratch + suffix)
+assert moved["KeyId"].endswith(other), moved
+cli("update-key-description", "--key-id", key_id, "--description", "from the cli")
+cli("generate-data-key-without-plaintext", "--key-id", key_id, "--key-spec", "AES_256")
+cli("list-key-policies", "--key-id", key_id)
+print("aws cli ok")
