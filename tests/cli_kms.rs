@@ -390,4 +390,100 @@ fn more_kms_commands_as_the_aws_cli_names_them() {
         &["kms", "tag-resource", "--key-id", &a, "--tags", "team=kms"],
         "TagKey=K,TagValue=V",
     );
+    let partner = "arn:aws:iam::444455556666:role/partner";
+    let made = json(
+        root,
+        &[
+            "kms",
+            "create-grant",
+            "--key-id",
+            &a,
+            "--grantee-principal",
+            partner,
+            "--operations",
+            "Encrypt",
+            "Decrypt",
+            "--constraints",
+            r#"{"EncryptionContextSubset":{"app":"orders"}}"#,
+        ],
+    );
+    let listed = json(root, &["kms", "list-grants", "--key-id", &a]);
+    assert_eq!(listed["Grants"][0]["GrantId"], made["GrantId"]);
+    assert_eq!(
+        listed["Grants"][0]["Operations"],
+        serde_json::json!(["Encrypt", "Decrypt"])
+    );
+    let arn = json(root, &["kms", "describe-key", "--key-id", &a])["KeyMetadata"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fn as_partner<'a>(partner: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["--caller", partner];
+        all.extend_from_slice(args);
+        all
+    }
+    ok(
+        root,
+        &as_partner(
+            partner,
+            &[
+                "kms",
+                "encrypt",
+                "--key-id",
+                &arn,
+                "--plaintext",
+                "aGk=",
+                "--encryption-context",
+                "app=orders",
+            ],
+        ),
+    );
+    fails(
+        root,
+        &as_partner(
+            partner,
+            &[
+                "kms",
+                "encrypt",
+                "--key-id",
+                &arn,
+                "--plaintext",
+                "aGk=",
+                "--encryption-context",
+                "app=other",
+            ],
+        ),
+        "AccessDeniedException",
+    );
+    ok(
+        root,
+        &[
+            "kms",
+            "retire-grant",
+            "--grant-token",
+            made["GrantToken"].as_str().unwrap(),
+        ],
+    );
+    fails(
+        root,
+        &as_partner(
+            partner,
+            &[
+                "kms",
+                "encrypt",
+                "--key-id",
+                &arn,
+                "--plaintext",
+                "aGk=",
+                "--encryption-context",
+                "app=orders",
+            ],
+        ),
+        "AccessDeniedException",
+    );
+    fails(
+        root,
+        &["kms", "revoke-grant", "--key-id", &a, "--grant-id", "nope"],
+        "InvalidGrantIdException",
+    );
 }

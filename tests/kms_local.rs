@@ -10,8 +10,8 @@ use common::{check_state_table, Op, TableSubject};
 
 use atrest::clock::{days, Clock, ManualClock, Timestamp};
 use atrest::kms::{
-    Caller, CreateKeyRequest, EncryptionContext, KeySpec, KeyState, KeyUsage, Kms, KmsError,
-    LocalKms, LocalKmsClient, RotationKind, Tag,
+    Caller, CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantOperation, KeySpec,
+    KeyState, KeyUsage, Kms, KmsError, LocalKms, LocalKmsClient, RotationKind, Tag,
 };
 
 const ACCOUNT: &str = "111122223333";
@@ -107,6 +107,15 @@ impl TableSubject for Local {
             UntagResource => outcome(client.untag_resource(key, &["table".to_string()])),
             ListResourceTags => outcome(client.list_resource_tags(key)),
             ListKeyPolicies => outcome(client.list_key_policies(key)),
+            CreateGrant => outcome(client.create_grant(
+                key,
+                CreateGrantRequest {
+                    grantee_principal: "arn:aws:iam::444455556666:role/table".into(),
+                    operations: vec![GrantOperation::Decrypt],
+                    ..Default::default()
+                },
+            )),
+            ListGrants => outcome(client.list_grants(key, None, None)),
         }
     }
 }

@@ -23,7 +23,7 @@ use atrest::kms::{
 use atrest::store::{restore_snapshot, LocalDirStorage, RestoreTarget, Store, StoreOptions};
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::Tag;
+use aws_sdk_kms::types::{GrantOperation, Tag};
 use common::peers::{venv_program, Served};
 use common::{check_state_table, Op, TableSubject};
 use zeroize::Zeroizing;
@@ -268,6 +268,12 @@ impl TableSubject for Wire {
             UntagResource => sdk!(aws, |c| c.untag_resource().key_id(k).tag_keys("table")),
             ListResourceTags => sdk!(aws, |c| c.list_resource_tags().key_id(k)),
             ListKeyPolicies => sdk!(aws, |c| c.list_key_policies().key_id(k)),
+            CreateGrant => sdk!(aws, |c| c
+                .create_grant()
+                .key_id(k)
+                .grantee_principal("arn:aws:iam::444455556666:role/table")
+                .operations(GrantOperation::Decrypt)),
+            ListGrants => sdk!(aws, |c| c.list_grants().key_id(k)),
         }
     }
 }

@@ -461,14 +461,15 @@ fn from_code(code: &str, message: String, status: u16) -> KmsError {
         | "ExpiredTokenException"
         | "InvalidClientTokenId" => KmsError::AccessDenied(format!("{code}: {message}")),
         "InvalidKeyUsageException" => KmsError::InvalidKeyUsage(message),
-        "ValidationException"
-        | "InvalidArnException"
-        | "InvalidAliasNameException"
-        | "InvalidGrantTokenException"
-        | "SerializationException" => KmsError::Validation(message),
+        "ValidationException" | "InvalidAliasNameException" | "SerializationException" => {
+            KmsError::Validation(message)
+        }
         "AlreadyExistsException" => KmsError::AlreadyExists(message),
         "LimitExceededException" => KmsError::LimitExceeded(message),
         "TagException" => KmsError::Tag(message),
+        "InvalidGrantTokenException" => KmsError::InvalidGrantToken(message),
+        "InvalidGrantIdException" => KmsError::InvalidGrantId(message),
+        "InvalidArnException" => KmsError::InvalidArn(message),
         "UnsupportedOperationException" => KmsError::UnsupportedOperation(message),
         "MalformedPolicyDocumentException" => KmsError::MalformedPolicyDocument(message),
         "KMSInternalException" => KmsError::Internal(message),

@@ -12,6 +12,7 @@
 mod aws;
 mod blob;
 mod fault;
+mod hex;
 mod keyref;
 mod local;
 mod policy;
@@ -33,6 +34,10 @@ pub use aws::{AssumeRole, AwsKms, AwsKmsConfig, StaticCredentials};
 pub use blob::CiphertextBlob;
 pub use fault::{Fault, FaultyKms};
 pub use keyref::KeyRef;
+pub use local::{
+    check_grant_tokens, CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation,
+    GrantRef, NewGrant,
+};
 pub use local::{
     AccessKeyIdentity, AliasEntry, CreateKeyRequest, KeyListEntry, LocalKms, LocalKmsClient,
     NewAccessKey, RotationKind, RotationRecord, RotationStatus, Tag, DEFAULT_ROTATION_PERIOD_DAYS,
@@ -78,6 +83,15 @@ pub enum KmsError {
     #[error("LimitExceededException: {0}")]
     /// A per-key limit is reached.
     LimitExceeded(String),
+    #[error("InvalidGrantTokenException: {0}")]
+    /// A grant token that no CreateGrant made.
+    InvalidGrantToken(String),
+    #[error("InvalidGrantIdException: {0}")]
+    /// A grant id that is not one.
+    InvalidGrantId(String),
+    #[error("InvalidArnException: {0}")]
+    /// An ARN that is not valid where it was given.
+    InvalidArn(String),
     #[error("TagException: {0}")]
     /// A tag is not one AWS allows (a reserved prefix, a character outside the set).
     Tag(String),
@@ -142,6 +156,9 @@ impl KmsError {
             KmsError::AlreadyExists(_) => "AlreadyExistsException",
             KmsError::LimitExceeded(_) => "LimitExceededException",
             KmsError::Tag(_) => "TagException",
+            KmsError::InvalidGrantToken(_) => "InvalidGrantTokenException",
+            KmsError::InvalidGrantId(_) => "InvalidGrantIdException",
+            KmsError::InvalidArn(_) => "InvalidArnException",
             KmsError::UnsupportedOperation(_) => "UnsupportedOperationException",
             KmsError::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
             KmsError::Internal(_) => "KMSInternalException",
@@ -165,6 +182,9 @@ impl KmsError {
             | KmsError::AlreadyExists(m)
             | KmsError::LimitExceeded(m)
             | KmsError::Tag(m)
+            | KmsError::InvalidGrantToken(m)
+            | KmsError::InvalidGrantId(m)
+            | KmsError::InvalidArn(m)
             | KmsError::UnsupportedOperation(m)
             | KmsError::MalformedPolicyDocument(m)
             | KmsError::Internal(m)
@@ -330,6 +350,16 @@ pub enum KeyUsage {
     #[serde(rename = "GENERATE_VERIFY_MAC")]
     /// Generate and verify MACs.
     GenerateVerifyMac,
+}
+
+impl fmt::Display for KeyUsage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyUsage::EncryptDecrypt => "ENCRYPT_DECRYPT",
+            KeyUsage::SignVerify => "SIGN_VERIFY",
+            KeyUsage::GenerateVerifyMac => "GENERATE_VERIFY_MAC",
+        })
+    }
 }
 
 impl KeyUsage {

@@ -118,6 +118,12 @@ impl KeyPolicy {
     /// Whether `caller` may call `action` (e.g. `kms:Decrypt`) on the key `key_arn` that
     /// has this policy (`None`: a key not made yet, which every resource names).
     pub fn allows(&self, caller: &Caller, action: &str, key_arn: Option<&str>) -> bool {
+        self.decide(caller, action, key_arn) == Some(true)
+    }
+
+    /// The policy's verdict: `Some(false)` when a statement denies, `Some(true)` when one
+    /// allows and none denies, `None` when none applies (a grant may then allow).
+    pub fn decide(&self, caller: &Caller, action: &str, key_arn: Option<&str>) -> Option<bool> {
         let matching = |allow: bool| {
             self.statements
                 .iter()
@@ -128,7 +134,13 @@ impl KeyPolicy {
                         && s.matches_resource(key_arn)
                 })
         };
-        !matching(false) && matching(true)
+        if matching(false) {
+            Some(false)
+        } else if matching(true) {
+            Some(true)
+        } else {
+            None
+        }
     }
 }
 

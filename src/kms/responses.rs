@@ -9,8 +9,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::{
-    epoch_seconds, AliasEntry, Decrypted, Encrypted, GeneratedDataKey, KeyListEntry, KeyMetadata,
-    KeyState, ReEncrypted, RotationRecord, Tag, WrappedDataKey,
+    epoch_seconds, AliasEntry, Decrypted, Encrypted, GeneratedDataKey, GrantListEntry,
+    KeyListEntry, KeyMetadata, KeyState, ReEncrypted, RotationRecord, Tag, WrappedDataKey,
 };
 use crate::clock::Timestamp;
 
@@ -134,6 +134,19 @@ impl From<ReEncrypted> for ReEncryptResponse {
             destination_key_material_id: r.destination_key_material_id,
         }
     }
+}
+
+/// ListGrants and ListRetirableGrants.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListGrantsResponse {
+    /// The grants.
+    pub grants: Vec<GrantListEntry>,
+    /// Whether more grants follow.
+    pub truncated: bool,
+    /// Where the next page starts, when `truncated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 /// ListResourceTags.

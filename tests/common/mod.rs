@@ -32,6 +32,8 @@ pub enum Op {
     UntagResource,
     ListResourceTags,
     ListKeyPolicies,
+    CreateGrant,
+    ListGrants,
 }
 
 pub const OK: &str = "ok";
@@ -39,7 +41,7 @@ const DISABLED: &str = "DisabledException";
 const INVALID: &str = "KMSInvalidStateException";
 
 /// (operation, outcome when Enabled, Disabled, PendingDeletion), as AWS documents them.
-pub const STATE_TABLE: [(Op, &str, &str, &str); 23] = {
+pub const STATE_TABLE: [(Op, &str, &str, &str); 25] = {
     use Op::*;
     [
         (Encrypt, OK, DISABLED, INVALID),
@@ -65,6 +67,8 @@ pub const STATE_TABLE: [(Op, &str, &str, &str); 23] = {
         (UntagResource, OK, OK, INVALID),
         (ListResourceTags, OK, OK, OK),
         (ListKeyPolicies, OK, OK, OK),
+        (CreateGrant, OK, DISABLED, INVALID),
+        (ListGrants, OK, OK, OK),
     ]
 };
 

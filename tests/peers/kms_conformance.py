@@ -186,6 +186,32 @@ kms.untag_resource(KeyId=key_id, TagKeys=["env"])
 refused(kms.tag_resource, "TagException", KeyId=key_id,
         Tags=[{"TagKey": "aws:reserved", "TagValue": "x"}])
 
+# Grants: a role of another account gets Encrypt under a constraint, by grant only.
+partner = "arn:aws:iam::444455556666:role/partner"
+retirer = key_arn.split(":")[4].join(["arn:aws:iam::", ":role/retirer"])
+made = kms.create_grant(KeyId=key_id, GranteePrincipal=partner, RetiringPrincipal=retirer,
+                        Operations=["Encrypt", "Decrypt"], Name="conformance",
+                        Constraints={"EncryptionContextSubset": {"app": "orders"}})
+again = kms.create_grant(KeyId=key_id, GranteePrincipal=partner, RetiringPrincipal=retirer,
+                         Operations=["Encrypt", "Decrypt"], Name="conformance",
+                         Constraints={"EncryptionContextSubset": {"app": "orders"}})
+assert made["GrantId"] == again["GrantId"], (made, again)
+kms.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[made["GrantToken"]])
+refused(kms.encrypt, "InvalidGrantTokenException", KeyId=key_id, Plaintext=b"x",
+        GrantTokens=["forged"])
+grants = kms.list_grants(KeyId=key_id, Limit=1)["Grants"]
+assert grants[0]["Constraints"] == {"EncryptionContextSubset": {"app": "orders"}}, grants
+assert kms.list_retirable_grants(RetiringPrincipal=retirer)["Grants"][0]["GrantId"] == made["GrantId"]
+refused(kms.create_grant, "DryRunOperationException", KeyId=key_id, GranteePrincipal=partner,
+        Operations=["Decrypt"], DryRun=True)
+assert len(kms.list_grants(KeyId=key_id)["Grants"]) == 1, "a dry run made a grant"
+refused(kms.create_grant, "InvalidArnException", KeyId=key_id, GranteePrincipal="bob",
+        Operations=["Decrypt"])
+kms.retire_grant(KeyId=key_arn, GrantId=made["GrantId"])
+second = kms.create_grant(KeyId=key_id, GranteePrincipal=partner, Operations=["Decrypt"])
+kms.revoke_grant(KeyId=key_id, GrantId=second["GrantId"])
+refused(kms.revoke_grant, "NotFoundException", KeyId=key_id, GrantId=second["GrantId"])
+
 # Deletion last.
 kms.schedule_key_deletion(KeyId=other, PendingWindowInDays=7)
 refused(kms.encrypt, "KMSInvalidStateException", KeyId=other, Plaintext=b"x")
@@ -199,6 +225,7 @@ served = {
     "PutKeyPolicy", "GetKeyPolicy", "Encrypt", "Decrypt", "GenerateDataKey",
     "GenerateDataKeyWithoutPlaintext", "GenerateRandom", "UpdateKeyDescription", "UpdateAlias",
     "ListKeyPolicies", "ReEncrypt", "TagResource", "UntagResource", "ListResourceTags",
+    "CreateGrant", "ListGrants", "ListRetirableGrants", "RetireGrant", "RevokeGrant",
 }
 untested = sorted(op for op in served if "ok" not in answered.get(op, ()))
 assert not untested, f"never answered successfully: {untested}"
@@ -234,4 +261,10 @@ assert moved["KeyId"].endswith(other), moved
 cli("update-key-description", "--key-id", key_id, "--description", "from the cli")
 cli("generate-data-key-without-plaintext", "--key-id", key_id, "--key-spec", "AES_256")
 cli("list-key-policies", "--key-id", key_id)
+grant = cli("create-grant", "--key-id", key_id, "--grantee-principal", partner,
+            "--operations", "Decrypt", "DescribeKey",
+            "--constraints", "EncryptionContextEquals={app=cli}")
+assert any(g["GrantId"] == grant["GrantId"]
+           for g in cli("list-grants", "--key-id", key_id)["Grants"])
+cli("revoke-grant", "--key-id", key_id, "--grant-id", grant["GrantId"])
 print("aws cli ok")

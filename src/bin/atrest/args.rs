@@ -523,6 +523,50 @@ pub enum KmsCommand {
         #[arg(long)]
         key_id: String,
     },
+    /// Allow GRANTEE the operations on the key (Encrypt, Decrypt, GenerateDataKey,
+    /// ReEncryptFrom, DescribeKey, CreateGrant, RetireGrant, ...).
+    CreateGrant {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        grantee_principal: String,
+        #[arg(long)]
+        retiring_principal: Option<String>,
+        #[arg(long, num_args = 1.., required = true)]
+        operations: Vec<String>,
+        /// JSON: {"EncryptionContextSubset": {...}} or {"EncryptionContextEquals": {...}}.
+        #[arg(long)]
+        constraints: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    ListGrants {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        grant_id: Option<String>,
+        #[arg(long)]
+        grantee_principal: Option<String>,
+    },
+    ListRetirableGrants {
+        #[arg(long)]
+        retiring_principal: String,
+    },
+    /// Retire a grant by its token, or by --key-id and --grant-id.
+    RetireGrant {
+        #[arg(long, conflicts_with_all = ["key_id", "grant_id"], required_unless_present = "grant_id")]
+        grant_token: Option<String>,
+        #[arg(long, requires = "grant_id")]
+        key_id: Option<String>,
+        #[arg(long, requires = "key_id")]
+        grant_id: Option<String>,
+    },
+    RevokeGrant {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        grant_id: String,
+    },
     /// Serve the embedded KMS over AWS's KMS protocol (JSON 1.1) and STS AssumeRole, for
     /// any AWS SDK or the AWS CLI (`--endpoint-url http://ADDR`). Plain HTTP on loopback.
     /// Without access keys (--access-key, or this root's `kms create-access-key`) any

@@ -7,13 +7,14 @@ use atrest::control::Root;
 use atrest::kms::responses::{
     DecryptResponse, EncryptResponse, GenerateDataKeyResponse,
     GenerateDataKeyWithoutPlaintextResponse, GenerateRandomResponse, GetKeyPolicyResponse,
-    KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListKeyPoliciesResponse,
-    ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse, ReEncryptResponse,
-    ScheduleKeyDeletionResponse,
+    KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListGrantsResponse,
+    ListKeyPoliciesResponse, ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse,
+    ReEncryptResponse, ScheduleKeyDeletionResponse,
 };
 use atrest::kms::wire::{Endpoint, Identities};
 use atrest::kms::{
-    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsServer, LocalKmsClient, Tag,
+    CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantConstraints, GrantOperation,
+    GrantRef, KeySpec, KeyUsage, KmsServer, LocalKmsClient, Tag,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -368,6 +369,58 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
                     .join("\n")
             });
         }
+        KmsCommand::CreateGrant {
+            key_id,
+            grantee_principal,
+            retiring_principal,
+            operations,
+            constraints,
+            name,
+        } => {
+            let constraints = constraints
+                .map(|c| {
+                    serde_json::from_str::<GrantConstraints>(&c).map_err(|e| {
+                        format!("--constraints is not {{\"EncryptionContextSubset\"|\"EncryptionContextEquals\": {{...}}}}: {e}")
+                    })
+                })
+                .transpose()?;
+            let request = CreateGrantRequest {
+                grantee_principal,
+                retiring_principal,
+                operations: operations
+                    .iter()
+                    .map(|op| GrantOperation::parse(op))
+                    .collect::<Result<_, _>>()?,
+                constraints,
+                name,
+            };
+            let made = client.create_grant(&key_id, request)?;
+            out.print(&made, || format!("{}\t{}", made.grant_id, made.grant_token));
+        }
+        KmsCommand::ListGrants {
+            key_id,
+            grant_id,
+            grantee_principal,
+        } => print_grants(
+            out,
+            client.list_grants(&key_id, grant_id.as_deref(), grantee_principal.as_deref())?,
+        ),
+        KmsCommand::ListRetirableGrants { retiring_principal } => {
+            print_grants(out, client.list_retirable_grants(&retiring_principal)?)
+        }
+        KmsCommand::RetireGrant {
+            grant_token,
+            key_id,
+            grant_id,
+        } => match (grant_token, key_id, grant_id) {
+            (Some(token), _, _) => client.retire_grant(GrantRef::Token(&token))?,
+            (None, Some(key_id), Some(grant_id)) => client.retire_grant(GrantRef::Id {
+                key_id: &key_id,
+                grant_id: &grant_id,
+            })?,
+            _ => return Err(String::from("give --grant-token, or --key-id and --grant-id").into()),
+        },
+        KmsCommand::RevokeGrant { key_id, grant_id } => client.revoke_grant(&key_id, &grant_id)?,
         KmsCommand::ListKeyPolicies { key_id } => {
             let answer = ListKeyPoliciesResponse {
                 policy_names: client.list_key_policies(&key_id)?,
@@ -378,6 +431,30 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
         }
     }
     Ok(())
+}
+
+fn print_grants(out: Output, grants: Vec<atrest::kms::GrantListEntry>) {
+    let answer = ListGrantsResponse {
+        grants,
+        truncated: false,
+        next_marker: None,
+    };
+    out.print(&answer, || {
+        answer
+            .grants
+            .iter()
+            .map(|g| {
+                let operations: Vec<&str> = g.operations.iter().map(|op| op.name()).collect();
+                format!(
+                    "{}\t{}\t{}",
+                    g.grant_id,
+                    g.grantee_principal,
+                    operations.join(",")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
 }
 
 /// `kms serve`'s identities: the access keys of the embedded account and those given, the

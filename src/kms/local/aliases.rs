@@ -12,7 +12,7 @@ impl LocalKmsClient {
                 "{alias_name}: the alias/aws/ prefix is reserved for AWS managed keys"
             )));
         }
-        self.kms.write(|state, now| {
+        self.write(|state, now| {
             let key = state.resolve(&self.caller, target_key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:CreateAlias")?;
             key.check_not_pending_deletion()?;
@@ -37,7 +37,7 @@ impl LocalKmsClient {
     /// DeleteAlias.
     pub fn delete_alias(&self, alias_name: &str) -> Result<(), KmsError> {
         keyref::validate_alias(alias_name)?;
-        self.kms.write(|state, _| {
+        self.write(|state, _| {
             let caller = &self.caller;
             let (position, target) = self.find_alias(state, alias_name)?;
             target.authorize(caller, "kms:DeleteAlias")?;
@@ -63,7 +63,7 @@ impl LocalKmsClient {
     /// needs kms:UpdateAlias on both the key it leaves and the key it joins.
     pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<(), KmsError> {
         keyref::validate_alias(alias_name)?;
-        self.kms.write(|state, now| {
+        self.write(|state, now| {
             let caller = &self.caller;
             let (position, current) = self.find_alias(state, alias_name)?;
             current.authorize(caller, "kms:UpdateAlias")?;

@@ -8,6 +8,8 @@ use super::*;
 pub struct LocalKmsClient {
     pub(super) kms: Arc<LocalKms>,
     pub(super) caller: Caller,
+    /// Every call checks everything and changes nothing (AWS's `DryRun`).
+    pub(super) dry_run: bool,
 }
 
 impl fmt::Debug for LocalKmsClient {
@@ -33,6 +35,27 @@ impl LocalKmsClient {
         &self.kms
     }
 
+    /// The same caller, with every call checked as usual and nothing changed: AWS's
+    /// `DryRun`. A call that would succeed returns what it would have returned.
+    pub fn dry_run(&self) -> LocalKmsClient {
+        LocalKmsClient {
+            dry_run: true,
+            ..self.clone()
+        }
+    }
+
+    /// A change to the state, or its dry run.
+    pub(super) fn write<R>(
+        &self,
+        f: impl FnOnce(&mut State, Timestamp) -> Result<R, KmsError>,
+    ) -> Result<R, KmsError> {
+        if self.dry_run {
+            self.kms.dry_write(f)
+        } else {
+            self.kms.write(f)
+        }
+    }
+
     /// CreateKey: a new key in the caller's account and region, Enabled.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
         if request.description.len() > MAX_DESCRIPTION {
@@ -51,7 +74,7 @@ impl LocalKmsClient {
         };
         if !valid_usage {
             return Err(KmsError::Validation(format!(
-                "KeyUsage {usage:?} is not valid for KeySpec {}",
+                "KeyUsage {usage} is not valid for KeySpec {}",
                 request.key_spec
             )));
         }
@@ -66,7 +89,7 @@ impl LocalKmsClient {
         let mut tags = Vec::new();
         tags::merge_tags(&mut tags, &request.tags);
         let caller = &self.caller;
-        self.kms.write(|state, now| {
+        self.write(|state, now| {
             let mut key = KeyRecord {
                 id: keyref::new_key_id(),
                 account: caller.account().to_string(),
@@ -84,6 +107,7 @@ impl LocalKmsClient {
                 rotations: Vec::new(),
                 on_demand_rotations: 0,
                 tags,
+                grants: Vec::new(),
             };
             if key.spec == KeySpec::SymmetricDefault {
                 key.materials.push(Material {
@@ -124,7 +148,7 @@ impl LocalKmsClient {
 
     /// EnableKey. A key pending deletion must be cancelled first.
     pub fn enable_key(&self, key_id: &str) -> Result<(), KmsError> {
-        self.kms.write(|state, now| {
+        self.write(|state, now| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:EnableKey")?;
             key.check_not_pending_deletion()?;
@@ -139,7 +163,7 @@ impl LocalKmsClient {
 
     /// DisableKey: the key refuses every cryptographic operation until enabled.
     pub fn disable_key(&self, key_id: &str) -> Result<(), KmsError> {
-        self.kms.write(|state, _| {
+        self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:DisableKey")?;
             key.check_not_pending_deletion()?;
@@ -163,7 +187,7 @@ impl LocalKmsClient {
                 PENDING_WINDOW_DAYS.end()
             )));
         }
-        self.kms.write(|state, now| {
+        self.write(|state, now| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:ScheduleKeyDeletion")?;
             key.check_not_pending_deletion()?;
@@ -177,14 +201,13 @@ impl LocalKmsClient {
 
     /// Leaves the key Disabled, as AWS does: enable it to use it again.
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<(), KmsError> {
-        self.kms.write(|state, _| {
+        self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:CancelKeyDeletion")?;
             if key.state != KeyState::PendingDeletion {
                 return Err(KmsError::InvalidState(format!(
-                    "{} is {}, not pending deletion.",
-                    key.arn(),
-                    key.state
+                    "{} is not pending deletion.",
+                    key.arn()
                 )));
             }
             key.state = KeyState::Disabled;
@@ -208,7 +231,7 @@ impl LocalKmsClient {
                 ROTATION_PERIOD_DAYS.end()
             )));
         }
-        self.kms.write(|state, now| {
+        self.write(|state, now| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:EnableKeyRotation")?;
             key.check_symmetric("EnableKeyRotation")?;
@@ -223,7 +246,7 @@ impl LocalKmsClient {
 
     /// DisableKeyRotation.
     pub fn disable_key_rotation(&self, key_id: &str) -> Result<(), KmsError> {
-        self.kms.write(|state, _| {
+        self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:DisableKeyRotation")?;
             key.check_symmetric("DisableKeyRotation")?;
@@ -251,7 +274,7 @@ impl LocalKmsClient {
 
     /// New key material now, under the same key id; old ciphertexts still decrypt.
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String, KmsError> {
-        self.kms.write(|state, now| {
+        self.write(|state, now| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:RotateKeyOnDemand")?;
             key.check_symmetric("RotateKeyOnDemand")?;
@@ -291,7 +314,7 @@ impl LocalKmsClient {
     /// does, refuses a policy that would lock the caller out of changing it again.
     pub fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), KmsError> {
         let parsed = KeyPolicy::parse(policy)?;
-        self.kms.write(|state, _| {
+        self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:PutKeyPolicy")?;
             check_lockout(&parsed, &self.caller, Some(&key.arn()))?;
@@ -324,7 +347,7 @@ impl LocalKmsClient {
         }
         self.kms.read(|state, _| {
             let key = state.resolve(&self.caller, key_id, USE)?;
-            key.authorize(&self.caller, "kms:Encrypt")?;
+            key.authorize_in(&self.caller, "kms:Encrypt", Some(context))?;
             key.check_usable_for_encryption()?;
             Ok(Encrypted {
                 ciphertext_blob: key.seal(self.kms.backend, plaintext, context)?,
@@ -373,7 +396,7 @@ impl LocalKmsClient {
                 "kms:ReEncryptFrom",
             )?;
             let destination = state.resolve(&self.caller, destination_key_id, USE)?;
-            destination.authorize(&self.caller, "kms:ReEncryptTo")?;
+            destination.authorize_in(&self.caller, "kms:ReEncryptTo", Some(destination_context))?;
             destination.check_usable_for_encryption()?;
             Ok(ReEncrypted {
                 ciphertext_blob: destination.seal(
@@ -416,7 +439,7 @@ impl LocalKmsClient {
             .ok_or_else(|| {
                 KmsError::InvalidCiphertext("no key in this region made this ciphertext".into())
             })?;
-        key.authorize(&self.caller, action)?;
+        key.authorize_in(&self.caller, action, Some(context))?;
         key.check_usable_for_encryption()?;
         let material = key
             .materials
@@ -491,7 +514,7 @@ impl LocalKmsClient {
                 "Description is longer than {MAX_DESCRIPTION} characters"
             )));
         }
-        self.kms.write(|state, _| {
+        self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:UpdateKeyDescription")?;
             key.check_not_pending_deletion()?;
@@ -519,7 +542,7 @@ impl LocalKmsClient {
         check_number_of_bytes(number_of_bytes)?;
         self.kms.read(|state, _| {
             let key = state.resolve(&self.caller, key_id, USE)?;
-            key.authorize(&self.caller, action)?;
+            key.authorize_in(&self.caller, action, Some(context))?;
             key.check_usable_for_encryption()?;
             let mut plaintext = Zeroizing::new(vec![0u8; number_of_bytes]);
             rand::rng().fill_bytes(&mut plaintext);

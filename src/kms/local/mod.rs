@@ -17,18 +17,25 @@
 //! | `client` | [`LocalKmsClient`]: the operations, as one caller |
 //! | `aliases` | the alias operations of [`LocalKmsClient`] |
 //! | `tags` | the tag operations, and AWS's rules for tags |
+//! | `grants` | the grant operations, and what a grant allows |
 //! | `types` | requests and answers: [`CreateKeyRequest`], rotation and alias entries |
 //! | `access_keys` | the account's IAM users' access keys, and whom they call as |
 
 mod access_keys;
 mod aliases;
 mod client;
+mod grants;
 mod state;
 mod tags;
 mod types;
 
 pub use access_keys::{AccessKeyIdentity, NewAccessKey};
 pub use client::LocalKmsClient;
+use grants::StoredGrant;
+pub use grants::{
+    check_grant_tokens, CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation,
+    GrantRef, NewGrant,
+};
 use state::*;
 pub use types::{
     AliasEntry, CreateKeyRequest, KeyListEntry, RotationKind, RotationRecord, RotationStatus, Tag,
@@ -79,6 +86,11 @@ struct Accepts {
 /// Encrypt, Decrypt, DescribeKey, GenerateDataKey: any form, any account.
 const USE: Accepts = Accepts {
     aliases: true,
+    other_accounts: true,
+};
+/// Grants: key id or key ARN, any account.
+const GRANTS: Accepts = Accepts {
+    aliases: false,
     other_accounts: true,
 };
 /// Key management: key id or key ARN, own account only.
@@ -156,6 +168,7 @@ impl LocalKms {
         LocalKmsClient {
             kms: Arc::clone(self),
             caller,
+            dry_run: false,
         }
     }
 
@@ -190,6 +203,15 @@ impl LocalKms {
         f: impl FnOnce(&mut State, Timestamp) -> Result<R, KmsError>,
     ) -> Result<R, KmsError> {
         self.transact(true, f).map(|(r, _)| r)
+    }
+
+    /// Runs a write's checks and changes on a copy of the state, which is then dropped:
+    /// AWS's DryRun, for the operations that change something.
+    fn dry_write<R>(
+        &self,
+        f: impl FnOnce(&mut State, Timestamp) -> Result<R, KmsError>,
+    ) -> Result<R, KmsError> {
+        self.read(|state, now| f(&mut state.copy()?, now))
     }
 
     /// Runs `f` on the current state, after applying due events; persists when `f`

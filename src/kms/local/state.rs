@@ -50,6 +50,9 @@ pub(super) struct KeyRecord {
     /// The key's tags, in the order they were first set.
     #[serde(default)]
     pub(super) tags: Vec<Tag>,
+    /// The key's grants, oldest first.
+    #[serde(default)]
+    pub(super) grants: Vec<StoredGrant>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy)]
@@ -179,6 +182,15 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// A copy of the state, through its serialized form (key material is not `Clone`);
+    /// the serialized bytes are zeroized.
+    pub(super) fn copy(&self) -> Result<State, KmsError> {
+        let bytes = Zeroizing::new(
+            serde_json::to_vec(self).map_err(|e| KmsError::Internal(e.to_string()))?,
+        );
+        serde_json::from_slice(&bytes).map_err(|e| KmsError::Internal(e.to_string()))
     }
 
     pub(super) fn save(&self, path: &Path) -> Result<(), KmsError> {
@@ -335,28 +347,50 @@ impl KeyRecord {
         key_arn(&self.region, &self.account, &self.id)
     }
 
+    /// Checks that the key policy or a grant allows `caller` `action` on this key, for
+    /// an operation that takes no encryption context.
     pub(super) fn authorize(&self, caller: &Caller, action: &str) -> Result<(), KmsError> {
-        let policy = KeyPolicy::parse(&self.policy)?;
-        if policy.allows(caller, action, Some(&self.arn())) {
-            Ok(())
-        } else {
-            Err(KmsError::AccessDenied(format!(
-                "User: {} is not authorized to perform: {action} on resource: {} because no resource-based policy allows the {action} action",
-                caller.principal(),
-                self.arn()
-            )))
+        self.authorize_in(caller, action, None)
+    }
+
+    /// Checks that the key policy, or a grant whose constraints `context` meets, allows
+    /// `caller` `action`; the policy's explicit Deny wins over any grant.
+    pub(super) fn authorize_in(
+        &self,
+        caller: &Caller,
+        action: &str,
+        context: Option<&EncryptionContext>,
+    ) -> Result<(), KmsError> {
+        match self.policy_decision(caller, action)? {
+            Some(true) => Ok(()),
+            None if self.granted(caller, action, context) => Ok(()),
+            _ => Err(self.denied(caller, action)),
         }
     }
 
-    /// The checks Encrypt, Decrypt and GenerateDataKey make after authorization.
-    pub(super) fn check_usable_for_encryption(&self) -> Result<(), KmsError> {
+    pub(super) fn denied(&self, caller: &Caller, action: &str) -> KmsError {
+        KmsError::AccessDenied(format!(
+            "User: {} is not authorized to perform: {action} on resource: {} because no resource-based policy allows the {action} action",
+            caller.principal(),
+            self.arn()
+        ))
+    }
+
+    /// Neither pending deletion nor disabled, with AWS's messages.
+    pub(super) fn check_usable(&self) -> Result<(), KmsError> {
         self.check_not_pending_deletion()?;
         if self.state == KeyState::Disabled {
             return Err(KmsError::Disabled(format!("{} is disabled.", self.arn())));
         }
+        Ok(())
+    }
+
+    /// The checks Encrypt, Decrypt and GenerateDataKey make after authorization.
+    pub(super) fn check_usable_for_encryption(&self) -> Result<(), KmsError> {
+        self.check_usable()?;
         if self.spec != KeySpec::SymmetricDefault || self.usage != KeyUsage::EncryptDecrypt {
             return Err(KmsError::InvalidKeyUsage(format!(
-                "{} has KeySpec {} and KeyUsage {:?}; atrest encrypts only with SYMMETRIC_DEFAULT keys for ENCRYPT_DECRYPT",
+                "{} has KeySpec {} and KeyUsage {}; atrest encrypts only with SYMMETRIC_DEFAULT keys for ENCRYPT_DECRYPT",
                 self.arn(),
                 self.spec,
                 self.usage
@@ -366,16 +400,13 @@ impl KeyRecord {
     }
 
     pub(super) fn check_not_pending_deletion(&self) -> Result<(), KmsError> {
-        match (self.state, self.deletion_date) {
-            (KeyState::PendingDeletion, Some(date)) => Err(KmsError::InvalidState(format!(
-                "{} is pending deletion (on {date}).",
-                self.arn()
-            ))),
-            (KeyState::PendingDeletion, None) => Err(KmsError::InvalidState(format!(
+        if self.state == KeyState::PendingDeletion {
+            Err(KmsError::InvalidState(format!(
                 "{} is pending deletion.",
                 self.arn()
-            ))),
-            _ => Ok(()),
+            )))
+        } else {
+            Ok(())
         }
     }
 

@@ -14,7 +14,7 @@ impl LocalKmsClient {
     /// TagResource: adds `tags` to the key, replacing the value of a key it has already.
     pub fn tag_resource(&self, key_id: &str, tags: &[Tag]) -> Result<(), KmsError> {
         check_tags(tags)?;
-        self.kms.write(|state, _| {
+        self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:TagResource")?;
             key.check_not_pending_deletion()?;
@@ -31,7 +31,7 @@ impl LocalKmsClient {
         for (i, tag_key) in tag_keys.iter().enumerate() {
             check_length("tagKeys", i, "", tag_key, 1, MAX_TAG_KEY)?;
         }
-        self.kms.write(|state, _| {
+        self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:UntagResource")?;
             key.check_not_pending_deletion()?;

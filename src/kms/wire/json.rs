@@ -13,12 +13,13 @@ use super::{Endpoint, Operation, Request, WireError};
 use crate::kms::responses::{
     DecryptResponse, EncryptResponse, GenerateDataKeyResponse,
     GenerateDataKeyWithoutPlaintextResponse, GenerateRandomResponse, GetKeyPolicyResponse,
-    KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListKeyPoliciesResponse,
-    ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse, ReEncryptResponse,
-    ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
+    KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListGrantsResponse,
+    ListKeyPoliciesResponse, ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse,
+    ReEncryptResponse, ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
 };
 use crate::kms::{
-    CreateKeyRequest, EncryptionContext, KeySpec, KeyUsage, KmsError, LocalKmsClient, Tag,
+    check_grant_tokens, CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantConstraints,
+    GrantOperation, GrantRef, KeySpec, KeyUsage, KmsError, LocalKmsClient, Tag,
 };
 
 /// The body of an operation that returns nothing: `{}`.
@@ -43,11 +44,14 @@ impl Endpoint {
             .caller(request, Protocol::Kms, self.kms.clock().now())?;
         let mut params = Params::parse(request.body)?;
         let dry_run = operation.takes_dry_run() && params.opt_bool("DryRun")? == Some(true);
-        let client = self.kms.client(caller);
+        let mut client = self.kms.client(caller);
+        if dry_run {
+            client = client.dry_run();
+        }
         let answer = Self::answer(operation, &client, &mut params)?;
         if dry_run {
-            // Every check ran and the call would have succeeded: AWS says so, and nothing
-            // (no ciphertext, no plaintext) is returned.
+            // Every check ran and the call would have succeeded (changing nothing): AWS
+            // says so, and nothing (no ciphertext, no plaintext, no grant) is returned.
             return Err(WireError::new(
                 412,
                 "DryRunOperationException",
@@ -290,6 +294,70 @@ impl Endpoint {
                     next_marker: page.next_marker,
                 })
             }
+            Operation::CreateGrant => {
+                params.grant_tokens()?;
+                params.not_emulated(&["GranteeServicePrincipal", "RetiringServicePrincipal"])?;
+                let key = params.str("KeyId")?;
+                let request = CreateGrantRequest {
+                    grantee_principal: params.str("GranteePrincipal")?,
+                    retiring_principal: params.opt_str("RetiringPrincipal")?,
+                    operations: params
+                        .strings("Operations")?
+                        .ok_or_else(|| WireError::missing("operations"))?
+                        .iter()
+                        .map(|op| GrantOperation::parse(op))
+                        .collect::<Result<_, _>>()?,
+                    constraints: params.constraints()?,
+                    name: params.opt_str("Name")?,
+                };
+                body(&client.create_grant(&key, request)?)
+            }
+            Operation::ListGrants => {
+                let key = params.str("KeyId")?;
+                let grant_id = params.opt_str("GrantId")?;
+                let grantee = params.opt_str("GranteePrincipal")?;
+                params.not_emulated(&["GranteeServicePrincipal"])?;
+                let grants = client.list_grants(&key, grant_id.as_deref(), grantee.as_deref())?;
+                let page = params.page(grants, LIST_GRANTS)?;
+                body(&ListGrantsResponse {
+                    grants: page.items,
+                    truncated: page.truncated,
+                    next_marker: page.next_marker,
+                })
+            }
+            Operation::ListRetirableGrants => {
+                params.not_emulated(&["RetiringServicePrincipal"])?;
+                let principal = params.str("RetiringPrincipal")?;
+                let grants = client.list_retirable_grants(&principal)?;
+                let page = params.page(grants, LIST_RETIRABLE_GRANTS)?;
+                body(&ListGrantsResponse {
+                    grants: page.items,
+                    truncated: page.truncated,
+                    next_marker: page.next_marker,
+                })
+            }
+            Operation::RetireGrant => {
+                let token = params.opt_str("GrantToken")?;
+                let key = params.opt_str("KeyId")?;
+                let grant_id = params.opt_str("GrantId")?;
+                let grant = match (&token, &key, &grant_id) {
+                    (Some(token), None, None) => GrantRef::Token(token),
+                    (None, Some(key_id), Some(grant_id)) => GrantRef::Id { key_id, grant_id },
+                    _ => {
+                        return Err(KmsError::Validation(
+                            "give GrantToken, or KeyId and GrantId".into(),
+                        )
+                        .into())
+                    }
+                };
+                client.retire_grant(grant)?;
+                body(&EMPTY)
+            }
+            Operation::RevokeGrant => {
+                let key = params.str("KeyId")?;
+                client.revoke_grant(&key, &params.str("GrantId")?)?;
+                body(&EMPTY)
+            }
             Operation::ListKeyPolicies => {
                 let names = client.list_key_policies(&params.str("KeyId")?)?;
                 let page = params.page(names, LIST_KEY_POLICIES)?;
@@ -337,6 +405,16 @@ const LIST_KEY_POLICIES: PageRules = PageRules {
     operation: "ListKeyPolicies",
     max: 1000,
     default: 100,
+};
+const LIST_GRANTS: PageRules = PageRules {
+    operation: "ListGrants",
+    max: 100,
+    default: 50,
+};
+const LIST_RETIRABLE_GRANTS: PageRules = PageRules {
+    operation: "ListRetirableGrants",
+    max: 100,
+    default: 50,
 };
 const LIST_RESOURCE_TAGS: PageRules = PageRules {
     operation: "ListResourceTags",
@@ -494,34 +572,67 @@ impl Params {
             .map(Some)
     }
 
-    /// `GrantTokens`: accepted as AWS accepts them (at most 10); LocalKms has no grants
-    /// for them to name, so they change nothing.
+    /// `GrantTokens`: each one CreateGrant made, at most 10 (grants are in effect at once
+    /// here, so they change nothing else).
     fn grant_tokens(&mut self) -> Result<(), WireError> {
-        let tokens = self.strings("GrantTokens")?.unwrap_or_default();
-        if tokens.len() > 10 {
-            return Err(KmsError::Validation(format!(
-                "1 validation error detected: Value '{tokens:?}' at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10"
+        Ok(check_grant_tokens(
+            &self.strings("GrantTokens")?.unwrap_or_default(),
+        )?)
+    }
+
+    /// Members LocalKms does not emulate: refused when sent, never ignored.
+    fn not_emulated(&mut self, fields: &[&str]) -> Result<(), WireError> {
+        match fields.iter().find(|f| self.take(f).is_some()) {
+            Some(field) => Err(KmsError::Validation(format!(
+                "{field} is not emulated by LocalKms (AWS service principals)"
             ))
-            .into());
+            .into()),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// CreateGrant's `Constraints`.
+    fn constraints(&mut self) -> Result<Option<GrantConstraints>, WireError> {
+        let Some(value) = self.take("Constraints") else {
+            return Ok(None);
+        };
+        let Value::Object(map) = value else {
+            return Err(WireError::serialization("Constraints must be an object"));
+        };
+        let mut inner = Params(map);
+        inner.not_emulated(&["SourceArn"])?;
+        let constraints = GrantConstraints {
+            encryption_context_subset: inner.opt_context("EncryptionContextSubset")?,
+            encryption_context_equals: inner.opt_context("EncryptionContextEquals")?,
+        };
+        if let Some(unknown) = inner.0.keys().next() {
+            return Err(WireError::serialization(format!(
+                "{unknown} is not a member of Constraints"
+            )));
+        }
+        Ok(Some(constraints))
     }
 
     fn context(&mut self, field: &str) -> Result<EncryptionContext, WireError> {
+        Ok(self.opt_context(field)?.unwrap_or_default())
+    }
+
+    fn opt_context(&mut self, field: &str) -> Result<Option<EncryptionContext>, WireError> {
         match self.take(field) {
-            None => Ok(EncryptionContext::new()),
+            None => Ok(None),
             Some(Value::Object(map)) => map
                 .into_iter()
                 .map(|(k, v)| match v {
                     Value::String(v) => Ok((k, v)),
-                    _ => Err(WireError::serialization(
-                        "EncryptionContext values must be strings",
-                    )),
+                    _ => Err(WireError::serialization(format!(
+                        "{field} values must be strings"
+                    ))),
                 })
-                .collect(),
-            Some(_) => Err(WireError::serialization(
-                "EncryptionContext must be an object of strings",
-            )),
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(WireError::serialization(format!(
+                "{field} must be an object of strings"
+            ))),
         }
     }
 

@@ -191,19 +191,5 @@ fn json_error(e: WireError) -> Response {
 
 pub(crate) fn request_id() -> String {
     let bytes: [u8; 16] = rand::random();
-    encode_hex(&bytes)
-}
-
-pub(crate) fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    crate::kms::hex::encode(&bytes)
 }

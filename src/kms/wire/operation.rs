@@ -56,6 +56,11 @@ operations! {
     TagResource,
     UntagResource,
     ListResourceTags,
+    CreateGrant,
+    ListGrants,
+    ListRetirableGrants,
+    RetireGrant,
+    RevokeGrant,
 }
 
 impl Operation {
@@ -73,6 +78,9 @@ impl Operation {
                 | Operation::GenerateDataKey
                 | Operation::GenerateDataKeyWithoutPlaintext
                 | Operation::ReEncrypt
+                | Operation::CreateGrant
+                | Operation::RetireGrant
+                | Operation::RevokeGrant
         )
     }
 

@@ -3,6 +3,8 @@
 //! signature recomputed from the secret the access key id names.
 
 use super::Request;
+#[cfg(feature = "aws-lc")]
+use crate::kms::hex::encode as encode_hex;
 
 /// The parts of a SigV4 `Authorization` header.
 #[derive(Debug, PartialEq, Eq)]
@@ -159,11 +161,6 @@ fn canonical_query(query: &str) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-#[cfg(feature = "aws-lc")]
-fn encode_hex(bytes: &[u8]) -> String {
-    super::encode_hex(bytes)
 }
 
 #[cfg(all(test, feature = "aws-lc"))]

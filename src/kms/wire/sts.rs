@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
 use super::identity::Protocol;
-use super::{decode_hex, encode_hex, request_id, Endpoint, Request, Response, WireError};
+use super::{request_id, Endpoint, Request, Response, WireError};
 use crate::kms::Caller;
 
 const XML_CONTENT_TYPE: &str = "text/xml";
@@ -44,7 +44,7 @@ impl Endpoint {
                          <Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>\
                          <SessionToken>{token}</SessionToken><Expiration>{expires}</Expiration></Credentials>\
                          </AssumeRoleResult><ResponseMetadata><RequestId>{id}</RequestId></ResponseMetadata></AssumeRoleResponse>",
-                        role_id = encode_hex(role_name.as_bytes()),
+                        role_id = crate::kms::hex::encode(role_name.as_bytes()),
                         session_x = xml_escape(session),
                         assumed = xml_escape(&assumed),
                         key = issued.access_key_id,
@@ -135,7 +135,8 @@ fn percent_decode(s: &str) -> Result<String, WireError> {
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
                 out.extend(
-                    decode_hex(std::str::from_utf8(hex).map_err(|_| bad())?).ok_or_else(bad)?,
+                    crate::kms::hex::decode(std::str::from_utf8(hex).map_err(|_| bad())?)
+                        .ok_or_else(bad)?,
                 );
                 i += 2;
             }
