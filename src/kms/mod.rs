@@ -42,7 +42,7 @@ pub use local::{
     AccessKeyIdentity, AliasEntry, CreateKeyRequest, KeyListEntry, LocalKms, LocalKmsClient,
     NewAccessKey, RotationKind, RotationRecord, RotationStatus, Tag, DEFAULT_ROTATION_PERIOD_DAYS,
 };
-pub use policy::KeyPolicy;
+pub use policy::{KeyPolicy, RequestFacts};
 #[cfg(feature = "server")]
 pub use server::KmsServer;
 

@@ -333,7 +333,13 @@ impl LocalKmsClient {
             .filter(|c| *c != GrantConstraints::default());
         self.write(|state, now| {
             let key = state.resolve_mut(&self.caller, key_id, GRANTS)?;
-            let policy_allows = key.policy_decision(&self.caller, "kms:CreateGrant")?;
+            let operation_names: Vec<&str> =
+                request.operations.iter().map(|op| op.name()).collect();
+            let facts = RequestFacts {
+                grant_operations: Some(&operation_names),
+                ..RequestFacts::default()
+            };
+            let policy_allows = key.policy_decision(&self.caller, "kms:CreateGrant", &facts)?;
             if policy_allows != Some(true) {
                 let passed_on = policy_allows.is_none()
                     && key.grants.iter().any(|parent| {
@@ -517,14 +523,16 @@ impl LocalKmsClient {
 }
 
 impl KeyRecord {
-    /// Whether the key policy allows `caller` `action` (`Some(true)`), denies it
-    /// explicitly (`Some(false)`), or says nothing (`None`), so grants decide.
+    /// Whether the key policy allows `caller` `action` for a request with `facts`
+    /// (`Some(true)`), denies it explicitly (`Some(false)`), or says nothing (`None`), so
+    /// grants decide.
     pub(super) fn policy_decision(
         &self,
         caller: &Caller,
         action: &str,
+        facts: &RequestFacts<'_>,
     ) -> Result<Option<bool>, KmsError> {
-        Ok(KeyPolicy::parse(&self.policy)?.decide(caller, action, Some(&self.arn())))
+        Ok(KeyPolicy::parse(&self.policy)?.decide(caller, action, Some(&self.arn()), facts))
     }
 
     /// Whether a grant gives `caller` the grant operation `action` needs.

@@ -61,7 +61,7 @@ use super::keyref::{self, key_arn, KeyRef};
 use super::{
     epoch_seconds, optional_epoch_seconds, Caller, Decrypted, Encrypted, EncryptionContext,
     GeneratedDataKey, KeyMetadata, KeyPolicy, KeySpec, KeyState, KeyUsage, Kms, KmsError,
-    ReEncrypted, WrappedDataKey,
+    ReEncrypted, RequestFacts, WrappedDataKey,
 };
 
 /// The automatic rotation period AWS uses when none is given.

@@ -361,7 +361,11 @@ impl KeyRecord {
         action: &str,
         context: Option<&EncryptionContext>,
     ) -> Result<(), KmsError> {
-        match self.policy_decision(caller, action)? {
+        let facts = RequestFacts {
+            encryption_context: context,
+            ..RequestFacts::default()
+        };
+        match self.policy_decision(caller, action, &facts)? {
             Some(true) => Ok(()),
             None if self.granted(caller, action, context) => Ok(()),
             _ => Err(self.denied(caller, action)),

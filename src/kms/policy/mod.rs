@@ -1,17 +1,22 @@
 //! Key policies: which principals may call which actions on a key.
 //!
 //! The document is AWS's JSON (`Version`, `Id`, `Statement` with `Sid`, `Effect`,
-//! `Principal.AWS`, `Action`, `Resource`), kept as the caller wrote it. atrest evaluates:
-//! principals by ARN, account root or `*`; actions exact or with a trailing `*`; resources
-//! `*` or the key's own ARN; an explicit Deny wins. Granting an account's root delegates to
-//! that account's IAM, which atrest does not emulate: every principal of that account is
-//! then allowed, as with AWS's default policy. What it cannot evaluate (`Condition`,
-//! `NotAction`, `NotPrincipal`, `NotResource`, members it does not know) is refused, never
+//! `Principal.AWS`, `Action`, `Resource`, `Condition`), kept as the caller wrote it. atrest
+//! evaluates: principals by ARN, account root or `*`; actions exact or with a trailing `*`;
+//! resources `*` or the key's own ARN; conditions (`condition`); an explicit Deny wins.
+//! Granting an account's root delegates to that account's IAM, which atrest does not
+//! emulate: every principal of that account is then allowed, as with AWS's default policy.
+//! What it cannot evaluate (`NotAction`, `NotPrincipal`, `NotResource`, condition keys and
+//! operators outside `condition`'s list, members it does not know) is refused, never
 //! ignored.
+
+mod condition;
 
 use serde_json::{json, Value};
 
 use super::{Caller, KmsError};
+use condition::Conditions;
+pub use condition::RequestFacts;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 /// A key policy: who may call which actions on a key.
@@ -27,12 +32,22 @@ struct Statement {
     actions: Vec<String>,
     /// `*`, or key ARNs: a statement naming other keys does not apply to this one.
     resources: Vec<String>,
+    conditions: Conditions,
+    /// The `Condition` block as written, to write it back.
+    condition_block: Option<Value>,
 }
 
 /// The statement members atrest evaluates.
-const STATEMENT_MEMBERS: &[&str] = &["Sid", "Effect", "Principal", "Action", "Resource"];
+const STATEMENT_MEMBERS: &[&str] = &[
+    "Sid",
+    "Effect",
+    "Principal",
+    "Action",
+    "Resource",
+    "Condition",
+];
 /// Members of AWS's policy language that atrest does not evaluate.
-const NOT_EMULATED: &[&str] = &["Condition", "NotAction", "NotPrincipal", "NotResource"];
+const NOT_EMULATED: &[&str] = &["NotAction", "NotPrincipal", "NotResource"];
 
 impl KeyPolicy {
     /// AWS's default key policy: the key's own account has full access.
@@ -44,6 +59,8 @@ impl KeyPolicy {
                 principals: vec![format!("arn:aws:iam::{account}:root")],
                 actions: vec!["kms:*".into()],
                 resources: vec!["*".into()],
+                conditions: Conditions::default(),
+                condition_block: None,
             }],
         }
     }
@@ -118,12 +135,18 @@ impl KeyPolicy {
     /// Whether `caller` may call `action` (e.g. `kms:Decrypt`) on the key `key_arn` that
     /// has this policy (`None`: a key not made yet, which every resource names).
     pub fn allows(&self, caller: &Caller, action: &str, key_arn: Option<&str>) -> bool {
-        self.decide(caller, action, key_arn) == Some(true)
+        self.decide(caller, action, key_arn, &RequestFacts::default()) == Some(true)
     }
 
     /// The policy's verdict: `Some(false)` when a statement denies, `Some(true)` when one
     /// allows and none denies, `None` when none applies (a grant may then allow).
-    pub fn decide(&self, caller: &Caller, action: &str, key_arn: Option<&str>) -> Option<bool> {
+    pub fn decide(
+        &self,
+        caller: &Caller,
+        action: &str,
+        key_arn: Option<&str>,
+        facts: &RequestFacts<'_>,
+    ) -> Option<bool> {
         let matching = |allow: bool| {
             self.statements
                 .iter()
@@ -132,6 +155,7 @@ impl KeyPolicy {
                     s.matches_principal(caller)
                         && s.matches_action(action)
                         && s.matches_resource(key_arn)
+                        && s.conditions.hold(caller, facts)
                 })
         };
         if matching(false) {
@@ -213,12 +237,19 @@ impl Statement {
             return Err(bad(&format!("resource {r:?} is not * or a KMS key ARN")));
         }
         let sid = obj.get("Sid").and_then(Value::as_str).map(str::to_string);
+        let condition_block = obj.get("Condition").cloned();
+        let conditions = match &condition_block {
+            Some(block) => Conditions::parse(block)?,
+            None => Conditions::default(),
+        };
         Ok(Statement {
             sid,
             allow,
             principals,
             actions,
             resources,
+            conditions,
+            condition_block,
         })
     }
 
@@ -229,8 +260,13 @@ impl Statement {
             "Action": self.actions,
             "Resource": self.resources,
         });
-        if let (Some(sid), Some(object)) = (&self.sid, v.as_object_mut()) {
-            object.insert("Sid".into(), json!(sid));
+        if let Some(object) = v.as_object_mut() {
+            if let Some(sid) = &self.sid {
+                object.insert("Sid".into(), json!(sid));
+            }
+            if let Some(block) = &self.condition_block {
+                object.insert("Condition".into(), block.clone());
+            }
         }
         v
     }
@@ -361,7 +397,7 @@ mod tests {
         for doc in [
             "nope",
             r#"{"Statement":[]}"#,
-            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Condition":{}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}}]}"#,
             r#"{"Statement":[{"Effect":"Maybe","Principal":{"AWS":"*"},"Action":"kms:*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"kms:*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"s3:GetObject"}]}"#,
