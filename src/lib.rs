@@ -18,6 +18,7 @@
 //! | [`kms`] | the `Kms` trait, AWS's error vocabulary, `LocalKms`, `AwsKms`, the AWS KMS wire protocol and its server |
 //! | [`crypto`], [`format`](mod@format) | AES-256-GCM and secret types; versioned binary encodings |
 //! | [`clock`], [`durable`] | time as a `Clock`; atomic file replacement |
+//! | [`http`] | requests and answers as servers see them; the one HTTP server (feature `server`) |
 //!
 //! # Embedding a test database
 //!
@@ -63,6 +64,7 @@ pub mod control;
 pub mod crypto;
 pub mod durable;
 pub mod format;
+pub mod http;
 // A harness: its targets panic on purpose when the engine diverges from the model.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

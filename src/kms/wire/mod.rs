@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 use super::{KmsError, LocalKms};
 
+pub use crate::http::{Request, Response};
 pub use identity::Identities;
 pub use operation::Operation;
 pub use sigv4::{parse_authorization, Authorization};
@@ -36,54 +37,6 @@ pub use sigv4::{parse_authorization, Authorization};
 /// Requests larger than this are refused (KMS's largest field, a key policy, is 32 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-
-/// An HTTP answer: status, content type, the error name for `x-amzn-ErrorType`, and the
-/// body, zeroized when dropped because it may hold a plaintext.
-#[derive(Debug)]
-pub struct Response {
-    /// HTTP status code.
-    pub status: u16,
-    /// The Content-Type header.
-    pub content_type: &'static str,
-    /// The AWS error name, sent as `x-amzn-ErrorType` too.
-    pub error_type: Option<String>,
-    /// The body.
-    pub body: Zeroizing<Vec<u8>>,
-}
-
-/// An HTTP request as it arrived: what the protocol reads and the signature covers.
-#[derive(Clone, Copy, Debug)]
-pub struct Request<'a> {
-    /// The method.
-    pub method: &'a str,
-    /// The path and query, as sent.
-    pub uri: &'a str,
-    /// Every header, names in any case.
-    pub headers: &'a [(String, String)],
-    /// The body.
-    pub body: &'a [u8],
-}
-
-impl Default for Request<'_> {
-    fn default() -> Self {
-        Request {
-            method: "POST",
-            uri: "/",
-            headers: &[],
-            body: &[],
-        }
-    }
-}
-
-impl<'a> Request<'a> {
-    /// The value of header `name` (any case), if sent.
-    pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// A protocol-level refusal (before any KMS call), in AWS's words.
 #[derive(Debug)]
@@ -152,7 +105,7 @@ impl Endpoint {
                 Ok(body) => Response {
                     status: 200,
                     content_type: JSON_CONTENT_TYPE,
-                    error_type: None,
+                    headers: vec![("x-amzn-RequestId", request_id())],
                     body,
                 },
                 Err(e) => json_error(e),
@@ -185,7 +138,10 @@ fn json_error(e: WireError) -> Response {
         status: e.status,
         content_type: JSON_CONTENT_TYPE,
         body: Zeroizing::new(body.to_string().into_bytes()),
-        error_type: Some(e.name),
+        headers: vec![
+            ("x-amzn-RequestId", request_id()),
+            ("x-amzn-ErrorType", e.name),
+        ],
     }
 }
 

@@ -76,7 +76,7 @@ impl Endpoint {
             Ok(xml) => Response {
                 status: 200,
                 content_type: XML_CONTENT_TYPE,
-                error_type: None,
+                headers: vec![("x-amzn-RequestId", request_id())],
                 body: Zeroizing::new(xml.into_bytes()),
             },
             Err(e) => Response {
@@ -91,7 +91,10 @@ impl Endpoint {
                     )
                     .into_bytes(),
                 ),
-                error_type: Some(e.name),
+                headers: vec![
+                    ("x-amzn-RequestId", request_id()),
+                    ("x-amzn-ErrorType", e.name),
+                ],
             },
         }
     }
