@@ -4,6 +4,7 @@ use std::fmt;
 
 use rand::RngCore;
 
+use super::validation::{self, Shown};
 use super::KmsError;
 
 /// A parsed key reference. Which forms an operation accepts is the operation's business.
@@ -36,14 +37,7 @@ pub enum KeyRef {
 impl KeyRef {
     /// Parses any of the four forms; a malformed reference is `NotFoundException`, as in AWS.
     pub fn parse(s: &str) -> Result<Self, KmsError> {
-        if s.is_empty() {
-            return Err(KmsError::Validation("KeyId must not be empty".into()));
-        }
-        if s.len() > 2048 {
-            return Err(KmsError::Validation(
-                "KeyId is longer than 2048 characters".into(),
-            ));
-        }
+        validation::length("keyId", Shown::Value(s), s.chars().count(), 1, 2048)?;
         if let Some(rest) = s.strip_prefix("arn:") {
             let invalid = || KmsError::NotFound(format!("Invalid arn {s}"));
             let mut parts = rest.splitn(5, ':');
@@ -90,9 +84,7 @@ impl KeyRef {
         if is_key_id(s) {
             return Ok(KeyRef::Id(s.to_ascii_lowercase()));
         }
-        Err(KmsError::NotFound(format!(
-            "Invalid keyId {s:?}: expected a key id (UUID), key ARN, alias/NAME or alias ARN"
-        )))
+        Err(KmsError::NotFound(format!("Invalid keyId '{s}'")))
     }
 
     /// Whether the reference names an alias.
@@ -202,20 +194,29 @@ pub fn validate_region(region: &str) -> Result<(), KmsError> {
 
 /// `alias/NAME`: 1–250 characters of letters, digits, `/_-`; `alias/aws/` is AWS's own.
 pub fn validate_alias(alias: &str) -> Result<(), KmsError> {
-    let name = alias
-        .strip_prefix("alias/")
-        .ok_or_else(|| KmsError::Validation(format!("alias {alias:?} must begin with alias/")))?;
-    if name.is_empty() || alias.len() > 256 {
-        return Err(KmsError::Validation(format!(
-            "alias {alias:?} must have a name of 1 to 250 characters"
-        )));
-    }
-    if !name
+    validation::length(
+        "aliasName",
+        Shown::Value(alias),
+        alias.chars().count(),
+        1,
+        256,
+    )?;
+    if !alias
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+        .all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b))
     {
+        return Err(validation::pattern(
+            "aliasName",
+            alias,
+            "^[a-zA-Z0-9:/_-]+$",
+        ));
+    }
+    let name = alias.strip_prefix("alias/").ok_or_else(|| {
+        KmsError::Validation(r#"Alias must start with the prefix "alias/"."#.into())
+    })?;
+    if name.is_empty() || name.contains(':') {
         return Err(KmsError::Validation(format!(
-            "alias {alias:?} may hold only letters, digits, '/', '_' and '-'"
+            "{alias} is not a valid alias name: alias/ must be followed by letters, digits, '/', '_' or '-'"
         )));
     }
     Ok(())

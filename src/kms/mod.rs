@@ -19,6 +19,7 @@ mod policy;
 pub mod responses;
 #[cfg(feature = "server")]
 mod server;
+mod validation;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -279,17 +280,19 @@ impl KeySpec {
         }
     }
 
-    /// The spec AWS calls `name`.
+    /// The spec AWS calls `name`. A spec AWS has but LocalKms does not emulate is
+    /// `UnsupportedOperationException`; a name AWS does not have is AWS's enum error.
     pub fn parse(name: &str) -> Result<Self, KmsError> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.aws_name() == name)
-            .ok_or_else(|| {
-                KmsError::Validation(format!(
-                    "KeySpec {name:?} is not one of {}",
-                    Self::ALL.map(|s| s.aws_name()).join(", ")
-                ))
-            })
+        if let Some(spec) = Self::ALL.into_iter().find(|s| s.aws_name() == name) {
+            return Ok(spec);
+        }
+        if AWS_KEY_SPECS.contains(&name) {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "KeySpec {name} is not emulated by LocalKms; it has {}",
+                Self::ALL.map(|s| s.aws_name()).join(", ")
+            )));
+        }
+        Err(validation::not_in_enum("keySpec", name, AWS_KEY_SPECS))
     }
 
     /// The key usage AWS gives a key of this spec when none is asked for.
@@ -362,16 +365,51 @@ impl fmt::Display for KeyUsage {
     }
 }
 
+/// Every key usage AWS KMS has, in its model's order.
+const AWS_KEY_USAGES: &[&str] = &[
+    "SIGN_VERIFY",
+    "ENCRYPT_DECRYPT",
+    "GENERATE_VERIFY_MAC",
+    "KEY_AGREEMENT",
+    "ENCAPSULATE_DECAPSULATE",
+];
+
+/// Every key spec AWS KMS has, in its model's order.
+const AWS_KEY_SPECS: &[&str] = &[
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "SYMMETRIC_DEFAULT",
+    "HMAC_224",
+    "HMAC_256",
+    "HMAC_384",
+    "HMAC_512",
+    "SM2",
+    "ML_DSA_44",
+    "ML_DSA_65",
+    "ML_DSA_87",
+    "ECC_NIST_EDWARDS25519",
+    "ML_KEM_512",
+    "ML_KEM_768",
+    "ML_KEM_1024",
+];
+
 impl KeyUsage {
-    /// The usage AWS calls `name`.
+    /// The usage AWS calls `name`; one AWS has but LocalKms does not emulate is
+    /// `UnsupportedOperationException`.
     pub fn parse(name: &str) -> Result<Self, KmsError> {
         match name {
             "ENCRYPT_DECRYPT" => Ok(KeyUsage::EncryptDecrypt),
             "SIGN_VERIFY" => Ok(KeyUsage::SignVerify),
             "GENERATE_VERIFY_MAC" => Ok(KeyUsage::GenerateVerifyMac),
-            _ => Err(KmsError::Validation(format!(
-                "KeyUsage {name:?} is not one of ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC"
+            _ if AWS_KEY_USAGES.contains(&name) => Err(KmsError::UnsupportedOperation(format!(
+                "KeyUsage {name} is not emulated by LocalKms"
             ))),
+            _ => Err(validation::not_in_enum("keyUsage", name, AWS_KEY_USAGES)),
         }
     }
 }

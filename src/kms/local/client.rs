@@ -58,11 +58,7 @@ impl LocalKmsClient {
 
     /// CreateKey: a new key in the caller's account and region, Enabled.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
-        if request.description.len() > MAX_DESCRIPTION {
-            return Err(KmsError::Validation(format!(
-                "Description is longer than {MAX_DESCRIPTION} characters"
-            )));
-        }
+        check_description(&request.description)?;
         let usage = request
             .key_usage
             .unwrap_or(request.key_spec.default_usage());
@@ -180,6 +176,7 @@ impl LocalKmsClient {
         pending_window_days: Option<u32>,
     ) -> Result<Timestamp, KmsError> {
         let window = pending_window_days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
+        validation::range("pendingWindowInDays", window.into(), 1, 365)?;
         if !PENDING_WINDOW_DAYS.contains(&window) {
             return Err(KmsError::Validation(format!(
                 "PendingWindowInDays must be between {} and {} days, not {window}",
@@ -224,13 +221,12 @@ impl LocalKmsClient {
         rotation_period_in_days: Option<u32>,
     ) -> Result<(), KmsError> {
         let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
-        if !ROTATION_PERIOD_DAYS.contains(&period) {
-            return Err(KmsError::Validation(format!(
-                "RotationPeriodInDays must be between {} and {}, not {period}",
-                ROTATION_PERIOD_DAYS.start(),
-                ROTATION_PERIOD_DAYS.end()
-            )));
-        }
+        validation::range(
+            "rotationPeriodInDays",
+            period.into(),
+            (*ROTATION_PERIOD_DAYS.start()).into(),
+            (*ROTATION_PERIOD_DAYS.end()).into(),
+        )?;
         self.write(|state, now| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:EnableKeyRotation")?;
@@ -339,12 +335,13 @@ impl LocalKmsClient {
         plaintext: &[u8],
         context: &EncryptionContext,
     ) -> Result<Encrypted, KmsError> {
-        if plaintext.is_empty() || plaintext.len() > MAX_PLAINTEXT {
-            return Err(KmsError::Validation(format!(
-                "Plaintext must be 1 to {MAX_PLAINTEXT} bytes, not {}",
-                plaintext.len()
-            )));
-        }
+        validation::length(
+            "plaintext",
+            Shown::Secret,
+            plaintext.len(),
+            1,
+            MAX_PLAINTEXT,
+        )?;
         self.kms.read(|state, _| {
             let key = state.resolve(&self.caller, key_id, USE)?;
             key.authorize_in(&self.caller, "kms:Encrypt", Some(context))?;
@@ -509,11 +506,7 @@ impl LocalKmsClient {
 
     /// UpdateKeyDescription.
     pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<(), KmsError> {
-        if description.len() > MAX_DESCRIPTION {
-            return Err(KmsError::Validation(format!(
-                "Description is longer than {MAX_DESCRIPTION} characters"
-            )));
-        }
+        check_description(description)?;
         self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:UpdateKeyDescription")?;
@@ -566,14 +559,17 @@ struct Opened<'s> {
 
 /// NumberOfBytes, as AWS checks it.
 fn check_number_of_bytes(number_of_bytes: usize) -> Result<(), KmsError> {
-    let bound = match number_of_bytes {
-        0 => "greater than or equal to 1",
-        1..=1024 => return Ok(()),
-        _ => "less than or equal to 1024",
-    };
-    Err(KmsError::Validation(format!(
-        "1 validation error detected: Value '{number_of_bytes}' at 'numberOfBytes' failed to satisfy constraint: Member must have value {bound}"
-    )))
+    validation::range("numberOfBytes", number_of_bytes as u64, 1, 1024)
+}
+
+fn check_description(description: &str) -> Result<(), KmsError> {
+    validation::length(
+        "description",
+        Shown::Value(description),
+        description.chars().count(),
+        0,
+        MAX_DESCRIPTION,
+    )
 }
 
 fn check_lockout(

@@ -602,11 +602,13 @@ fn parse_grant_token(token: &str) -> Result<(String, String), KmsError> {
 /// Grant tokens sent with a request: each must be one CreateGrant made (they change
 /// nothing else, grants being in effect at once here); at most 10.
 pub fn check_grant_tokens(tokens: &[String]) -> Result<(), KmsError> {
-    if tokens.len() > 10 {
-        return Err(KmsError::Validation(format!(
-            "1 validation error detected: Value '{tokens:?}' at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10"
-        )));
-    }
+    validation::length(
+        "grantTokens",
+        Shown::Value(&format!("{tokens:?}")),
+        tokens.len(),
+        0,
+        10,
+    )?;
     tokens
         .iter()
         .try_for_each(|t| parse_grant_token(t).map(|_| ()))
@@ -623,29 +625,31 @@ fn check_grant_id(grant_id: &str) -> Result<(), KmsError> {
 }
 
 fn check_grant_name(name: &str) -> Result<(), KmsError> {
-    let valid = (1..=256).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b));
-    if valid {
+    validation::length("name", Shown::Value(name), name.len(), 1, 256)?;
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b))
+    {
         Ok(())
     } else {
-        Err(KmsError::Validation(format!(
-            "1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$"
-        )))
+        Err(validation::pattern("name", name, "^[a-zA-Z0-9:/_-]+$"))
     }
 }
 
 /// A grantee or retiring principal: the model's pattern, then an IAM principal ARN.
 fn check_principal(member: &str, principal: &str) -> Result<(), KmsError> {
-    let pattern_ok = (1..=256).contains(&principal.len())
-        && principal
-            .chars()
-            .all(|c| c.is_alphanumeric() || "_+=,.@:/-".contains(c));
-    if !pattern_ok {
-        return Err(KmsError::Validation(format!(
-            "1 validation error detected: Value '{principal}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[\\w+=,.@:/-]+$"
-        )));
+    validation::length(
+        member,
+        Shown::Value(principal),
+        principal.chars().count(),
+        1,
+        256,
+    )?;
+    if !principal
+        .chars()
+        .all(|c| c.is_alphanumeric() || "_+=,.@:/-".contains(c))
+    {
+        return Err(validation::pattern(member, principal, "^[\\w+=,.@:/-]+$"));
     }
     super::super::parse_principal_arn(principal)
         .map(|_| ())

@@ -58,6 +58,7 @@ use crate::durable::{write_atomic, FileLock, FileStamp};
 
 use super::blob::{context_aad, CiphertextBlob};
 use super::keyref::{self, key_arn, KeyRef};
+use super::validation::{self, Shown};
 use super::{
     epoch_seconds, optional_epoch_seconds, Caller, Decrypted, Encrypted, EncryptionContext,
     GeneratedDataKey, KeyMetadata, KeyPolicy, KeySpec, KeyState, KeyUsage, Kms, KmsError,

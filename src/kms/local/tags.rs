@@ -113,16 +113,11 @@ fn check_length(
     min: usize,
     max: usize,
 ) -> Result<(), KmsError> {
-    let length = value.chars().count();
-    let bound = if length < min {
-        format!("greater than or equal to {min}")
-    } else if length > max {
-        format!("less than or equal to {max}")
-    } else {
-        return Ok(());
-    };
-    Err(KmsError::Validation(format!(
-        "1 validation error detected: Value '{value}' at '{list}.{}.member{member}' failed to satisfy constraint: Member must have length {bound}",
-        index + 1
-    )))
+    validation::length(
+        &format!("{list}.{}.member{member}", index + 1),
+        Shown::Value(value),
+        value.chars().count(),
+        min,
+        max,
+    )
 }

@@ -17,6 +17,7 @@ use crate::kms::responses::{
     ListKeyPoliciesResponse, ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse,
     ReEncryptResponse, ScheduleKeyDeletionResponse, DEFAULT_POLICY_NAME,
 };
+use crate::kms::validation;
 use crate::kms::{
     check_grant_tokens, CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantConstraints,
     GrantOperation, GrantRef, KeySpec, KeyUsage, KmsError, LocalKmsClient, Tag,
@@ -427,6 +428,15 @@ const LIST_KEY_ROTATIONS: PageRules = PageRules {
     default: 100,
 };
 
+/// A member as AWS's validation messages name it: `KeyId` is `keyId`.
+fn member_name(field: &str) -> String {
+    let mut chars = field.chars();
+    chars
+        .next()
+        .map(|first| first.to_ascii_lowercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
 /// A request's JSON object, read field by field with AWS's validation errors.
 struct Params(Map<String, Value>);
 
@@ -462,7 +472,7 @@ impl Params {
 
     fn str(&mut self, field: &str) -> Result<String, WireError> {
         self.opt_str(field)?
-            .ok_or_else(|| WireError::missing(field))
+            .ok_or_else(|| WireError::missing(&member_name(field)))
     }
 
     fn opt_u32(&mut self, field: &str) -> Result<Option<u32>, WireError> {
@@ -487,10 +497,9 @@ impl Params {
             (Some(spec), None) => match spec.as_str() {
                 "AES_256" => Ok(32),
                 "AES_128" => Ok(16),
-                other => Err(KmsError::Validation(format!(
-                    "KeySpec {other:?} is not AES_256 or AES_128"
-                ))
-                .into()),
+                other => {
+                    Err(validation::not_in_enum("keySpec", other, &["AES_256", "AES_128"]).into())
+                }
             },
             (None, Some(n)) => Ok(n as usize),
             (None, None) => Err(KmsError::Validation(

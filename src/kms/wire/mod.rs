@@ -60,10 +60,7 @@ impl WireError {
     }
 
     pub(crate) fn missing(field: &str) -> Self {
-        KmsError::Validation(format!(
-            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ))
-        .into()
+        crate::kms::validation::missing(field).into()
     }
 }
 

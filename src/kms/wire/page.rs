@@ -30,18 +30,7 @@ pub(super) fn page<T>(
     marker: Option<&str>,
 ) -> Result<Page<T>, WireError> {
     let limit = limit.unwrap_or(rules.default);
-    if limit < 1 || limit > rules.max {
-        let bound = if limit < 1 {
-            "greater than or equal to 1".to_string()
-        } else {
-            format!("less than or equal to {}", rules.max)
-        };
-        return Err(WireError::new(
-            400,
-            "ValidationException",
-            format!("1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value {bound}"),
-        ));
-    }
+    crate::kms::validation::range("limit", limit.into(), 1, rules.max.into())?;
     let start = match marker {
         None => 0,
         Some(marker) => decode_marker(rules.operation, marker).ok_or_else(|| {

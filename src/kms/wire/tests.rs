@@ -618,3 +618,50 @@ fn metadata_material_ids_alias_dates_and_policies_are_aws_shaped() {
     let (_, policy) = call(&e, "GetKeyPolicy", &json!({ "KeyId": key }).to_string());
     assert_eq!(policy["Policy"], mine);
 }
+
+#[test]
+fn validation_errors_are_in_aws_words() {
+    let e = endpoint();
+    let message = |op: &str, body: serde_json::Value| {
+        let (status, answer) = call(&e, op, &body.to_string());
+        assert_ne!(status, 200, "{op}: {answer}");
+        format!(
+            "{}: {}",
+            answer["__type"].as_str().unwrap(),
+            answer["message"].as_str().unwrap()
+        )
+    };
+    assert_eq!(
+        message("DescribeKey", json!({"KeyId": "x"})),
+        "NotFoundException: Invalid keyId 'x'"
+    );
+    assert_eq!(
+        message("DescribeKey", json!({})),
+        "ValidationException: 1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null"
+    );
+    let key = new_key(&e, json!({}));
+    assert_eq!(
+        message("Encrypt", json!({"KeyId": key, "Plaintext": ""})),
+        "ValidationException: 1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length greater than or equal to 1"
+    );
+    assert!(message("CreateKey", json!({"KeySpec": "RSA_3072"}))
+        .starts_with("UnsupportedOperationException: KeySpec RSA_3072 is not emulated"));
+    assert!(message("CreateKey", json!({"KeySpec": "AES_999"})).starts_with(
+        "ValidationException: 1 validation error detected: Value 'AES_999' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [RSA_2048,"
+    ));
+    assert!(message("CreateKey", json!({"KeyUsage": "KEY_AGREEMENT"}))
+        .starts_with("UnsupportedOperationException"));
+    assert_eq!(
+        message(
+            "CreateAlias",
+            json!({"AliasName": "orders", "TargetKeyId": key})
+        ),
+        r#"ValidationException: Alias must start with the prefix "alias/"."#
+    );
+    assert_eq!(
+        message("EnableKeyRotation", json!({"KeyId": key, "RotationPeriodInDays": 30})),
+        "ValidationException: 1 validation error detected: Value '30' at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value greater than or equal to 90"
+    );
+    assert!(message("CreateKey", json!({"KeyUsage": "SIGN_VERIFY"}))
+        .contains("KeyUsage SIGN_VERIFY is not valid for KeySpec SYMMETRIC_DEFAULT"));
+}
