@@ -48,6 +48,11 @@ impl SecretKey {
         SecretKey(key)
     }
 
+    /// A key that takes these bytes (already zeroizing) as they are.
+    pub fn from(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+        SecretKey(bytes)
+    }
+
     /// A key from exactly [`KEY_LEN`] bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         let array: [u8; KEY_LEN] = bytes

@@ -487,3 +487,36 @@ fn more_kms_commands_as_the_aws_cli_names_them() {
         "InvalidGrantIdException",
     );
 }
+
+#[test]
+fn seed_files_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let file = root.join("seed.json");
+    std::fs::write(
+        &file,
+        r#"{"Keys": [{"KeyId": "0b0a73ce-6b0d-4c41-9e86-0cb45d5a2f11", "Description": "seeded",
+                      "KeyMaterial": ["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}],
+            "Aliases": [{"AliasName": "alias/seeded", "TargetKeyId": "0b0a73ce-6b0d-4c41-9e86-0cb45d5a2f11"}]}"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let seeded = json(root, &["kms", "seed", file]);
+    assert_eq!(
+        seeded["AliasesCreated"],
+        serde_json::json!(["alias/seeded"])
+    );
+    let again = json(root, &["kms", "seed", file]);
+    assert_eq!(again["KeysPresent"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        json(root, &["kms", "describe-key", "--key-id", "alias/seeded"])["KeyMetadata"]
+            ["Description"],
+        "seeded"
+    );
+    std::fs::write(root.join("bad.json"), r#"{"Keys": [{"KeyId": "nope"}]}"#).unwrap();
+    fails(
+        root,
+        &["kms", "seed", root.join("bad.json").to_str().unwrap()],
+        "a UUID",
+    );
+}

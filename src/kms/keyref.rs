@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use rand::RngCore;
-
 use super::validation::{self, Shown};
 use super::KmsError;
 
@@ -126,10 +124,8 @@ pub fn is_key_id(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// A fresh random (version 4) UUID, as AWS gives new keys.
-pub fn new_key_id() -> String {
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
+/// The version 4 UUID these 16 random bytes make, as AWS gives new keys.
+pub fn uuid_v4(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     key_id_from_bytes(&b)
@@ -270,7 +266,7 @@ mod tests {
 
     #[test]
     fn key_ids_round_trip_through_bytes() {
-        let id = new_key_id();
+        let id = uuid_v4(rand::random());
         assert!(is_key_id(&id));
         assert_eq!(key_id_from_bytes(&key_id_to_bytes(&id).unwrap()), id);
     }

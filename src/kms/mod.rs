@@ -36,12 +36,10 @@ pub use blob::CiphertextBlob;
 pub use fault::{Fault, FaultyKms};
 pub use keyref::KeyRef;
 pub use local::{
-    check_grant_tokens, CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation,
-    GrantRef, NewGrant,
-};
-pub use local::{
-    AccessKeyIdentity, AliasEntry, CreateKeyRequest, KeyListEntry, LocalKms, LocalKmsClient,
-    NewAccessKey, RotationKind, RotationRecord, RotationStatus, Tag, DEFAULT_ROTATION_PERIOD_DAYS,
+    check_grant_tokens, AccessKeyIdentity, AliasEntry, CreateGrantRequest, CreateKeyRequest,
+    Entropy, GrantConstraints, GrantListEntry, GrantOperation, GrantRef, KeyListEntry, LocalKms,
+    LocalKmsClient, NewAccessKey, NewGrant, RotationKind, RotationRecord, RotationStatus, Seeded,
+    Tag, DEFAULT_ROTATION_PERIOD_DAYS,
 };
 pub use policy::{KeyPolicy, RequestFacts};
 #[cfg(feature = "server")]

@@ -589,6 +589,20 @@ pub enum KmsCommand {
         /// with their external ids.
         #[arg(long = "role", value_name = "ROLE_ARN[=EXTERNAL_ID]")]
         roles: Vec<String>,
+        /// Apply this seed file before serving (see `kms seed`).
+        #[arg(long)]
+        seed: Option<String>,
+        /// Draw every random byte (key ids, material, nonces) from a generator seeded with
+        /// N, so a run replays byte for byte. Predictable keys: for tests only, and only
+        /// while no other process uses this root's KMS.
+        #[arg(long, value_name = "N")]
+        deterministic: Option<u64>,
+    },
+    /// Add the keys (fixed ids, key material with past versions, state, policy, tags) and
+    /// aliases of a seed file (JSON) to the embedded KMS; what is there identically stays.
+    Seed {
+        /// The seed file.
+        file: String,
     },
 }
 

@@ -13,8 +13,8 @@ use atrest::kms::responses::{
 };
 use atrest::kms::wire::{Endpoint, Identities};
 use atrest::kms::{
-    CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantConstraints, GrantOperation,
-    GrantRef, KeySpec, KeyUsage, KmsServer, LocalKmsClient, Tag,
+    CreateGrantRequest, CreateKeyRequest, EncryptionContext, Entropy, GrantConstraints,
+    GrantOperation, GrantRef, KeySpec, KeyUsage, KmsServer, LocalKms, LocalKmsClient, Tag,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -273,10 +273,26 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             allow_remote,
             access_keys,
             roles,
+            seed,
+            deterministic,
         } => {
+            let kms = match deterministic {
+                Some(n) => {
+                    LocalKms::open_with(root.dir().join("kms"), root.clock(), Entropy::Seeded(n))?
+                }
+                None => root.local_kms().clone(),
+            };
+            if let Some(file) = seed {
+                let seeded = seed_from(&kms, client, &file)?;
+                eprintln!(
+                    "seeded {} key(s) and {} alias(es) from {file}",
+                    seeded.keys_created.len(),
+                    seeded.aliases_created.len()
+                );
+            }
             let identities = serve_identities(root, client, &access_keys, &roles)?;
             let description = identities.describe();
-            let endpoint = Endpoint::new(root.local_kms().clone(), identities);
+            let endpoint = Endpoint::new(kms, identities);
             let server =
                 KmsServer::start(&listen, endpoint, allow_remote).map_err(|e| match e.kind() {
                     std::io::ErrorKind::PermissionDenied => format!("{e}: --allow-remote"),
@@ -421,6 +437,18 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             _ => return Err(String::from("give --grant-token, or --key-id and --grant-id").into()),
         },
         KmsCommand::RevokeGrant { key_id, grant_id } => client.revoke_grant(&key_id, &grant_id)?,
+        KmsCommand::Seed { file } => {
+            let seeded = seed_from(root.local_kms(), client, &file)?;
+            out.print(&seeded, || {
+                format!(
+                    "keys created: {}\nkeys already there: {}\naliases created: {}\naliases already there: {}",
+                    seeded.keys_created.join(" "),
+                    seeded.keys_present.join(" "),
+                    seeded.aliases_created.join(" "),
+                    seeded.aliases_present.join(" ")
+                )
+            });
+        }
         KmsCommand::ListKeyPolicies { key_id } => {
             let answer = ListKeyPoliciesResponse {
                 policy_names: client.list_key_policies(&key_id)?,
@@ -431,6 +459,17 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
         }
     }
     Ok(())
+}
+
+/// Applies seed file `file` to `kms`, in the caller's account and region by default.
+fn seed_from(
+    kms: &LocalKms,
+    client: &LocalKmsClient,
+    file: &str,
+) -> Result<atrest::kms::Seeded, Failure> {
+    let document = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let caller = client.caller();
+    Ok(kms.seed(&document, caller.account(), caller.region())?)
 }
 
 fn print_grants(out: Output, grants: Vec<atrest::kms::GrantListEntry>) {

@@ -3,7 +3,6 @@
 //! a request to `kms serve`) call as the user they belong to, and unknown ones are refused.
 //! Kept in the KMS state with the keys' material, owner-only.
 
-use rand::distr::{Alphanumeric, SampleString};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::*;
@@ -70,9 +69,8 @@ impl LocalKms {
         }
         let principal = format!("arn:aws:iam::{account}:user/{user_name}");
         Caller::new(&principal, "us-east-1")?;
-        let random = |n| Alphanumeric.sample_string(&mut rand::rng(), n);
-        let access_key_id = format!("AKIA{}", random(16).to_uppercase());
-        let secret = Zeroizing::new(random(40));
+        let access_key_id = format!("AKIA{}", self.random_alphanumeric(16).to_uppercase());
+        let secret = self.random_alphanumeric(40);
         self.write(|state, now| {
             state.access_keys.insert(
                 access_key_id.clone(),

@@ -62,18 +62,7 @@ impl LocalKmsClient {
         let usage = request
             .key_usage
             .unwrap_or(request.key_spec.default_usage());
-        let valid_usage = match request.key_spec {
-            KeySpec::SymmetricDefault => usage == KeyUsage::EncryptDecrypt,
-            KeySpec::Rsa2048 | KeySpec::Rsa4096 => usage != KeyUsage::GenerateVerifyMac,
-            KeySpec::EccNistP256 => usage == KeyUsage::SignVerify,
-            KeySpec::Hmac256 => usage == KeyUsage::GenerateVerifyMac,
-        };
-        if !valid_usage {
-            return Err(KmsError::Validation(format!(
-                "KeyUsage {usage} is not valid for KeySpec {}",
-                request.key_spec
-            )));
-        }
+        check_usage(request.key_spec, usage)?;
         let policy = match request.policy {
             Some(doc) => {
                 check_lockout(&KeyPolicy::parse(&doc)?, &self.caller, None)?;
@@ -87,7 +76,7 @@ impl LocalKmsClient {
         let caller = &self.caller;
         self.write(|state, now| {
             let mut key = KeyRecord {
-                id: keyref::new_key_id(),
+                id: self.kms.new_key_id(),
                 account: caller.account().to_string(),
                 region: caller.region().to_string(),
                 description: request.description,
@@ -109,7 +98,7 @@ impl LocalKmsClient {
                 key.materials.push(Material {
                     version: 1,
                     created: now,
-                    key: SecretKey::generate(),
+                    key: self.kms.new_secret_key(),
                 });
             }
             let metadata = key.metadata();
@@ -282,7 +271,7 @@ impl LocalKmsClient {
                 )));
             }
             key.on_demand_rotations += 1;
-            key.add_material(now, RotationKind::OnDemand);
+            key.add_material(now, RotationKind::OnDemand, self.kms.new_secret_key());
             Ok(key.id.clone())
         })
     }
@@ -347,7 +336,12 @@ impl LocalKmsClient {
             key.authorize_in(&self.caller, "kms:Encrypt", Some(context))?;
             key.check_usable_for_encryption()?;
             Ok(Encrypted {
-                ciphertext_blob: key.seal(self.kms.backend, plaintext, context)?,
+                ciphertext_blob: key.seal(
+                    self.kms.backend,
+                    self.kms.new_nonce(),
+                    plaintext,
+                    context,
+                )?,
                 key_arn: key.arn(),
             })
         })
@@ -398,6 +392,7 @@ impl LocalKmsClient {
             Ok(ReEncrypted {
                 ciphertext_blob: destination.seal(
                     self.kms.backend,
+                    self.kms.new_nonce(),
                     &opened.plaintext,
                     destination_context,
                 )?,
@@ -500,7 +495,7 @@ impl LocalKmsClient {
     pub fn generate_random(&self, number_of_bytes: usize) -> Result<Zeroizing<Vec<u8>>, KmsError> {
         check_number_of_bytes(number_of_bytes)?;
         let mut bytes = Zeroizing::new(vec![0u8; number_of_bytes]);
-        rand::rng().fill_bytes(&mut bytes);
+        self.kms.fill(&mut bytes);
         Ok(bytes)
     }
 
@@ -538,8 +533,9 @@ impl LocalKmsClient {
             key.authorize_in(&self.caller, action, Some(context))?;
             key.check_usable_for_encryption()?;
             let mut plaintext = Zeroizing::new(vec![0u8; number_of_bytes]);
-            rand::rng().fill_bytes(&mut plaintext);
-            let ciphertext_blob = key.seal(self.kms.backend, &plaintext, context)?;
+            self.kms.fill(&mut plaintext);
+            let ciphertext_blob =
+                key.seal(self.kms.backend, self.kms.new_nonce(), &plaintext, context)?;
             Ok(GeneratedDataKey {
                 plaintext,
                 ciphertext_blob,
@@ -555,6 +551,23 @@ struct Opened<'s> {
     key: &'s KeyRecord,
     version: u32,
     plaintext: Zeroizing<Vec<u8>>,
+}
+
+/// Whether a key of `spec` may have `usage`, as AWS allows.
+pub(super) fn check_usage(spec: KeySpec, usage: KeyUsage) -> Result<(), KmsError> {
+    let valid = match spec {
+        KeySpec::SymmetricDefault => usage == KeyUsage::EncryptDecrypt,
+        KeySpec::Rsa2048 | KeySpec::Rsa4096 => usage != KeyUsage::GenerateVerifyMac,
+        KeySpec::EccNistP256 => usage == KeyUsage::SignVerify,
+        KeySpec::Hmac256 => usage == KeyUsage::GenerateVerifyMac,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(KmsError::Validation(format!(
+            "KeyUsage {usage} is not valid for KeySpec {spec}"
+        )))
+    }
 }
 
 /// NumberOfBytes, as AWS checks it.

@@ -392,7 +392,7 @@ impl LocalKmsClient {
                         )));
                     }
                     let mut id = [0u8; 32];
-                    rand::rng().fill_bytes(&mut id);
+                    self.kms.fill(&mut id);
                     let id = crate::kms::hex::encode(&id);
                     key.grants.push(StoredGrant {
                         id: id.clone(),
@@ -408,7 +408,7 @@ impl LocalKmsClient {
                 }
             };
             Ok(NewGrant {
-                grant_token: grant_token(&key.id, &grant_id)?,
+                grant_token: grant_token(&key.id, &grant_id, &self.kms)?,
                 grant_id,
             })
         })
@@ -566,13 +566,13 @@ fn not_found(grant_id: &str) -> KmsError {
 
 /// A token naming grant `grant_id` of key `key_id`: opaque to callers, different on every
 /// call, naming no secret.
-fn grant_token(key_id: &str, grant_id: &str) -> Result<String, KmsError> {
+fn grant_token(key_id: &str, grant_id: &str, kms: &LocalKms) -> Result<String, KmsError> {
     let key = keyref::key_id_to_bytes(key_id)
         .ok_or_else(|| KmsError::Internal(format!("key id {key_id} is not a UUID")))?;
     let grant = crate::kms::hex::decode(grant_id)
         .ok_or_else(|| KmsError::Internal(format!("grant id {grant_id} is not hex")))?;
     let mut nonce = [0u8; 16];
-    rand::rng().fill_bytes(&mut nonce);
+    kms.fill(&mut nonce);
     let mut bytes = TOKEN_TAG.to_vec();
     bytes.extend_from_slice(&key);
     bytes.extend_from_slice(&grant);

@@ -20,22 +20,28 @@
 //! | `grants` | the grant operations, and what a grant allows |
 //! | `types` | requests and answers: [`CreateKeyRequest`], rotation and alias entries |
 //! | `access_keys` | the account's IAM users' access keys, and whom they call as |
+//! | `entropy` | where random bytes come from: the OS, or a seed (deterministic mode) |
+//! | `seed` | seed files: keys with fixed ids and material, and aliases, set up at once |
 
 mod access_keys;
 mod aliases;
 mod client;
+mod entropy;
 mod grants;
+mod seed;
 mod state;
 mod tags;
 mod types;
 
 pub use access_keys::{AccessKeyIdentity, NewAccessKey};
 pub use client::LocalKmsClient;
+pub use entropy::Entropy;
 use grants::StoredGrant;
 pub use grants::{
     check_grant_tokens, CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation,
     GrantRef, NewGrant,
 };
+pub use seed::Seeded;
 use state::*;
 pub use types::{
     AliasEntry, CreateKeyRequest, KeyListEntry, RotationKind, RotationRecord, RotationStatus, Tag,
@@ -48,7 +54,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -105,6 +110,7 @@ pub struct LocalKms {
     storage: Storage,
     clock: SharedClock,
     backend: Backend,
+    entropy: entropy::Source,
 }
 
 enum Storage {
@@ -136,6 +142,15 @@ impl LocalKms {
     /// Opens (or creates) the KMS state kept in `dir`. A corrupt state file is an error,
     /// never silently replaced.
     pub fn open(dir: impl AsRef<Path>, clock: SharedClock) -> Result<Arc<Self>, KmsError> {
+        Self::open_with(dir, clock, Entropy::System)
+    }
+
+    /// [`LocalKms::open`], drawing random bytes from `entropy`.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        clock: SharedClock,
+        entropy: Entropy,
+    ) -> Result<Arc<Self>, KmsError> {
         let dir = dir.as_ref().to_path_buf();
         let io = |what: &str, e: std::io::Error| {
             KmsError::Internal(format!("cannot {what} {}: {e}", dir.display()))
@@ -150,6 +165,7 @@ impl LocalKms {
             },
             clock,
             backend: Backend::default(),
+            entropy: entropy::Source::new(entropy),
         };
         kms.read(|_, _| Ok(()))?;
         Ok(Arc::new(kms))
@@ -157,10 +173,17 @@ impl LocalKms {
 
     /// A KMS that lives and dies with the process: for tests and benchmarks.
     pub fn in_memory(clock: SharedClock) -> Arc<Self> {
+        Self::in_memory_with(clock, Entropy::System)
+    }
+
+    /// [`LocalKms::in_memory`], drawing random bytes from `entropy`: with
+    /// [`Entropy::Seeded`], the same calls on the same clock give the same bytes.
+    pub fn in_memory_with(clock: SharedClock, entropy: Entropy) -> Arc<Self> {
         Arc::new(LocalKms {
             storage: Storage::Memory(Mutex::new(State::default())),
             clock,
             backend: Backend::default(),
+            entropy: entropy::Source::new(entropy),
         })
     }
 
@@ -227,7 +250,7 @@ impl LocalKms {
         match &self.storage {
             Storage::Memory(state) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-                let events = state.settle(now);
+                let events = state.settle(now, &mut || self.new_secret_key());
                 let result = f(&mut state, now);
                 if mutates {
                     state.changed();
@@ -246,7 +269,7 @@ impl LocalKms {
                     Some(cached) if Some(cached.stamp) == stamp => cached.state,
                     _ => State::load(&path)?,
                 };
-                let events = state.settle(now);
+                let events = state.settle(now, &mut || self.new_secret_key());
                 let result = f(&mut state, now);
                 if mutates {
                     state.changed();

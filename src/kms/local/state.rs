@@ -202,7 +202,11 @@ impl State {
     }
 
     /// Applies deletions and automatic rotations that are due by `now`.
-    pub(super) fn settle(&mut self, now: Timestamp) -> usize {
+    pub(super) fn settle(
+        &mut self,
+        now: Timestamp,
+        new_key: &mut dyn FnMut() -> SecretKey,
+    ) -> usize {
         if let Some(next) = self.next_event {
             if next.is_none_or(|t| now < t) {
                 return 0;
@@ -228,7 +232,7 @@ impl State {
                 continue;
             }
             while let Some(rotation) = key.auto_rotation.filter(|r| r.next <= now) {
-                key.add_material(rotation.next, RotationKind::Automatic);
+                key.add_material(rotation.next, RotationKind::Automatic, new_key());
                 key.auto_rotation = Some(AutoRotation {
                     next: rotation
                         .next
@@ -443,12 +447,12 @@ impl KeyRecord {
             .ok_or_else(|| KmsError::Internal(format!("{} has no key material", self.arn())))
     }
 
-    pub(super) fn add_material(&mut self, at: Timestamp, kind: RotationKind) {
+    pub(super) fn add_material(&mut self, at: Timestamp, kind: RotationKind, key: SecretKey) {
         let version = self.materials.last().map_or(1, |m| m.version + 1);
         self.materials.push(Material {
             version,
             created: at,
-            key: SecretKey::generate(),
+            key,
         });
         self.rotations.push(StoredRotation { date: at, kind });
     }
@@ -485,13 +489,13 @@ impl KeyRecord {
     pub(super) fn seal(
         &self,
         backend: Backend,
+        nonce: Nonce,
         plaintext: &[u8],
         context: &EncryptionContext,
     ) -> Result<Vec<u8>, KmsError> {
         let material = self.current_material()?;
         let header = CiphertextBlob::header(&self.id, material.version)
             .ok_or_else(|| KmsError::Internal(format!("key id {} is not a UUID", self.id)))?;
-        let nonce = Nonce::random();
         let aead =
             Aead::new(&material.key, backend).map_err(|e| KmsError::Internal(e.to_string()))?;
         let sealed = aead
