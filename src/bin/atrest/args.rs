@@ -368,6 +368,9 @@ pub enum KmsCommand {
         /// Tags, as the AWS CLI writes them: TagKey=K,TagValue=V ...
         #[arg(long, num_args = 1..)]
         tags: Vec<String>,
+        /// Accept a policy that does not let the caller change it again.
+        #[arg(long)]
+        bypass_policy_lockout_safety_check: bool,
     },
     DescribeKey {
         #[arg(long)]
@@ -443,6 +446,9 @@ pub enum KmsCommand {
         policy: String,
         #[arg(long, default_value = "default", hide = true)]
         policy_name: String,
+        /// Accept a policy that does not let the caller change it again.
+        #[arg(long)]
+        bypass_policy_lockout_safety_check: bool,
     },
     GetKeyPolicy {
         #[arg(long)]

@@ -88,6 +88,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             key_usage,
             policy,
             tags,
+            bypass_policy_lockout_safety_check,
         } => {
             let request = CreateKeyRequest {
                 description,
@@ -95,6 +96,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
                 key_usage: key_usage.as_deref().map(KeyUsage::parse).transpose()?,
                 policy: policy.as_deref().map(read_document).transpose()?,
                 tags: parse_tags(&tags)?,
+                bypass_policy_lockout_safety_check,
             };
             let meta = client.create_key(request)?;
             let text = format!("{}\t{}", meta.key_id, meta.arn);
@@ -233,9 +235,16 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
                     .join("\n")
             });
         }
-        KmsCommand::PutKeyPolicy { key_id, policy, .. } => {
-            client.put_key_policy(&key_id, &read_document(&policy)?)?
-        }
+        KmsCommand::PutKeyPolicy {
+            key_id,
+            policy,
+            bypass_policy_lockout_safety_check,
+            ..
+        } => client.put_key_policy_with(
+            &key_id,
+            &read_document(&policy)?,
+            bypass_policy_lockout_safety_check,
+        )?,
         KmsCommand::GetKeyPolicy { key_id, .. } => {
             let answer = GetKeyPolicyResponse::new(client.get_key_policy(&key_id)?);
             out.print(&answer, || answer.policy.clone());

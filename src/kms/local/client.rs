@@ -65,7 +65,10 @@ impl LocalKmsClient {
         check_usage(request.key_spec, usage)?;
         let policy = match request.policy {
             Some(doc) => {
-                check_lockout(&KeyPolicy::parse(&doc)?, &self.caller, None)?;
+                let parsed = KeyPolicy::parse(&doc)?;
+                if !request.bypass_policy_lockout_safety_check {
+                    check_lockout(&parsed, &self.caller, None)?;
+                }
                 doc
             }
             None => KeyPolicy::default_document(self.caller.account()),
@@ -298,11 +301,24 @@ impl LocalKmsClient {
     /// Replaces the key policy, kept as given (GetKeyPolicy returns it unchanged). As AWS
     /// does, refuses a policy that would lock the caller out of changing it again.
     pub fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), KmsError> {
+        self.put_key_policy_with(key_id, policy, false)
+    }
+
+    /// PutKeyPolicy with AWS's `BypassPolicyLockoutSafetyCheck`: when `bypass_lockout_check`,
+    /// a policy that locks the caller out is accepted, as AWS accepts it.
+    pub fn put_key_policy_with(
+        &self,
+        key_id: &str,
+        policy: &str,
+        bypass_lockout_check: bool,
+    ) -> Result<(), KmsError> {
         let parsed = KeyPolicy::parse(policy)?;
         self.write(|state, _| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:PutKeyPolicy")?;
-            check_lockout(&parsed, &self.caller, Some(&key.arn()))?;
+            if !bypass_lockout_check {
+                check_lockout(&parsed, &self.caller, Some(&key.arn()))?;
+            }
             key.policy = policy.to_string();
             Ok(())
         })

@@ -103,8 +103,11 @@ pub struct CreateKeyRequest {
     pub key_usage: Option<KeyUsage>,
     /// A key policy document (AWS JSON); `None` gives AWS's default policy.
     pub policy: Option<String>,
-    /// Tags to put on the key (the caller needs kms:TagResource too).
+    /// Tags to put on the key.
     pub tags: Vec<Tag>,
+    /// AWS's `BypassPolicyLockoutSafetyCheck`: accept a policy that does not let the
+    /// caller change it again.
+    pub bypass_policy_lockout_safety_check: bool,
 }
 
 impl Default for CreateKeyRequest {
@@ -115,6 +118,7 @@ impl Default for CreateKeyRequest {
             key_usage: None,
             policy: None,
             tags: Vec::new(),
+            bypass_policy_lockout_safety_check: false,
         }
     }
 }

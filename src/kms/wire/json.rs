@@ -100,6 +100,9 @@ impl Endpoint {
                         .transpose()?,
                     policy: params.opt_str("Policy")?,
                     tags: params.tags()?.unwrap_or_default(),
+                    bypass_policy_lockout_safety_check: params
+                        .opt_bool("BypassPolicyLockoutSafetyCheck")?
+                        .unwrap_or(false),
                 };
                 body(&KeyMetadataResponse {
                     key_metadata: client.create_key(request)?,
@@ -187,7 +190,14 @@ impl Endpoint {
             }
             Operation::PutKeyPolicy => {
                 params.policy_name()?;
-                client.put_key_policy(&params.str("KeyId")?, &params.str("Policy")?)?;
+                let bypass = params
+                    .opt_bool("BypassPolicyLockoutSafetyCheck")?
+                    .unwrap_or(false);
+                client.put_key_policy_with(
+                    &params.str("KeyId")?,
+                    &params.str("Policy")?,
+                    bypass,
+                )?;
                 body(&EMPTY)
             }
             Operation::GetKeyPolicy => {

@@ -665,3 +665,34 @@ fn validation_errors_are_in_aws_words() {
     assert!(message("CreateKey", json!({"KeyUsage": "SIGN_VERIFY"}))
         .contains("KeyUsage SIGN_VERIFY is not valid for KeySpec SYMMETRIC_DEFAULT"));
 }
+
+#[test]
+fn the_lockout_check_can_be_bypassed_as_aws_allows() {
+    let e = endpoint();
+    let key = new_key(&e, json!({}));
+    let locked = json!({"Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "kms:*", "Resource": "*"}]})
+    .to_string();
+    assert_eq!(
+        error_of(&e, "PutKeyPolicy", json!({"KeyId": key, "Policy": locked})),
+        "MalformedPolicyDocumentException"
+    );
+    let (status, _) = call(
+        &e,
+        "PutKeyPolicy",
+        &json!({"KeyId": key, "Policy": locked, "BypassPolicyLockoutSafetyCheck": true})
+            .to_string(),
+    );
+    assert_eq!(status, 200);
+    // Locked out indeed: the caller can no longer change (or even read) the policy.
+    assert_eq!(
+        error_of(&e, "GetKeyPolicy", json!({ "KeyId": key })),
+        "AccessDeniedException"
+    );
+    let (status, _) = call(
+        &e,
+        "CreateKey",
+        &json!({"Policy": locked, "BypassPolicyLockoutSafetyCheck": true}).to_string(),
+    );
+    assert_eq!(status, 200);
+}
