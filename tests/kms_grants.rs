@@ -3,13 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::sync::Arc;
 
 use atrest::clock::{ManualClock, Timestamp};
 use atrest::kms::{
-    Caller, CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantConstraints,
-    GrantOperation, GrantRef, KmsError, LocalKms, LocalKmsClient,
+    Caller, CreateGrantRequest, CreateKeyRequest, GrantConstraints, GrantOperation, GrantRef,
+    LocalKms, LocalKmsClient,
 };
+use common::{code, ctx};
 
 const REGION: &str = "us-east-1";
 const OWNER: &str = "111122223333";
@@ -37,17 +40,6 @@ fn world() -> World {
         partner,
         key_arn,
     }
-}
-
-fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn code<T>(r: Result<T, KmsError>) -> String {
-    r.map_or_else(|e| e.aws_name().to_string(), |_| "ok".into())
 }
 
 fn grant(operations: &[GrantOperation]) -> CreateGrantRequest {

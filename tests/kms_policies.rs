@@ -3,30 +3,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::sync::Arc;
 
 use atrest::clock::{ManualClock, Timestamp};
 use atrest::kms::{
-    Caller, CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantOperation, KmsError,
-    LocalKms, LocalKmsClient,
+    Caller, CreateGrantRequest, CreateKeyRequest, GrantOperation, LocalKms, LocalKmsClient,
 };
+use common::{code, ctx};
 use serde_json::json;
 
 const REGION: &str = "us-east-1";
 const OWNER: &str = "arn:aws:iam::111122223333:root";
 /// A role of another account: the owner statement (the account root) does not cover it.
 const APP: &str = "arn:aws:iam::444455556666:role/app";
-
-fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn code<T>(r: Result<T, KmsError>) -> String {
-    r.map_or_else(|e| e.aws_name().to_string(), |_| "ok".into())
-}
 
 /// A key whose policy gives the owner everything and adds `statements`; clients for the
 /// owner and for `principal`.

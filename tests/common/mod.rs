@@ -4,7 +4,20 @@
 
 pub mod peers;
 
-use atrest::kms::KeyState;
+use atrest::kms::{EncryptionContext, KeyState, KmsError};
+
+/// An encryption context from pairs.
+pub fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// "ok", or the AWS name of the error.
+pub fn code<T>(r: Result<T, KmsError>) -> String {
+    r.map_or_else(|e| e.aws_name().to_string(), |_| "ok".into())
+}
 
 /// The operations of the state table, named as AWS names them.
 #[derive(Clone, Copy, Debug)]

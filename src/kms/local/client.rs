@@ -213,12 +213,7 @@ impl LocalKmsClient {
         rotation_period_in_days: Option<u32>,
     ) -> Result<(), KmsError> {
         let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
-        validation::range(
-            "rotationPeriodInDays",
-            period.into(),
-            (*ROTATION_PERIOD_DAYS.start()).into(),
-            (*ROTATION_PERIOD_DAYS.end()).into(),
-        )?;
+        check_rotation_period(period)?;
         self.write(|state, now| {
             let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
             key.authorize(&self.caller, "kms:EnableKeyRotation")?;
@@ -584,6 +579,16 @@ pub(super) fn check_usage(spec: KeySpec, usage: KeyUsage) -> Result<(), KmsError
             "KeyUsage {usage} is not valid for KeySpec {spec}"
         )))
     }
+}
+
+/// RotationPeriodInDays, as AWS checks it.
+pub(super) fn check_rotation_period(period: u32) -> Result<(), KmsError> {
+    validation::range(
+        "rotationPeriodInDays",
+        period.into(),
+        (*ROTATION_PERIOD_DAYS.start()).into(),
+        (*ROTATION_PERIOD_DAYS.end()).into(),
+    )
 }
 
 /// NumberOfBytes, as AWS checks it.

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::client::check_usage;
+use super::client::{check_rotation_period, check_usage};
 use super::tags::{check_tags, merge_tags};
 use super::*;
 
@@ -234,12 +234,7 @@ fn planned_key(key: &SeedKey, account: &str, region: &str) -> Result<PlannedKey,
         (_, false) => return Err(bad(format!("{spec} keys take no KeyMaterial here"))),
     }
     if let Some(period) = key.rotation_period_in_days {
-        validation::range(
-            "rotationPeriodInDays",
-            period.into(),
-            (*ROTATION_PERIOD_DAYS.start()).into(),
-            (*ROTATION_PERIOD_DAYS.end()).into(),
-        )?;
+        check_rotation_period(period)?;
     }
     Ok(PlannedKey {
         id: key.key_id.to_ascii_lowercase(),

@@ -402,41 +402,13 @@ fn unknown_operation(target: Option<&str>) -> WireError {
     )
 }
 
-const LIST_KEYS: PageRules = PageRules {
-    operation: "ListKeys",
-    max: 1000,
-    default: 100,
-};
-const LIST_ALIASES: PageRules = PageRules {
-    operation: "ListAliases",
-    max: 100,
-    default: 50,
-};
-const LIST_KEY_POLICIES: PageRules = PageRules {
-    operation: "ListKeyPolicies",
-    max: 1000,
-    default: 100,
-};
-const LIST_GRANTS: PageRules = PageRules {
-    operation: "ListGrants",
-    max: 100,
-    default: 50,
-};
-const LIST_RETIRABLE_GRANTS: PageRules = PageRules {
-    operation: "ListRetirableGrants",
-    max: 100,
-    default: 50,
-};
-const LIST_RESOURCE_TAGS: PageRules = PageRules {
-    operation: "ListResourceTags",
-    max: 50,
-    default: 50,
-};
-const LIST_KEY_ROTATIONS: PageRules = PageRules {
-    operation: "ListKeyRotations",
-    max: 1000,
-    default: 100,
-};
+const LIST_KEYS: PageRules = PageRules::new("ListKeys", 1000, 100);
+const LIST_ALIASES: PageRules = PageRules::new("ListAliases", 100, 50);
+const LIST_KEY_POLICIES: PageRules = PageRules::new("ListKeyPolicies", 1000, 100);
+const LIST_GRANTS: PageRules = PageRules::new("ListGrants", 100, 50);
+const LIST_RETIRABLE_GRANTS: PageRules = PageRules::new("ListRetirableGrants", 100, 50);
+const LIST_RESOURCE_TAGS: PageRules = PageRules::new("ListResourceTags", 50, 50);
+const LIST_KEY_ROTATIONS: PageRules = PageRules::new("ListKeyRotations", 1000, 100);
 
 /// A member as AWS's validation messages name it: `KeyId` is `keyId`.
 fn member_name(field: &str) -> String {

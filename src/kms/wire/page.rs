@@ -15,6 +15,17 @@ pub(super) struct PageRules {
     pub default: u32,
 }
 
+impl PageRules {
+    /// An operation's rules: `Limit` up to `max`, `default` when absent.
+    pub const fn new(operation: &'static str, max: u32, default: u32) -> Self {
+        PageRules {
+            operation,
+            max,
+            default,
+        }
+    }
+}
+
 /// One page of a listing.
 pub(super) struct Page<T> {
     pub items: Vec<T>,
