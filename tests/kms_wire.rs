@@ -24,7 +24,7 @@ use atrest::store::{restore_snapshot, LocalDirStorage, RestoreTarget, Store, Sto
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{GrantOperation, Tag};
-use common::peers::{venv_program, Served};
+use common::peers::Served;
 use common::{check_state_table, Op, TableSubject};
 use zeroize::Zeroizing;
 
@@ -845,49 +845,6 @@ fn the_cli_assumes_a_role_with_an_external_id() {
         !refused.status.success() && stderr.contains("AccessDenied"),
         "{stderr}"
     );
-}
-
-/// Runs `tests/peers/SCRIPT` with the venv's Python against a fresh `kms serve`; its
-/// stdout, once it exits 0.
-fn run_peer_script(script: &str) -> String {
-    let python = venv_program("python");
-    let dir = tempfile::tempdir().unwrap();
-    let served = Served::start(dir.path(), &[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers")
-        .join(script);
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&served.url)
-        .env("AWS_ACCESS_KEY_ID", "AKIATESTROOT")
-        .env("AWS_SECRET_ACCESS_KEY", "not-checked")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("TMPDIR", dir.path())
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-#[test]
-fn boto3_sees_the_strict_kms_as_aws_would_show_it() {
-    let stdout = run_peer_script("boto3_kms.py");
-    assert!(
-        stdout.contains("disabled key refused: DisabledException"),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn every_operation_answers_as_botocores_kms_model_says_and_the_aws_cli_runs_them() {
-    let stdout = run_peer_script("kms_conformance.py");
-    assert!(stdout.contains("aws cli ok"), "{stdout}");
 }
 
 #[test]

@@ -14,10 +14,12 @@
 //! |---|---|
 //! | `mod` | [`LocalKms`]: the service, its state file, the file lock |
 //! | `state` | the state: keys, materials, rotations, aliases, and each key's rules |
-//! | `client` | [`LocalKmsClient`]: the operations, as one caller |
+//! | `client` | [`LocalKmsClient`]: the key management operations, as one caller |
+//! | `cryptography` | Encrypt, Decrypt, ReEncrypt, data keys and random bytes, as one caller |
 //! | `aliases` | the alias operations of [`LocalKmsClient`] |
 //! | `tags` | the tag operations, and AWS's rules for tags |
 //! | `grants` | the grant operations, and what a grant allows |
+//! | `grant_terms` | a grant's operations, constraints, storage, tokens and checks |
 //! | `types` | requests and answers: [`CreateKeyRequest`], rotation and alias entries |
 //! | `access_keys` | the account's IAM users' access keys, and whom they call as |
 //! | `entropy` | where random bytes come from: the OS, or a seed (deterministic mode) |
@@ -26,7 +28,9 @@
 mod access_keys;
 mod aliases;
 mod client;
+mod cryptography;
 mod entropy;
+mod grant_terms;
 mod grants;
 mod seed;
 mod state;
@@ -36,8 +40,8 @@ mod types;
 pub use access_keys::{AccessKeyIdentity, NewAccessKey};
 pub use client::LocalKmsClient;
 pub use entropy::Entropy;
-use grants::StoredGrant;
-pub use grants::{
+use grant_terms::StoredGrant;
+pub use grant_terms::{
     check_grant_tokens, CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation,
     GrantRef, NewGrant,
 };

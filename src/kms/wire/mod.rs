@@ -11,12 +11,16 @@
 //! | `sts` | STS AssumeRole / GetCallerIdentity (query protocol, XML answers) |
 //! | `identity` | who a request is from, the keys and roles an endpoint knows: [`Identities`] |
 //! | `page` | pagination of the List operations: `Limit`, `Marker`, `NextMarker`, `Truncated` |
+//! | `params` | a request's members, read and checked as AWS reads them |
 //! | `sigv4` | AWS Signature Version 4: the `Authorization` header, and checking a signature |
 
 mod identity;
 mod json;
 mod operation;
+#[cfg(test)]
+mod operation_tests;
 mod page;
+mod params;
 mod sigv4;
 mod sts;
 #[cfg(test)]
