@@ -37,9 +37,9 @@ pub use fault::{Fault, FaultyKms};
 pub use keyref::KeyRef;
 pub use local::{
     check_grant_tokens, AccessKeyIdentity, AliasEntry, CreateGrantRequest, CreateKeyRequest,
-    Entropy, GrantConstraints, GrantListEntry, GrantOperation, GrantRef, KeyListEntry, LocalKms,
-    LocalKmsClient, NewAccessKey, NewGrant, RotationKind, RotationRecord, RotationStatus, Seeded,
-    Tag, DEFAULT_ROTATION_PERIOD_DAYS,
+    Entropy, GrantConstraints, GrantListEntry, GrantOperation, GrantRef, KeyLastUsage,
+    KeyLastUsageReport, KeyListEntry, LocalKms, LocalKmsClient, NewAccessKey, NewGrant,
+    RotationKind, RotationRecord, RotationStatus, Seeded, Tag, DEFAULT_ROTATION_PERIOD_DAYS,
 };
 pub use policy::{KeyPolicy, RequestFacts};
 #[cfg(feature = "server")]

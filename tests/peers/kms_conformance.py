@@ -132,6 +132,7 @@ kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
 kms.describe_key(KeyId=key_id)
 kms.list_keys(Limit=2)
 kms.update_key_description(KeyId=key_id, Description="renamed")
+assert "KeyLastUsage" not in kms.get_key_last_usage(KeyId=key_id), "a new key has no use"
 kms.disable_key(KeyId=other)
 refused(kms.encrypt, "DisabledException", KeyId=other, Plaintext=b"x")
 kms.enable_key(KeyId=other)
@@ -149,6 +150,8 @@ kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
 kms.generate_data_key_without_plaintext(KeyId=key_id, NumberOfBytes=16)
 kms.generate_random(NumberOfBytes=32)
 refused(kms.generate_random, "ValidationException", NumberOfBytes=1025)
+usage = kms.get_key_last_usage(KeyId=key_id)["KeyLastUsage"]
+assert usage["Operation"] == "GenerateDataKeyWithoutPlaintext", usage
 moved = kms.re_encrypt(CiphertextBlob=blob, SourceEncryptionContext={"a": "1"},
                        DestinationKeyId=other, DestinationEncryptionContext={"b": "2"})
 assert moved["SourceKeyId"] == key_arn, moved
@@ -226,6 +229,7 @@ served = {
     "GenerateDataKeyWithoutPlaintext", "GenerateRandom", "UpdateKeyDescription", "UpdateAlias",
     "ListKeyPolicies", "ReEncrypt", "TagResource", "UntagResource", "ListResourceTags",
     "CreateGrant", "ListGrants", "ListRetirableGrants", "RetireGrant", "RevokeGrant",
+    "GetKeyLastUsage",
 }
 untested = sorted(op for op in served if "ok" not in answered.get(op, ()))
 assert not untested, f"never answered successfully: {untested}"

@@ -529,6 +529,11 @@ pub enum KmsCommand {
         #[arg(long)]
         key_id: String,
     },
+    /// The key's last successful cryptographic operation: is it still used?
+    GetKeyLastUsage {
+        #[arg(long)]
+        key_id: String,
+    },
     /// Allow GRANTEE the operations on the key (Encrypt, Decrypt, GenerateDataKey,
     /// ReEncryptFrom, DescribeKey, CreateGrant, RetireGrant, ...).
     CreateGrant {

@@ -446,6 +446,13 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             _ => return Err(String::from("give --grant-token, or --key-id and --grant-id").into()),
         },
         KmsCommand::RevokeGrant { key_id, grant_id } => client.revoke_grant(&key_id, &grant_id)?,
+        KmsCommand::GetKeyLastUsage { key_id } => {
+            let report = client.get_key_last_usage(&key_id)?;
+            out.print(&report, || match &report.key_last_usage {
+                Some(u) => format!("{}\t{}\t{}", report.key_id, u.operation, u.timestamp),
+                None => format!("{}\tnot used since it was created", report.key_id),
+            });
+        }
         KmsCommand::Seed { file } => {
             let seeded = seed_from(root.local_kms(), client, &file)?;
             out.print(&seeded, || {

@@ -96,6 +96,7 @@ impl LocalKmsClient {
                 on_demand_rotations: 0,
                 tags,
                 grants: Vec::new(),
+                last_usage: None,
             };
             if key.spec == KeySpec::SymmetricDefault {
                 key.materials.push(Material {

@@ -19,17 +19,15 @@ impl LocalKmsClient {
             1,
             MAX_PLAINTEXT,
         )?;
-        self.kms.read(|state, _| {
+        self.kms.read(|state, now| {
             let key = state.resolve(&self.caller, key_id, USE)?;
             key.authorize_in(&self.caller, "kms:Encrypt", Some(context))?;
             key.check_usable_for_encryption()?;
+            let ciphertext_blob =
+                key.seal(self.kms.backend, self.kms.new_nonce(), plaintext, context)?;
+            self.used(&key.id, "Encrypt", now);
             Ok(Encrypted {
-                ciphertext_blob: key.seal(
-                    self.kms.backend,
-                    self.kms.new_nonce(),
-                    plaintext,
-                    context,
-                )?,
+                ciphertext_blob,
                 key_arn: key.arn(),
             })
         })
@@ -44,8 +42,9 @@ impl LocalKmsClient {
         ciphertext_blob: &[u8],
         context: &EncryptionContext,
     ) -> Result<Decrypted, KmsError> {
-        self.kms.read(|state, _| {
+        self.kms.read(|state, now| {
             let opened = self.open(state, key_id, ciphertext_blob, context, "kms:Decrypt")?;
+            self.used(&opened.key.id, "Decrypt", now);
             Ok(Decrypted {
                 key_arn: opened.key.arn(),
                 key_material_id: Some(opened.key.material_id(opened.version)),
@@ -66,7 +65,7 @@ impl LocalKmsClient {
         destination_key_id: &str,
         destination_context: &EncryptionContext,
     ) -> Result<ReEncrypted, KmsError> {
-        self.kms.read(|state, _| {
+        self.kms.read(|state, now| {
             let opened = self.open(
                 state,
                 source_key_id,
@@ -77,13 +76,16 @@ impl LocalKmsClient {
             let destination = state.resolve(&self.caller, destination_key_id, USE)?;
             destination.authorize_in(&self.caller, "kms:ReEncryptTo", Some(destination_context))?;
             destination.check_usable_for_encryption()?;
+            let ciphertext_blob = destination.seal(
+                self.kms.backend,
+                self.kms.new_nonce(),
+                &opened.plaintext,
+                destination_context,
+            )?;
+            self.used(&opened.key.id, "ReEncrypt", now);
+            self.used(&destination.id, "ReEncrypt", now);
             Ok(ReEncrypted {
-                ciphertext_blob: destination.seal(
-                    self.kms.backend,
-                    self.kms.new_nonce(),
-                    &opened.plaintext,
-                    destination_context,
-                )?,
+                ciphertext_blob,
                 source_key_arn: opened.key.arn(),
                 key_arn: destination.arn(),
                 source_key_material_id: opened.key.material_id(opened.version),
@@ -195,7 +197,7 @@ impl LocalKmsClient {
         action: &str,
     ) -> Result<GeneratedDataKey, KmsError> {
         check_number_of_bytes(number_of_bytes)?;
-        self.kms.read(|state, _| {
+        self.kms.read(|state, now| {
             let key = state.resolve(&self.caller, key_id, USE)?;
             key.authorize_in(&self.caller, action, Some(context))?;
             key.check_usable_for_encryption()?;
@@ -203,6 +205,7 @@ impl LocalKmsClient {
             self.kms.fill(&mut plaintext);
             let ciphertext_blob =
                 key.seal(self.kms.backend, self.kms.new_nonce(), &plaintext, context)?;
+            self.used(&key.id, action.trim_start_matches("kms:"), now);
             Ok(GeneratedDataKey {
                 plaintext,
                 ciphertext_blob,

@@ -24,6 +24,7 @@
 //! | `access_keys` | the account's IAM users' access keys, and whom they call as |
 //! | `entropy` | where random bytes come from: the OS, or a seed (deterministic mode) |
 //! | `seed` | seed files: keys with fixed ids and material, and aliases, set up at once |
+//! | `usage` | each key's last use (GetKeyLastUsage), written without a write per call |
 
 mod access_keys;
 mod aliases;
@@ -36,6 +37,7 @@ mod seed;
 mod state;
 mod tags;
 mod types;
+mod usage;
 
 pub use access_keys::{AccessKeyIdentity, NewAccessKey};
 pub use client::LocalKmsClient;
@@ -50,6 +52,7 @@ use state::*;
 pub use types::{
     AliasEntry, CreateKeyRequest, KeyListEntry, RotationKind, RotationRecord, RotationStatus, Tag,
 };
+pub use usage::{KeyLastUsage, KeyLastUsageReport};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -115,6 +118,8 @@ pub struct LocalKms {
     clock: SharedClock,
     backend: Backend,
     entropy: entropy::Source,
+    /// Key uses not yet written to the state.
+    uses: usage::PendingUses,
 }
 
 enum Storage {
@@ -170,6 +175,7 @@ impl LocalKms {
             clock,
             backend: Backend::default(),
             entropy: entropy::Source::new(entropy),
+            uses: usage::PendingUses::default(),
         };
         kms.read(|_, _| Ok(()))?;
         Ok(Arc::new(kms))
@@ -188,6 +194,7 @@ impl LocalKms {
             clock,
             backend: Backend::default(),
             entropy: entropy::Source::new(entropy),
+            uses: usage::PendingUses::default(),
         })
     }
 
@@ -210,6 +217,12 @@ impl LocalKms {
     #[doc(hidden)]
     pub fn decode_state_file(bytes: &[u8]) -> Result<usize, String> {
         State::decode(bytes).map(|s| s.keys.len())
+    }
+
+    /// Writes the key uses this process has not written yet (GetKeyLastUsage in other
+    /// processes sees them then); done on drop too.
+    pub fn flush(&self) -> Result<(), KmsError> {
+        self.transact_with(false, true, |_, _| Ok(())).map(|_| ())
     }
 
     /// Applies whatever the clock has made due (key deletions, automatic rotations) and
@@ -250,12 +263,23 @@ impl LocalKms {
         mutates: bool,
         f: impl FnOnce(&mut State, Timestamp) -> Result<R, KmsError>,
     ) -> Result<(R, usize), KmsError> {
+        self.transact_with(mutates, false, f)
+    }
+
+    /// [`LocalKms::transact`], writing every pending key use when `flush_uses`.
+    fn transact_with<R>(
+        &self,
+        mutates: bool,
+        flush_uses: bool,
+        f: impl FnOnce(&mut State, Timestamp) -> Result<R, KmsError>,
+    ) -> Result<(R, usize), KmsError> {
         let now = self.clock.now();
         match &self.storage {
             Storage::Memory(state) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
                 let events = state.settle(now, &mut || self.new_secret_key());
                 let result = f(&mut state, now);
+                self.uses.drain_into(&mut state);
                 if mutates {
                     state.changed();
                 }
@@ -278,7 +302,16 @@ impl LocalKms {
                 if mutates {
                     state.changed();
                 }
-                let stamp = if (mutates && result.is_ok()) || events > 0 {
+                let save_for_call = (mutates && result.is_ok()) || events > 0;
+                // Uses ride along with a write, or are written once one has waited long
+                // enough; never into a state a failed change may have touched.
+                let write_uses = (result.is_ok() || !mutates)
+                    && !self.uses.is_empty()
+                    && (save_for_call || flush_uses || self.uses.due(now));
+                if write_uses {
+                    self.uses.drain_into(&mut state);
+                }
+                let stamp = if save_for_call || write_uses {
                     state.save(&path)?;
                     FileStamp::of(&path)
                 } else {
@@ -291,6 +324,14 @@ impl LocalKms {
                 }
                 Ok((result?, events))
             }
+        }
+    }
+}
+
+impl Drop for LocalKms {
+    fn drop(&mut self) {
+        if !self.uses.is_empty() {
+            let _ = self.flush();
         }
     }
 }

@@ -281,6 +281,7 @@ impl PlannedKey {
             on_demand_rotations: 0,
             tags: self.tags,
             grants: Vec::new(),
+            last_usage: None,
         }
     }
 }

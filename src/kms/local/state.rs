@@ -53,6 +53,9 @@ pub(super) struct KeyRecord {
     /// The key's grants, oldest first.
     #[serde(default)]
     pub(super) grants: Vec<StoredGrant>,
+    /// The last successful cryptographic operation written out (see `usage`).
+    #[serde(default)]
+    pub(super) last_usage: Option<super::usage::StoredUsage>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy)]

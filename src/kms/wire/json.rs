@@ -368,6 +368,7 @@ impl Endpoint {
                 client.revoke_grant(&key, &params.str("GrantId")?)?;
                 body(&EMPTY)
             }
+            Operation::GetKeyLastUsage => body(&client.get_key_last_usage(&params.str("KeyId")?)?),
             Operation::ListKeyPolicies => {
                 let names = client.list_key_policies(&params.str("KeyId")?)?;
                 let page = params.page(names, LIST_KEY_POLICIES)?;

@@ -61,6 +61,7 @@ operations! {
     ListRetirableGrants,
     RetireGrant,
     RevokeGrant,
+    GetKeyLastUsage,
 }
 
 impl Operation {
