@@ -271,4 +271,16 @@ grant = cli("create-grant", "--key-id", key_id, "--grantee-principal", partner,
 assert any(g["GrantId"] == grant["GrantId"]
            for g in cli("list-grants", "--key-id", key_id)["Grants"])
 cli("revoke-grant", "--key-id", key_id, "--grant-id", grant["GrantId"])
+retired = cli("create-grant", "--key-id", key_id, "--grantee-principal", partner,
+              "--retiring-principal", retirer, "--operations", "Decrypt")
+assert any(g["GrantId"] == retired["GrantId"]
+           for g in cli("list-retirable-grants", "--retiring-principal", retirer)["Grants"])
+cli("retire-grant", "--grant-token", retired["GrantToken"])
+usage = cli("get-key-last-usage", "--key-id", other)
+assert usage["KeyLastUsage"]["Operation"] == "ReEncrypt", usage
+assert len(base64.b64decode(cli("generate-random", "--number-of-bytes", "24")["Plaintext"])) == 24
+cli("create-alias", "--alias-name", "alias/cli", "--target-key-id", key_id)
+cli("update-alias", "--alias-name", "alias/cli", "--target-key-id", other)
+cli("enable-key-rotation", "--key-id", other)
+cli("disable-key-rotation", "--key-id", other)
 print("aws cli ok")

@@ -282,13 +282,24 @@ impl LocalKmsClient {
             key.authorize(&self.caller, "kms:ListKeyRotations")?;
             key.check_symmetric("ListKeyRotations")?;
             let arn = key.arn();
-            Ok(key
-                .rotations
-                .iter()
-                .map(|r| RotationRecord {
-                    key_id: arn.clone(),
-                    rotation_date: r.date,
-                    rotation_type: r.kind,
+            let current = key.current_material()?.version;
+            // Materials a seed file gave have no rotation: the rotations made the last ones.
+            let first_rotated = key.materials.len().saturating_sub(key.rotations.len()) + 1;
+            Ok((first_rotated..)
+                .zip(&key.rotations)
+                .map(|(version, r)| {
+                    let version = u32::try_from(version).unwrap_or(u32::MAX);
+                    RotationRecord {
+                        key_id: arn.clone(),
+                        rotation_date: r.date,
+                        rotation_type: r.kind,
+                        key_material_id: key.material_id(version),
+                        key_material_state: if version == current {
+                            "CURRENT"
+                        } else {
+                            "NON_CURRENT"
+                        },
+                    }
                 })
                 .collect())
         })

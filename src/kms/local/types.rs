@@ -14,6 +14,10 @@ pub struct RotationRecord {
     pub rotation_date: Timestamp,
     /// Automatic or on demand.
     pub rotation_type: RotationKind,
+    /// The material the rotation made.
+    pub key_material_id: String,
+    /// `CURRENT` for the material in use, `NON_CURRENT` for older ones.
+    pub key_material_state: &'static str,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,14 +1,15 @@
 //! Key policies: which principals may call which actions on a key.
 //!
 //! The document is AWS's JSON (`Version`, `Id`, `Statement` with `Sid`, `Effect`,
-//! `Principal.AWS`, `Action`, `Resource`, `Condition`), kept as the caller wrote it. atrest
-//! evaluates: principals by ARN, account root or `*`; actions exact or with a trailing `*`;
-//! resources `*` or the key's own ARN; conditions (`condition`); an explicit Deny wins.
+//! `Principal.AWS` or `NotPrincipal`, `Action` or `NotAction`, `Resource` or `NotResource`,
+//! `Condition`), kept as the caller wrote it. atrest evaluates: principals by ARN, account
+//! root or `*`; actions exact or with a trailing `*`; resources `*` or the key's own ARN;
+//! conditions (`condition`); an explicit Deny wins.
 //! Granting an account's root delegates to that account's IAM, which atrest does not
 //! emulate: every principal of that account is then allowed, as with AWS's default policy.
-//! What it cannot evaluate (`NotAction`, `NotPrincipal`, `NotResource`, condition keys and
-//! operators outside `condition`'s list, members it does not know) is refused, never
-//! ignored.
+//! `NotPrincipal`, `NotAction` and `NotResource` apply to everything but what they list.
+//! What it cannot evaluate (condition keys and operators outside `condition`'s list,
+//! members it does not know) is refused, never ignored.
 
 mod condition;
 
@@ -32,6 +33,9 @@ struct Statement {
     actions: Vec<String>,
     /// `*`, or key ARNs: a statement naming other keys does not apply to this one.
     resources: Vec<String>,
+    /// Which of `Principal`/`NotPrincipal`, `Action`/`NotAction`, `Resource`/`NotResource`
+    /// the statement used: the `Not` forms apply to everything but what they list.
+    negated: Negated,
     conditions: Conditions,
     /// The `Condition` block as written, to write it back.
     condition_block: Option<Value>,
@@ -42,12 +46,38 @@ const STATEMENT_MEMBERS: &[&str] = &[
     "Sid",
     "Effect",
     "Principal",
+    "NotPrincipal",
     "Action",
+    "NotAction",
     "Resource",
+    "NotResource",
     "Condition",
 ];
-/// Members of AWS's policy language that atrest does not evaluate.
-const NOT_EMULATED: &[&str] = &["NotAction", "NotPrincipal", "NotResource"];
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Negated {
+    principals: bool,
+    actions: bool,
+    resources: bool,
+}
+
+/// The one of `name` and `Not<name>` a statement has; both or neither is malformed.
+fn one_of<'v>(
+    obj: &'v serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<(&'v Value, bool), KmsError> {
+    let not = format!("Not{name}");
+    match (obj.get(name), obj.get(&not)) {
+        (Some(v), None) => Ok((v, false)),
+        (None, Some(v)) => Ok((v, true)),
+        (Some(_), Some(_)) => Err(KmsError::MalformedPolicyDocument(format!(
+            "a Statement has {name} or {not}, not both"
+        ))),
+        (None, None) => Err(KmsError::MalformedPolicyDocument(format!(
+            "each Statement needs {name} (or {not})"
+        ))),
+    }
+}
 
 impl KeyPolicy {
     /// AWS's default key policy: the key's own account has full access.
@@ -59,6 +89,7 @@ impl KeyPolicy {
                 principals: vec![format!("arn:aws:iam::{account}:root")],
                 actions: vec!["kms:*".into()],
                 resources: vec!["*".into()],
+                negated: Negated::default(),
                 conditions: Conditions::default(),
                 condition_block: None,
             }],
@@ -174,11 +205,6 @@ impl Statement {
         let obj = v
             .as_object()
             .ok_or_else(|| bad("each Statement must be an object"))?;
-        if let Some(member) = NOT_EMULATED.iter().find(|m| obj.contains_key(**m)) {
-            return Err(bad(&format!(
-                "{member} is not emulated by LocalKms; write the statement without it"
-            )));
-        }
         if let Some(unknown) = obj
             .keys()
             .find(|k| !STATEMENT_MEMBERS.contains(&k.as_str()))
@@ -197,14 +223,15 @@ impl Statement {
                 ))
             }
         };
-        let principals = match obj.get("Principal") {
-            Some(Value::String(s)) if s == "*" => vec!["*".to_string()],
-            Some(Value::Object(p)) => match p.get("AWS") {
+        let (principal, not_principal) = one_of(obj, "Principal")?;
+        let principals = match principal {
+            Value::String(s) if s == "*" => vec!["*".to_string()],
+            Value::Object(p) => match p.get("AWS") {
                 Some(v) => string_or_list(v)
                     .ok_or_else(|| bad("Principal.AWS must be a string or a list"))?,
                 None => return Err(bad("only AWS principals are emulated (Principal.AWS)")),
             },
-            _ => return Err(bad("each Statement needs a Principal")),
+            _ => return Err(bad("Principal must be \"*\" or {\"AWS\": ...}")),
         };
         let principals = principals
             .into_iter()
@@ -216,20 +243,18 @@ impl Statement {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let actions = obj
-            .get("Action")
-            .and_then(string_or_list)
-            .ok_or_else(|| bad("each Statement needs an Action string or list"))?;
+        let (action, not_action) = one_of(obj, "Action")?;
+        let actions =
+            string_or_list(action).ok_or_else(|| bad("Action must be a string or a list"))?;
         if let Some(a) = actions
             .iter()
             .find(|a| !(a == &"*" || a.to_ascii_lowercase().starts_with("kms:")))
         {
             return Err(bad(&format!("action {a:?} is not a kms: action")));
         }
-        let resources = obj
-            .get("Resource")
-            .and_then(string_or_list)
-            .ok_or_else(|| bad("each Statement needs a Resource string or list"))?;
+        let (resource, not_resource) = one_of(obj, "Resource")?;
+        let resources =
+            string_or_list(resource).ok_or_else(|| bad("Resource must be a string or a list"))?;
         if let Some(r) = resources
             .iter()
             .find(|r| *r != "*" && !r.starts_with("arn:aws:kms:"))
@@ -248,18 +273,36 @@ impl Statement {
             principals,
             actions,
             resources,
+            negated: Negated {
+                principals: not_principal,
+                actions: not_action,
+                resources: not_resource,
+            },
             conditions,
             condition_block,
         })
     }
 
     fn to_json(&self) -> Value {
-        let mut v = json!({
-            "Effect": if self.allow { "Allow" } else { "Deny" },
-            "Principal": { "AWS": self.principals },
-            "Action": self.actions,
-            "Resource": self.resources,
-        });
+        let name = |negated: bool, name: &str| {
+            if negated {
+                format!("Not{name}")
+            } else {
+                name.to_string()
+            }
+        };
+        let mut v = json!({ "Effect": if self.allow { "Allow" } else { "Deny" } });
+        if let Some(object) = v.as_object_mut() {
+            object.insert(
+                name(self.negated.principals, "Principal"),
+                json!({ "AWS": self.principals }),
+            );
+            object.insert(name(self.negated.actions, "Action"), json!(self.actions));
+            object.insert(
+                name(self.negated.resources, "Resource"),
+                json!(self.resources),
+            );
+        }
         if let Some(object) = v.as_object_mut() {
             if let Some(sid) = &self.sid {
                 object.insert("Sid".into(), json!(sid));
@@ -271,28 +314,38 @@ impl Statement {
         v
     }
 
+    /// Whether the statement names `caller` (for `NotPrincipal`: does not name it). An
+    /// account's root stands for every principal of the account, either way.
     fn matches_principal(&self, caller: &Caller) -> bool {
         let root = format!("arn:aws:iam::{}:root", caller.account());
-        self.principals
+        let listed = self
+            .principals
             .iter()
-            .any(|p| p == "*" || *p == root || p == caller.principal())
+            .any(|p| p == "*" || *p == root || p == caller.principal());
+        listed != self.negated.principals
     }
 
+    /// Whether the statement covers the key `key_arn` (`None`: a key not made yet, which
+    /// every statement covers).
     fn matches_resource(&self, key_arn: Option<&str>) -> bool {
-        self.resources
-            .iter()
-            .any(|r| r == "*" || key_arn.is_none_or(|arn| r == arn))
+        let Some(arn) = key_arn else {
+            return true;
+        };
+        let listed = self.resources.iter().any(|r| r == "*" || r == arn);
+        listed != self.negated.resources
     }
 
     fn matches_action(&self, action: &str) -> bool {
-        self.actions
+        let listed = self
+            .actions
             .iter()
             .any(|pattern| match pattern.strip_suffix('*') {
                 Some(prefix) => action
                     .to_ascii_lowercase()
                     .starts_with(&prefix.to_ascii_lowercase()),
                 None => pattern.eq_ignore_ascii_case(action),
-            })
+            });
+        listed != self.negated.actions
     }
 }
 
@@ -393,6 +446,31 @@ mod tests {
     }
 
     #[test]
+    fn not_forms_apply_to_everything_but_what_they_list() {
+        let owner = "arn:aws:iam::444455556666:role/owner";
+        let p = KeyPolicy::parse(&format!(
+            r#"{{"Statement":[
+                {{"Effect":"Allow","Principal":{{"AWS":"*"}},"NotAction":["kms:Decrypt","kms:Put*"],"Resource":"*"}},
+                {{"Effect":"Deny","NotPrincipal":{{"AWS":"{owner}"}},"Action":"kms:Encrypt","Resource":"*"}},
+                {{"Effect":"Deny","Principal":{{"AWS":"*"}},"Action":"kms:DescribeKey","NotResource":"{KEY}"}}]}}"#
+        ))
+        .unwrap();
+        let (me, other) = (caller(owner), caller("arn:aws:iam::444455556666:role/app"));
+        assert!(p.allows(&me, "kms:Encrypt", Some(KEY)));
+        assert!(!p.allows(&me, "kms:Decrypt", Some(KEY)));
+        assert!(!p.allows(&me, "kms:PutKeyPolicy", Some(KEY)));
+        assert!(
+            !p.allows(&other, "kms:Encrypt", Some(KEY)),
+            "denied to all but the owner"
+        );
+        assert!(p.allows(&other, "kms:GenerateDataKey", Some(KEY)));
+        let elsewhere = KEY.replace("1234abcd", "9999abcd");
+        assert!(p.allows(&me, "kms:DescribeKey", Some(KEY)));
+        assert!(!p.allows(&me, "kms:DescribeKey", Some(&elsewhere)));
+        assert_eq!(KeyPolicy::parse(&p.to_json()).unwrap(), p);
+    }
+
+    #[test]
     fn refuses_what_it_cannot_evaluate() {
         for doc in [
             "nope",
@@ -402,7 +480,8 @@ mod tests {
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"kms:*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"s3:GetObject"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*"}]}"#,
-            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"NotAction":"kms:Decrypt","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","NotAction":"kms:Decrypt","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Resource":"*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*","Extra":1}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"bucket"}]}"#,
             r#"{"Version":"2020-01-01","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#,

@@ -192,6 +192,13 @@ fn metadata_material_ids_alias_dates_and_policies_are_aws_shaped() {
         opened["KeyMaterialId"], material,
         "the old material opened it"
     );
+    let (_, rotations) = call(&e, "ListKeyRotations", &json!({ "KeyId": key }).to_string());
+    let (_, now) = call(&e, "DescribeKey", &json!({ "KeyId": key }).to_string());
+    assert_eq!(rotations["Rotations"][0]["KeyMaterialState"], "CURRENT");
+    assert_eq!(
+        rotations["Rotations"][0]["KeyMaterialId"],
+        now["KeyMetadata"]["CurrentKeyMaterialId"]
+    );
     let (_, rsa) = call(
         &e,
         "CreateKey",
