@@ -130,6 +130,7 @@ fn caller_conditions_and_what_cannot_be_evaluated() {
     assert_eq!(code(partner.encrypt(&key, b"x", &ctx(&[]))), "ok");
     for condition in [
         json!({"StringEquals": {"aws:SourceVpce": "vpce-1"}}),
+        json!({"StringEquals": {"kms:ResourceAliases": "alias/x"}}),
         json!({"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}}),
     ] {
         let policy = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": OWNER},
@@ -140,4 +141,32 @@ fn caller_conditions_and_what_cannot_be_evaluated() {
             "{condition}"
         );
     }
+}
+
+#[test]
+fn alias_conditions_see_the_alias_used_and_the_keys_aliases() {
+    let (key, owner, app) = key_with(
+        json!([
+            {"Effect": "Allow", "Principal": {"AWS": APP}, "Action": "kms:Encrypt", "Resource": "*",
+             "Condition": {"StringEquals": {"kms:RequestAlias": "alias/orders"}}},
+            {"Effect": "Allow", "Principal": {"AWS": APP}, "Action": "kms:DescribeKey", "Resource": "*",
+             "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/ord*"}}}
+        ]),
+        APP,
+    );
+    owner.create_alias("alias/orders", &key).unwrap();
+    let by_alias = "arn:aws:kms:us-east-1:111122223333:alias/orders";
+    assert_eq!(code(app.encrypt(by_alias, b"x", &ctx(&[]))), "ok");
+    assert_eq!(
+        code(app.encrypt(&key, b"x", &ctx(&[]))),
+        "AccessDeniedException",
+        "named by its ARN, not the alias"
+    );
+    assert_eq!(code(app.describe_key(&key)), "ok");
+    owner.delete_alias("alias/orders").unwrap();
+    assert_eq!(
+        code(app.describe_key(&key)),
+        "AccessDeniedException",
+        "the key has no alias any more"
+    );
 }

@@ -13,8 +13,7 @@ impl LocalKmsClient {
             )));
         }
         self.write(|state, now| {
-            let key = state.resolve(&self.caller, target_key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:CreateAlias")?;
+            let key = state.authorized(&self.caller, target_key_id, MANAGE, "kms:CreateAlias", None)?;
             key.check_not_pending_deletion()?;
             let (account, region, target) = (key.account.clone(), key.region.clone(), key.id.clone());
             if state.aliases.iter().any(|a| a.name == alias_name && a.account == account && a.region == region) {
@@ -40,7 +39,7 @@ impl LocalKmsClient {
         self.write(|state, _| {
             let caller = &self.caller;
             let (position, target) = self.find_alias(state, alias_name)?;
-            target.authorize(caller, "kms:DeleteAlias")?;
+            state.authorize_on(caller, &target.id, alias_name, "kms:DeleteAlias", None)?;
             state.aliases.remove(position);
             Ok(())
         })
@@ -66,9 +65,8 @@ impl LocalKmsClient {
         self.write(|state, now| {
             let caller = &self.caller;
             let (position, current) = self.find_alias(state, alias_name)?;
-            current.authorize(caller, "kms:UpdateAlias")?;
-            let next = state.resolve(caller, target_key_id, MANAGE)?;
-            next.authorize(caller, "kms:UpdateAlias")?;
+            state.authorize_on(caller, &current.id, alias_name, "kms:UpdateAlias", None)?;
+            let next = state.authorized(caller, target_key_id, MANAGE, "kms:UpdateAlias", None)?;
             next.check_not_pending_deletion()?;
             if next.account != caller.account() || next.region != caller.region() {
                 return Err(KmsError::Validation(format!(

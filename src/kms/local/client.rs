@@ -114,8 +114,7 @@ impl LocalKmsClient {
     /// DescribeKey: the key's metadata, in any state.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError> {
         self.kms.read(|state, _| {
-            let key = state.resolve(&self.caller, key_id, USE)?;
-            key.authorize(&self.caller, "kms:DescribeKey")?;
+            let key = state.authorized(&self.caller, key_id, USE, "kms:DescribeKey", None)?;
             Ok(key.metadata())
         })
     }
@@ -138,8 +137,7 @@ impl LocalKmsClient {
     /// EnableKey. A key pending deletion must be cancelled first.
     pub fn enable_key(&self, key_id: &str) -> Result<(), KmsError> {
         self.write(|state, now| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:EnableKey")?;
+            let key = state.authorized_mut(&self.caller, key_id, MANAGE, "kms:EnableKey", None)?;
             key.check_not_pending_deletion()?;
             key.state = KeyState::Enabled;
             // A key that was disabled past its rotation date rotates at once, not back-dated.
@@ -153,8 +151,7 @@ impl LocalKmsClient {
     /// DisableKey: the key refuses every cryptographic operation until enabled.
     pub fn disable_key(&self, key_id: &str) -> Result<(), KmsError> {
         self.write(|state, _| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:DisableKey")?;
+            let key = state.authorized_mut(&self.caller, key_id, MANAGE, "kms:DisableKey", None)?;
             key.check_not_pending_deletion()?;
             key.state = KeyState::Disabled;
             Ok(())
@@ -178,8 +175,13 @@ impl LocalKmsClient {
             )));
         }
         self.write(|state, now| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:ScheduleKeyDeletion")?;
+            let key = state.authorized_mut(
+                &self.caller,
+                key_id,
+                MANAGE,
+                "kms:ScheduleKeyDeletion",
+                None,
+            )?;
             key.check_not_pending_deletion()?;
             let date = now.saturating_add(days(window.into()));
             key.state = KeyState::PendingDeletion;
@@ -192,8 +194,13 @@ impl LocalKmsClient {
     /// Leaves the key Disabled, as AWS does: enable it to use it again.
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<(), KmsError> {
         self.write(|state, _| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:CancelKeyDeletion")?;
+            let key = state.authorized_mut(
+                &self.caller,
+                key_id,
+                MANAGE,
+                "kms:CancelKeyDeletion",
+                None,
+            )?;
             if key.state != KeyState::PendingDeletion {
                 return Err(KmsError::InvalidState(format!(
                     "{} is not pending deletion.",
@@ -216,8 +223,13 @@ impl LocalKmsClient {
         let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
         check_rotation_period(period)?;
         self.write(|state, now| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:EnableKeyRotation")?;
+            let key = state.authorized_mut(
+                &self.caller,
+                key_id,
+                MANAGE,
+                "kms:EnableKeyRotation",
+                None,
+            )?;
             key.check_symmetric("EnableKeyRotation")?;
             key.check_usable_for_encryption()?;
             key.auto_rotation = Some(AutoRotation {
@@ -231,8 +243,13 @@ impl LocalKmsClient {
     /// DisableKeyRotation.
     pub fn disable_key_rotation(&self, key_id: &str) -> Result<(), KmsError> {
         self.write(|state, _| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:DisableKeyRotation")?;
+            let key = state.authorized_mut(
+                &self.caller,
+                key_id,
+                MANAGE,
+                "kms:DisableKeyRotation",
+                None,
+            )?;
             key.check_symmetric("DisableKeyRotation")?;
             key.check_usable_for_encryption()?;
             key.auto_rotation = None;
@@ -243,8 +260,13 @@ impl LocalKmsClient {
     /// GetKeyRotationStatus.
     pub fn get_key_rotation_status(&self, key_id: &str) -> Result<RotationStatus, KmsError> {
         self.kms.read(|state, _| {
-            let key = state.resolve(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:GetKeyRotationStatus")?;
+            let key = state.authorized(
+                &self.caller,
+                key_id,
+                MANAGE,
+                "kms:GetKeyRotationStatus",
+                None,
+            )?;
             key.check_symmetric("GetKeyRotationStatus")?;
             key.check_not_pending_deletion()?;
             Ok(RotationStatus {
@@ -259,8 +281,13 @@ impl LocalKmsClient {
     /// New key material now, under the same key id; old ciphertexts still decrypt.
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String, KmsError> {
         self.write(|state, now| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:RotateKeyOnDemand")?;
+            let key = state.authorized_mut(
+                &self.caller,
+                key_id,
+                MANAGE,
+                "kms:RotateKeyOnDemand",
+                None,
+            )?;
             key.check_symmetric("RotateKeyOnDemand")?;
             key.check_usable_for_encryption()?;
             if key.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
@@ -278,8 +305,8 @@ impl LocalKmsClient {
     /// ListKeyRotations: every material rotation of the key, oldest first.
     pub fn list_key_rotations(&self, key_id: &str) -> Result<Vec<RotationRecord>, KmsError> {
         self.kms.read(|state, _| {
-            let key = state.resolve(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:ListKeyRotations")?;
+            let key =
+                state.authorized(&self.caller, key_id, MANAGE, "kms:ListKeyRotations", None)?;
             key.check_symmetric("ListKeyRotations")?;
             let arn = key.arn();
             let current = key.current_material()?.version;
@@ -321,8 +348,8 @@ impl LocalKmsClient {
     ) -> Result<(), KmsError> {
         let parsed = KeyPolicy::parse(policy)?;
         self.write(|state, _| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:PutKeyPolicy")?;
+            let key =
+                state.authorized_mut(&self.caller, key_id, MANAGE, "kms:PutKeyPolicy", None)?;
             if !bypass_lockout_check {
                 check_lockout(&parsed, &self.caller, Some(&key.arn()))?;
             }
@@ -334,8 +361,7 @@ impl LocalKmsClient {
     /// GetKeyPolicy: the policy document.
     pub fn get_key_policy(&self, key_id: &str) -> Result<String, KmsError> {
         self.kms.read(|state, _| {
-            let key = state.resolve(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:GetKeyPolicy")?;
+            let key = state.authorized(&self.caller, key_id, MANAGE, "kms:GetKeyPolicy", None)?;
             Ok(key.policy.clone())
         })
     }
@@ -344,8 +370,13 @@ impl LocalKmsClient {
     pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<(), KmsError> {
         check_description(description)?;
         self.write(|state, _| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:UpdateKeyDescription")?;
+            let key = state.authorized_mut(
+                &self.caller,
+                key_id,
+                MANAGE,
+                "kms:UpdateKeyDescription",
+                None,
+            )?;
             key.check_not_pending_deletion()?;
             key.description = description.to_string();
             Ok(())
@@ -355,8 +386,7 @@ impl LocalKmsClient {
     /// ListKeyPolicies: a key has one policy, named `default`.
     pub fn list_key_policies(&self, key_id: &str) -> Result<Vec<String>, KmsError> {
         self.kms.read(|state, _| {
-            let key = state.resolve(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:ListKeyPolicies")?;
+            state.authorized(&self.caller, key_id, MANAGE, "kms:ListKeyPolicies", None)?;
             Ok(vec![crate::kms::responses::DEFAULT_POLICY_NAME.to_string()])
         })
     }

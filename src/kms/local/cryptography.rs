@@ -20,8 +20,7 @@ impl LocalKmsClient {
             MAX_PLAINTEXT,
         )?;
         self.kms.read(|state, now| {
-            let key = state.resolve(&self.caller, key_id, USE)?;
-            key.authorize_in(&self.caller, "kms:Encrypt", Some(context))?;
+            let key = state.authorized(&self.caller, key_id, USE, "kms:Encrypt", Some(context))?;
             key.check_usable_for_encryption()?;
             let ciphertext_blob =
                 key.seal(self.kms.backend, self.kms.new_nonce(), plaintext, context)?;
@@ -73,8 +72,13 @@ impl LocalKmsClient {
                 source_context,
                 "kms:ReEncryptFrom",
             )?;
-            let destination = state.resolve(&self.caller, destination_key_id, USE)?;
-            destination.authorize_in(&self.caller, "kms:ReEncryptTo", Some(destination_context))?;
+            let destination = state.authorized(
+                &self.caller,
+                destination_key_id,
+                USE,
+                "kms:ReEncryptTo",
+                Some(destination_context),
+            )?;
             destination.check_usable_for_encryption()?;
             let ciphertext_blob = destination.seal(
                 self.kms.backend,
@@ -121,7 +125,13 @@ impl LocalKmsClient {
             .ok_or_else(|| {
                 KmsError::InvalidCiphertext("no key in this region made this ciphertext".into())
             })?;
-        key.authorize_in(&self.caller, action, Some(context))?;
+        state.authorize_on(
+            &self.caller,
+            &key.id,
+            key_id.unwrap_or(&key.id),
+            action,
+            Some(context),
+        )?;
         key.check_usable_for_encryption()?;
         let material = key
             .materials
@@ -198,8 +208,7 @@ impl LocalKmsClient {
     ) -> Result<GeneratedDataKey, KmsError> {
         check_number_of_bytes(number_of_bytes)?;
         self.kms.read(|state, now| {
-            let key = state.resolve(&self.caller, key_id, USE)?;
-            key.authorize_in(&self.caller, action, Some(context))?;
+            let key = state.authorized(&self.caller, key_id, USE, action, Some(context))?;
             key.check_usable_for_encryption()?;
             let mut plaintext = Zeroizing::new(vec![0u8; number_of_bytes]);
             self.kms.fill(&mut plaintext);

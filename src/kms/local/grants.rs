@@ -37,11 +37,17 @@ impl LocalKmsClient {
             .constraints
             .filter(|c| *c != GrantConstraints::default());
         self.write(|state, now| {
-            let key = state.resolve_mut(&self.caller, key_id, GRANTS)?;
+            let id = state.resolve_id(&self.caller, key_id, GRANTS)?;
+            let aliases = state.aliases_of(&id);
+            let key = state
+                .keys
+                .get_mut(&id)
+                .ok_or_else(|| KmsError::NotFound(format!("Key '{key_id}' does not exist")))?;
             let operation_names: Vec<&str> =
                 request.operations.iter().map(|op| op.name()).collect();
             let facts = RequestFacts {
                 grant_operations: Some(&operation_names),
+                resource_aliases: Some(&aliases),
                 ..RequestFacts::default()
             };
             let policy_allows = key.policy_decision(&self.caller, "kms:CreateGrant", &facts)?;
@@ -130,8 +136,7 @@ impl LocalKmsClient {
             check_grant_id(id)?;
         }
         self.kms.read(|state, _| {
-            let key = state.resolve(&self.caller, key_id, GRANTS)?;
-            key.authorize(&self.caller, "kms:ListGrants")?;
+            let key = state.authorized(&self.caller, key_id, GRANTS, "kms:ListGrants", None)?;
             let arn = key.arn();
             Ok(key
                 .grants
@@ -218,8 +223,8 @@ impl LocalKmsClient {
     pub fn revoke_grant(&self, key_id: &str, grant_id: &str) -> Result<(), KmsError> {
         check_grant_id(grant_id)?;
         self.write(|state, _| {
-            let key = state.resolve_mut(&self.caller, key_id, GRANTS)?;
-            key.authorize(&self.caller, "kms:RevokeGrant")?;
+            let key =
+                state.authorized_mut(&self.caller, key_id, GRANTS, "kms:RevokeGrant", None)?;
             let position = key.grant_position(grant_id)?;
             key.grants.remove(position);
             Ok(())

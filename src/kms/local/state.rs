@@ -280,6 +280,79 @@ impl State {
             .ok_or_else(|| KmsError::NotFound(format!("Key '{key_id}' does not exist")))
     }
 
+    /// The key `key_ref` names, once `caller` is allowed `action` on it for a request with
+    /// encryption context `context` (policy conditions see the alias `key_ref` used and
+    /// the key's aliases).
+    pub(super) fn authorized(
+        &self,
+        caller: &Caller,
+        key_ref: &str,
+        accepts: Accepts,
+        action: &str,
+        context: Option<&EncryptionContext>,
+    ) -> Result<&KeyRecord, KmsError> {
+        let id = self.resolve_id(caller, key_ref, accepts)?;
+        self.authorize_on(caller, &id, key_ref, action, context)?;
+        self.keys
+            .get(&id)
+            .ok_or_else(|| KmsError::NotFound(format!("Key '{key_ref}' does not exist")))
+    }
+
+    /// [`State::authorized`], for a change to the key.
+    pub(super) fn authorized_mut(
+        &mut self,
+        caller: &Caller,
+        key_ref: &str,
+        accepts: Accepts,
+        action: &str,
+        context: Option<&EncryptionContext>,
+    ) -> Result<&mut KeyRecord, KmsError> {
+        let id = self.resolve_id(caller, key_ref, accepts)?;
+        self.authorize_on(caller, &id, key_ref, action, context)?;
+        self.keys
+            .get_mut(&id)
+            .ok_or_else(|| KmsError::NotFound(format!("Key '{key_ref}' does not exist")))
+    }
+
+    /// Checks `action` on key `id`, which the request named as `key_ref`.
+    pub(super) fn authorize_on(
+        &self,
+        caller: &Caller,
+        id: &str,
+        key_ref: &str,
+        action: &str,
+        context: Option<&EncryptionContext>,
+    ) -> Result<(), KmsError> {
+        let key = self
+            .keys
+            .get(id)
+            .ok_or_else(|| KmsError::NotFound(format!("Key '{key_ref}' does not exist")))?;
+        let aliases = self.aliases_of(id);
+        let request_alias = match KeyRef::parse(key_ref) {
+            Ok(KeyRef::AliasName(alias) | KeyRef::AliasArn { alias, .. }) => Some(alias),
+            _ => None,
+        };
+        key.authorize_with(
+            caller,
+            action,
+            &RequestFacts {
+                encryption_context: context,
+                grant_operations: None,
+                request_alias: request_alias.as_deref(),
+                resource_aliases: Some(&aliases),
+            },
+        )
+    }
+
+    /// The names of the aliases that point at key `id`.
+    pub(super) fn aliases_of(&self, id: &str) -> Vec<String> {
+        self.aliases
+            .iter()
+            .filter(|a| a.target_key_id == id)
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
     pub(super) fn resolve_mut(
         &mut self,
         caller: &Caller,
@@ -354,27 +427,18 @@ impl KeyRecord {
         key_arn(&self.region, &self.account, &self.id)
     }
 
-    /// Checks that the key policy or a grant allows `caller` `action` on this key, for
-    /// an operation that takes no encryption context.
-    pub(super) fn authorize(&self, caller: &Caller, action: &str) -> Result<(), KmsError> {
-        self.authorize_in(caller, action, None)
-    }
-
-    /// Checks that the key policy, or a grant whose constraints `context` meets, allows
-    /// `caller` `action`; the policy's explicit Deny wins over any grant.
-    pub(super) fn authorize_in(
+    /// Checks that the key policy (given what the request brings, `facts`), or a grant
+    /// whose constraints the request's encryption context meets, allows `caller` `action`;
+    /// the policy's explicit Deny wins over any grant.
+    pub(super) fn authorize_with(
         &self,
         caller: &Caller,
         action: &str,
-        context: Option<&EncryptionContext>,
+        facts: &RequestFacts<'_>,
     ) -> Result<(), KmsError> {
-        let facts = RequestFacts {
-            encryption_context: context,
-            ..RequestFacts::default()
-        };
-        match self.policy_decision(caller, action, &facts)? {
+        match self.policy_decision(caller, action, facts)? {
             Some(true) => Ok(()),
-            None if self.granted(caller, action, context) => Ok(()),
+            None if self.granted(caller, action, facts.encryption_context) => Ok(()),
             _ => Err(self.denied(caller, action)),
         }
     }

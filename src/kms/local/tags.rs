@@ -15,8 +15,8 @@ impl LocalKmsClient {
     pub fn tag_resource(&self, key_id: &str, tags: &[Tag]) -> Result<(), KmsError> {
         check_tags(tags)?;
         self.write(|state, _| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:TagResource")?;
+            let key =
+                state.authorized_mut(&self.caller, key_id, MANAGE, "kms:TagResource", None)?;
             key.check_not_pending_deletion()?;
             let mut merged = key.tags.clone();
             merge_tags(&mut merged, tags);
@@ -32,8 +32,8 @@ impl LocalKmsClient {
             check_length("tagKeys", i, "", tag_key, 1, MAX_TAG_KEY)?;
         }
         self.write(|state, _| {
-            let key = state.resolve_mut(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:UntagResource")?;
+            let key =
+                state.authorized_mut(&self.caller, key_id, MANAGE, "kms:UntagResource", None)?;
             key.check_not_pending_deletion()?;
             key.tags.retain(|t| !tag_keys.contains(&t.key));
             Ok(())
@@ -43,8 +43,8 @@ impl LocalKmsClient {
     /// ListResourceTags: the key's tags, in the order they were first set.
     pub fn list_resource_tags(&self, key_id: &str) -> Result<Vec<Tag>, KmsError> {
         self.kms.read(|state, _| {
-            let key = state.resolve(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:ListResourceTags")?;
+            let key =
+                state.authorized(&self.caller, key_id, MANAGE, "kms:ListResourceTags", None)?;
             Ok(key.tags.clone())
         })
     }

@@ -103,8 +103,8 @@ impl LocalKmsClient {
     /// GetKeyLastUsage: the key's last successful cryptographic operation.
     pub fn get_key_last_usage(&self, key_id: &str) -> Result<KeyLastUsageReport, KmsError> {
         self.kms.read(|state, _| {
-            let key = state.resolve(&self.caller, key_id, MANAGE)?;
-            key.authorize(&self.caller, "kms:GetKeyLastUsage")?;
+            let key =
+                state.authorized(&self.caller, key_id, MANAGE, "kms:GetKeyLastUsage", None)?;
             let usage = self.kms.uses.newest(&key.id, key.last_usage.as_ref());
             Ok(KeyLastUsageReport {
                 key_id: key.arn(),

@@ -2,7 +2,7 @@
 //! (`StringEquals`, `StringLike`, `Bool`, `Null`, ... with `ForAnyValue:`/`ForAllValues:`
 //! and `...IfExists`) on each key must hold; values listed for one key are alternatives.
 //! The keys are those a request to LocalKms can carry: the encryption context, the caller,
-//! and the operations of a grant being made. A key or operator atrest cannot evaluate is
+//! the operations of a grant being made, the alias the request used and the key's aliases. A key or operator atrest cannot evaluate is
 //! refused when the policy is put, never ignored.
 
 use serde_json::{Map, Value};
@@ -16,6 +16,10 @@ pub struct RequestFacts<'a> {
     pub encryption_context: Option<&'a EncryptionContext>,
     /// The operations of the grant CreateGrant would make (AWS's names).
     pub grant_operations: Option<&'a [&'a str]>,
+    /// The alias the request named the key by (`alias/NAME`), if it used one.
+    pub request_alias: Option<&'a str>,
+    /// The aliases of the key the request is on.
+    pub resource_aliases: Option<&'a [String]>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +89,8 @@ enum ConditionKey {
     ViaService,
     GrantOperations,
     GrantIsForAwsResource,
+    RequestAlias,
+    ResourceAliases,
 }
 
 impl ConditionKey {
@@ -100,6 +106,8 @@ impl ConditionKey {
             "kms:viaservice" => ConditionKey::ViaService,
             "kms:grantoperations" => ConditionKey::GrantOperations,
             "kms:grantisforawsresource" => ConditionKey::GrantIsForAwsResource,
+            "kms:requestalias" => ConditionKey::RequestAlias,
+            "kms:resourcealiases" => ConditionKey::ResourceAliases,
             _ => return None,
         })
     }
@@ -107,7 +115,9 @@ impl ConditionKey {
     fn multi_valued(&self) -> bool {
         matches!(
             self,
-            ConditionKey::EncryptionContextKeys | ConditionKey::GrantOperations
+            ConditionKey::EncryptionContextKeys
+                | ConditionKey::GrantOperations
+                | ConditionKey::ResourceAliases
         )
     }
 
@@ -132,6 +142,11 @@ impl ConditionKey {
             ConditionKey::GrantIsForAwsResource => {
                 facts.grant_operations.map(|_| vec!["false".to_string()])
             }
+            ConditionKey::RequestAlias => facts.request_alias.map(|a| vec![a.to_string()]),
+            ConditionKey::ResourceAliases => facts
+                .resource_aliases
+                .filter(|a| !a.is_empty())
+                .map(<[String]>::to_vec),
         }
     }
 }
@@ -209,7 +224,7 @@ impl Conditions {
             for (key_name, values) in keys {
                 let key = ConditionKey::parse(key_name).ok_or_else(|| {
                     bad(format!(
-                        "condition key {key_name} is not emulated by LocalKms (kms:EncryptionContext:*, kms:EncryptionContextKeys, kms:CallerAccount, aws:PrincipalArn, kms:ViaService, kms:GrantOperations, kms:GrantIsForAWSResource are)"
+                        "condition key {key_name} is not emulated by LocalKms (kms:EncryptionContext:*, kms:EncryptionContextKeys, kms:CallerAccount, aws:PrincipalArn, kms:ViaService, kms:GrantOperations, kms:GrantIsForAWSResource, kms:RequestAlias, kms:ResourceAliases are)"
                     ))
                 })?;
                 let values = condition_values(values).ok_or_else(|| {
@@ -296,9 +311,12 @@ mod tests {
     }
 
     fn holds(block: Value, context: Option<&EncryptionContext>) -> bool {
+        let aliases = vec!["alias/orders".to_string(), "alias/legacy".to_string()];
         let facts = RequestFacts {
             encryption_context: context,
-            grant_operations: None,
+            request_alias: Some("alias/orders"),
+            resource_aliases: Some(&aliases),
+            ..RequestFacts::default()
         };
         Conditions::parse(&block).unwrap().hold(&caller(), &facts)
     }
@@ -356,6 +374,18 @@ mod tests {
         ));
         assert!(!holds(
             json!({"Bool": {"kms:GrantIsForAWSResource": true}}),
+            None
+        ));
+        assert!(holds(
+            json!({"StringEquals": {"kms:RequestAlias": "alias/orders"}}),
+            None
+        ));
+        assert!(holds(
+            json!({"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/leg*"}}),
+            None
+        ));
+        assert!(!holds(
+            json!({"ForAllValues:StringEquals": {"kms:ResourceAliases": "alias/orders"}}),
             None
         ));
     }
