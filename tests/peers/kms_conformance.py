@@ -231,6 +231,40 @@ served = {
     "CreateGrant", "ListGrants", "ListRetirableGrants", "RetireGrant", "RevokeGrant",
     "GetKeyLastUsage",
 }
+# Generated from the model: every served operation that names a key, called with its
+# required members filled in, on a key in each state that refuses, and on a key that does
+# not exist. Each answer must be one the model lists for that operation.
+disabled = kms.create_key()["KeyMetadata"]["KeyId"]
+kms.disable_key(KeyId=disabled)
+pending = kms.create_key()["KeyMetadata"]["KeyId"]
+kms.schedule_key_deletion(KeyId=pending, PendingWindowInDays=7)
+missing = "11111111-2222-4333-8444-555555555555"
+filler = {
+    "Plaintext": b"x", "CiphertextBlob": blob, "Policy": policy, "PolicyName": "default",
+    "Tags": [{"TagKey": "k", "TagValue": "v"}], "TagKeys": ["k"], "NumberOfBytes": 16,
+    "GranteePrincipal": partner, "Operations": ["Decrypt"], "GrantId": "0" * 64,
+    "AliasName": "alias/generated", "Description": "generated", "RetiringPrincipal": retirer,
+}
+client_names = {op: MODEL.operation_model(op) for op in served}
+provoked = 0
+for name, op in sorted(client_names.items()):
+    members = op.input_shape.members if op.input_shape else {}
+    key_member = next((m for m in ("KeyId", "TargetKeyId", "DestinationKeyId") if m in members), None)
+    # Operations that would take a key out of the state the loop relies on.
+    if key_member is None or name in ("EnableKey", "CancelKeyDeletion", "ScheduleKeyDeletion"):
+        continue
+    method = getattr(kms, "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_"))
+    for target in (disabled, pending, missing):
+        params = {m: filler[m] for m in op.input_shape.required_members if m in filler}
+        params[key_member] = target
+        if name == "Decrypt":
+            params["KeyId"] = target
+        try:
+            method(**params)
+        except ClientError:
+            provoked += 1  # conforms() has checked the error against the model already
+print(f"{provoked} errors provoked from the model's input shapes, all listed for their operations")
+
 untested = sorted(op for op in served if "ok" not in answered.get(op, ()))
 assert not untested, f"never answered successfully: {untested}"
 print(f"{len(answered)} operations conform to botocore {MODEL.api_version} model:",
