@@ -383,7 +383,7 @@ fn on_demand_rotation_keeps_old_ciphertexts_readable() {
     assert_eq!(rotations.len(), 10);
     assert!(rotations
         .iter()
-        .all(|r| r.rotation_type == RotationKind::OnDemand));
+        .all(|r| r.rotation_type == Some(RotationKind::OnDemand)));
     let material = client
         .describe_key(&key)
         .unwrap()
@@ -423,7 +423,7 @@ fn automatic_rotation_follows_the_clock() {
     assert_eq!(rotations.len(), 4);
     assert!(rotations
         .iter()
-        .all(|r| r.rotation_type == RotationKind::Automatic));
+        .all(|r| r.rotation_type == Some(RotationKind::Automatic)));
     assert_eq!(
         &client
             .decrypt(Some(&key), &old, &context)

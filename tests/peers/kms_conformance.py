@@ -164,6 +164,8 @@ kms.enable_key_rotation(KeyId=key_id, RotationPeriodInDays=90)
 kms.get_key_rotation_status(KeyId=key_id)
 kms.rotate_key_on_demand(KeyId=key_id)
 kms.list_key_rotations(KeyId=key_id)
+everything = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]
+assert "RotationDate" not in everything[0] and len(everything) == 2, everything
 kms.disable_key_rotation(KeyId=key_id)
 
 # Aliases.

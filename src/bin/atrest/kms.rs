@@ -198,7 +198,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
                 answer
                     .rotations
                     .iter()
-                    .map(|r| format!("{}\t{:?}", r.rotation_date, r.rotation_type))
+                    .filter_map(|r| Some(format!("{}\t{:?}", r.rotation_date?, r.rotation_type?)))
                     .collect::<Vec<_>>()
                     .join("\n")
             });

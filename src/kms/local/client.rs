@@ -302,31 +302,43 @@ impl LocalKmsClient {
         })
     }
 
-    /// ListKeyRotations: every material rotation of the key, oldest first.
+    /// ListKeyRotations: every material rotation of the key, oldest first (AWS's default,
+    /// `IncludeKeyMaterial` ROTATIONS_ONLY).
     pub fn list_key_rotations(&self, key_id: &str) -> Result<Vec<RotationRecord>, KmsError> {
+        self.key_materials(key_id, false)
+    }
+
+    /// ListKeyRotations with `IncludeKeyMaterial` ALL_KEY_MATERIAL: the first material
+    /// (and any a seed file gave) before the rotations.
+    pub fn list_key_materials(&self, key_id: &str) -> Result<Vec<RotationRecord>, KmsError> {
+        self.key_materials(key_id, true)
+    }
+
+    fn key_materials(&self, key_id: &str, all: bool) -> Result<Vec<RotationRecord>, KmsError> {
         self.kms.read(|state, _| {
             let key =
                 state.authorized(&self.caller, key_id, MANAGE, "kms:ListKeyRotations", None)?;
             key.check_symmetric("ListKeyRotations")?;
-            let arn = key.arn();
             let current = key.current_material()?.version;
             // Materials a seed file gave have no rotation: the rotations made the last ones.
-            let first_rotated = key.materials.len().saturating_sub(key.rotations.len()) + 1;
-            Ok((first_rotated..)
-                .zip(&key.rotations)
-                .map(|(version, r)| {
-                    let version = u32::try_from(version).unwrap_or(u32::MAX);
-                    RotationRecord {
-                        key_id: arn.clone(),
-                        rotation_date: r.date,
-                        rotation_type: r.kind,
-                        key_material_id: key.material_id(version),
-                        key_material_state: if version == current {
-                            "CURRENT"
-                        } else {
-                            "NON_CURRENT"
-                        },
-                    }
+            let unrotated = key.materials.len().saturating_sub(key.rotations.len());
+            let rotations =
+                std::iter::repeat_n(None, unrotated).chain(key.rotations.iter().map(Some));
+            Ok(key
+                .materials
+                .iter()
+                .zip(rotations)
+                .filter(|(_, rotation)| all || rotation.is_some())
+                .map(|(material, rotation)| RotationRecord {
+                    key_id: key.arn(),
+                    rotation_date: rotation.map(|r| r.date),
+                    rotation_type: rotation.map(|r| r.kind),
+                    key_material_id: key.material_id(material.version),
+                    key_material_state: if material.version == current {
+                        "CURRENT"
+                    } else {
+                        "NON_CURRENT"
+                    },
                 })
                 .collect())
         })

@@ -3,17 +3,22 @@
 
 use super::*;
 
-/// One rotation of a key's material, as ListKeyRotations reports it.
+/// One key material of a key, as ListKeyRotations reports it: made by a rotation (with its
+/// date and kind), or the first material (without).
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct RotationRecord {
     /// The ARN of the rotated key.
     pub key_id: String,
-    #[serde(serialize_with = "epoch_seconds")]
-    /// When the new material was made.
-    pub rotation_date: Timestamp,
-    /// Automatic or on demand.
-    pub rotation_type: RotationKind,
+    #[serde(
+        serialize_with = "optional_epoch_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    /// When the rotation made this material; absent for the first material.
+    pub rotation_date: Option<Timestamp>,
+    /// Automatic or on demand; absent for the first material.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_type: Option<RotationKind>,
     /// The material the rotation made.
     pub key_material_id: String,
     /// `CURRENT` for the material in use, `NON_CURRENT` for older ones.

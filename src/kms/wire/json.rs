@@ -17,6 +17,7 @@ use crate::kms::responses::{
     ListKeyPoliciesResponse, ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse,
     ReEncryptResponse, ScheduleKeyDeletionResponse,
 };
+use crate::kms::validation;
 use crate::kms::{
     CreateGrantRequest, CreateKeyRequest, GrantOperation, GrantRef, KeySpec, KeyUsage, KmsError,
     LocalKmsClient,
@@ -158,7 +159,19 @@ impl Endpoint {
                 key_id: client.rotate_key_on_demand(&params.str("KeyId")?)?,
             }),
             Operation::ListKeyRotations => {
-                let rotations = client.list_key_rotations(&params.str("KeyId")?)?;
+                let key = params.str("KeyId")?;
+                let rotations = match params.opt_str("IncludeKeyMaterial")?.as_deref() {
+                    None | Some("ROTATIONS_ONLY") => client.list_key_rotations(&key)?,
+                    Some("ALL_KEY_MATERIAL") => client.list_key_materials(&key)?,
+                    Some(other) => {
+                        return Err(validation::not_in_enum(
+                            "includeKeyMaterial",
+                            other,
+                            &["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"],
+                        )
+                        .into())
+                    }
+                };
                 let page = params.page(rotations, LIST_KEY_ROTATIONS)?;
                 body(&ListKeyRotationsResponse {
                     rotations: page.items,

@@ -195,6 +195,19 @@ fn metadata_material_ids_alias_dates_and_policies_are_aws_shaped() {
     let (_, rotations) = call(&e, "ListKeyRotations", &json!({ "KeyId": key }).to_string());
     let (_, now) = call(&e, "DescribeKey", &json!({ "KeyId": key }).to_string());
     assert_eq!(rotations["Rotations"][0]["KeyMaterialState"], "CURRENT");
+    assert_eq!(rotations["Rotations"].as_array().unwrap().len(), 1);
+    let (_, all) = call(
+        &e,
+        "ListKeyRotations",
+        &json!({"KeyId": key, "IncludeKeyMaterial": "ALL_KEY_MATERIAL"}).to_string(),
+    );
+    let first = &all["Rotations"][0];
+    assert_eq!(
+        (&first["KeyMaterialId"], first["KeyMaterialState"].as_str()),
+        (&json!(material), Some("NON_CURRENT"))
+    );
+    assert!(first.get("RotationDate").is_none() && first.get("RotationType").is_none());
+    assert_eq!(all["Rotations"].as_array().unwrap().len(), 2);
     assert_eq!(
         rotations["Rotations"][0]["KeyMaterialId"],
         now["KeyMetadata"]["CurrentKeyMaterialId"]
