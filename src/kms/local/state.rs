@@ -327,12 +327,19 @@ impl State {
             .keys
             .get(id)
             .ok_or_else(|| KmsError::NotFound(format!("Key '{key_ref}' does not exist")))?;
-        let aliases = self.aliases_of(id);
-        let request_alias = match KeyRef::parse(key_ref) {
-            Ok(KeyRef::AliasName(alias) | KeyRef::AliasArn { alias, .. }) => Some(alias),
-            _ => None,
+        let policy = KeyPolicy::parse(&key.policy)?;
+        // Aliases are gathered only for a policy whose conditions read them.
+        let (aliases, request_alias) = if policy.reads_aliases() {
+            let request_alias = match KeyRef::parse(key_ref) {
+                Ok(KeyRef::AliasName(alias) | KeyRef::AliasArn { alias, .. }) => Some(alias),
+                _ => None,
+            };
+            (self.aliases_of(id), request_alias)
+        } else {
+            (Vec::new(), None)
         };
         key.authorize_with(
+            &policy,
             caller,
             action,
             &RequestFacts {
@@ -427,16 +434,17 @@ impl KeyRecord {
         key_arn(&self.region, &self.account, &self.id)
     }
 
-    /// Checks that the key policy (given what the request brings, `facts`), or a grant
+    /// Checks that the key's `policy` (given what the request brings, `facts`), or a grant
     /// whose constraints the request's encryption context meets, allows `caller` `action`;
     /// the policy's explicit Deny wins over any grant.
     pub(super) fn authorize_with(
         &self,
+        policy: &KeyPolicy,
         caller: &Caller,
         action: &str,
         facts: &RequestFacts<'_>,
     ) -> Result<(), KmsError> {
-        match self.policy_decision(caller, action, facts)? {
+        match policy.decide(caller, action, Some(&self.arn()), facts) {
             Some(true) => Ok(()),
             None if self.granted(caller, action, facts.encryption_context) => Ok(()),
             _ => Err(self.denied(caller, action)),

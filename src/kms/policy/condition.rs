@@ -254,6 +254,17 @@ impl Conditions {
         Ok(Conditions(clauses))
     }
 
+    /// Whether a clause reads the request's or the key's aliases (which cost a lookup to
+    /// gather, so they are gathered only for such policies).
+    pub(super) fn read_aliases(&self) -> bool {
+        self.0.iter().any(|c| {
+            matches!(
+                c.key,
+                ConditionKey::RequestAlias | ConditionKey::ResourceAliases
+            )
+        })
+    }
+
     pub(super) fn hold(&self, caller: &Caller, facts: &RequestFacts<'_>) -> bool {
         self.0.iter().all(|clause| clause.holds(caller, facts))
     }

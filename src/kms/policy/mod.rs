@@ -169,6 +169,11 @@ impl KeyPolicy {
         self.decide(caller, action, key_arn, &RequestFacts::default()) == Some(true)
     }
 
+    /// Whether a condition reads `kms:RequestAlias` or `kms:ResourceAliases`.
+    pub fn reads_aliases(&self) -> bool {
+        self.statements.iter().any(|s| s.conditions.read_aliases())
+    }
+
     /// The policy's verdict: `Some(false)` when a statement denies, `Some(true)` when one
     /// allows and none denies, `None` when none applies (a grant may then allow).
     pub fn decide(
