@@ -17,6 +17,7 @@
 //! | [`keys`] | the envelope: master key wrapped by the CMK, data keys wrapped by it |
 //! | [`kms`] | the `Kms` trait, AWS's error vocabulary, `LocalKms`, `AwsKms`, the AWS KMS wire protocol and its server |
 //! | [`crypto`], [`format`](mod@format) | AES-256-GCM and secret types; versioned binary encodings |
+//! | [`aws`](mod@aws) | the AWS SDK plumbing `AwsKms` and the S3 snapshot storage share: config, credentials, runtime |
 //! | [`clock`], [`durable`] | time as a `Clock`; atomic file replacement |
 //! | [`http`] | requests and answers as servers see them; the one HTTP server (feature `server`) |
 //!
@@ -56,6 +57,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "store")]
 pub mod bench;
 pub mod clock;

@@ -370,7 +370,7 @@ impl Fixture {
 
     fn verify_with(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
         std::fs::write(self.path(), bytes).unwrap();
-        verify_snapshot(&self.storage, &self.id, self.kms.as_ref()).map(|_| ())
+        verify_snapshot(&self.storage, &self.id, self.kms.as_ref(), &mut |_| {}).map(|_| ())
     }
 }
 

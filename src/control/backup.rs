@@ -16,8 +16,7 @@ use crate::durable::{sync_dir, DirReplacement};
 use crate::kms::LocalKmsClient;
 use crate::store::{
     check_snapshot_key, list_snapshots, snapshot_info, stage_restore, verify_snapshot,
-    LocalDirStorage, RestoreTarget, SnapshotError, SnapshotInfo, SnapshotListing, SnapshotStorage,
-    StoreOptions,
+    RestoreTarget, SnapshotError, SnapshotInfo, SnapshotListing, StoreOptions,
 };
 
 /// Who depends on a CMK, and so whether it can be deleted without losing data.
@@ -39,12 +38,6 @@ pub struct KeyUsage {
 }
 
 impl Root {
-    /// Where this root's snapshot files live.
-    pub fn snapshot_storage(&self) -> Result<LocalDirStorage, ControlError> {
-        let dir = self.dir.join("snapshots");
-        LocalDirStorage::new(&dir).map_err(|source| ControlError::Io { path: dir, source })
-    }
-
     /// Takes a snapshot of `cluster` (the default when `None`), encrypted under the CMK
     /// current now. Snapshots are Cloud Backups of encrypted clusters.
     pub fn create_snapshot(
@@ -53,9 +46,12 @@ impl Root {
         progress: &mut dyn FnMut(u64),
     ) -> Result<SnapshotInfo, ControlError> {
         let cluster = self.cluster(cluster)?;
+        // Held from reading where snapshots live to committing this one there: a change of
+        // storage waits for it (see `set_snapshot_storage`).
+        let _creating = self.lock_snapshot_creates(false)?;
         let storage = self.snapshot_storage()?;
         // One node's checkpoint is the cluster's: every node holds the same records.
-        match cluster.first_store(|store| store.create_snapshot(&storage, progress))? {
+        match cluster.first_store(|store| store.create_snapshot(storage.as_ref(), progress))? {
             Some(taken) => Ok(taken?),
             None => Err(ControlError::NotEncrypted {
                 cluster: cluster.name().to_string(),
@@ -69,11 +65,11 @@ impl Root {
         let storage = self.snapshot_storage()?;
         storage
             .remove_abandoned()
-            .map_err(|source| ControlError::Io {
-                path: self.dir.join("snapshots"),
+            .map_err(|source| SnapshotError::Io {
+                what: "cannot remove what interrupted snapshot creates left".into(),
                 source,
             })?;
-        Ok(list_snapshots(&storage)?)
+        Ok(list_snapshots(storage.as_ref())?)
     }
 
     /// Deletes snapshot `id`, damaged or not.
@@ -83,19 +79,30 @@ impl Root {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidInput => {
                 SnapshotError::NotFound { id: id.to_string() }.into()
             }
-            _ => ControlError::Io {
-                path: self.dir.join("snapshots"),
+            _ => SnapshotError::Io {
+                what: format!("cannot delete snapshot {id}"),
                 source,
-            },
+            }
+            .into(),
         })
     }
 
     /// Decrypts and checks every byte of a snapshot without restoring it.
     pub fn verify_snapshot(&self, id: &str) -> Result<SnapshotInfo, ControlError> {
+        self.verify_snapshot_with_progress(id, &mut |_| {})
+    }
+
+    /// [`Root::verify_snapshot`], telling `progress` the bytes read.
+    pub fn verify_snapshot_with_progress(
+        &self,
+        id: &str,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SnapshotInfo, ControlError> {
         Ok(verify_snapshot(
-            &self.snapshot_storage()?,
+            self.snapshot_storage()?.as_ref(),
             id,
             &*self.kms()?,
+            progress,
         )?)
     }
 
@@ -203,10 +210,22 @@ impl Root {
         target: Option<&Path>,
         cluster: Option<&str>,
     ) -> Result<SnapshotInfo, ControlError> {
+        self.restore_snapshot_with_progress(id, target, cluster, &mut |_| {})
+    }
+
+    /// [`Root::restore_snapshot`], telling `progress` the bytes read: a snapshot in S3 is
+    /// downloaded once, then read once per node from the root's directory.
+    pub fn restore_snapshot_with_progress(
+        &self,
+        id: &str,
+        target: Option<&Path>,
+        cluster: Option<&str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SnapshotInfo, ControlError> {
         let storage = self.snapshot_storage()?;
-        let info = snapshot_info(&storage, id)?;
+        let info = snapshot_info(storage.as_ref(), id)?;
         let snapshot_kms = self.kms()?;
-        check_snapshot_key(&storage, id, snapshot_kms.as_ref())?;
+        check_snapshot_key(storage.as_ref(), id, snapshot_kms.as_ref())?;
         let other;
         let target_root = match target {
             Some(dir) if fs::canonicalize(dir).ok() != fs::canonicalize(&self.dir).ok() => {
@@ -233,6 +252,7 @@ impl Root {
                         cmk: shared_cmk,
                         role,
                         nodes,
+                        snapshots: mine.snapshots,
                     })?;
                 }
                 &other
@@ -261,6 +281,22 @@ impl Root {
         let cluster = target_root.cluster(Some(&name))?;
         let target_kms = target_root.kms_for(&settings, settings.project.kms_caller())?;
         let base = target_root.store_options(&settings);
+        if info.cmk_region != settings.region {
+            return Err(SnapshotError::WrongRegion {
+                id: id.to_string(),
+                snapshot: info.cmk_region.clone(),
+                target: settings.region.clone(),
+            }
+            .into());
+        }
+        // Only now that the target is known to take it: a download can be long.
+        let mut read = 0;
+        let (storage, _fetched) =
+            self.fetch_for_restore(&self.require_settings()?, storage, id, &mut |n| {
+                read = n;
+                progress(n)
+            })?;
+        let storage = storage.as_ref();
         let journal = RestoreJournal::path(&target_root.clusters_dir().join(&name));
         let mut record = RestoreJournal {
             snapshot: id.to_string(),
@@ -268,6 +304,7 @@ impl Root {
         };
         write_json(&journal, &record)?;
         let mut staged = Vec::new();
+        let mut read_before = read;
         for (node, path) in cluster.node_paths().iter().enumerate() {
             let target = RestoreTarget {
                 path,
@@ -280,7 +317,13 @@ impl Root {
                     ..base.clone()
                 },
             };
-            match stage_restore(&storage, id, snapshot_kms.clone(), &target) {
+            let mut read = 0;
+            let staging = stage_restore(storage, id, snapshot_kms.clone(), &target, &mut |n| {
+                read = n;
+                progress(read_before + n)
+            });
+            read_before += read;
+            match staging {
                 Ok(replacement) => staged.push(replacement),
                 Err(e) => {
                     // Nothing was swapped: every node stays as it was.

@@ -62,7 +62,10 @@ pub enum ControlError {
     )]
     /// `init --kms aws` without a CMK.
     CmkRequired,
-    #[error("this atrest was built without the `aws` feature; rebuild with it to use AWS KMS")]
+    #[error("{what} was changed by another process meanwhile; try again")]
+    /// Another process changed the same setting while this one worked.
+    ConcurrentChange { what: String },
+    #[error("this atrest was built without the `aws` feature; rebuild with it to use AWS KMS or snapshots in S3")]
     /// The root's settings need a backend this build lacks.
     AwsNotBuilt,
     #[error("{path}: {source}")]

@@ -2,12 +2,13 @@
 
 use zeroize::Zeroizing;
 
+use super::backup_storage::check_reachable;
 use super::project::{
     Backup, ClusterConfig, ClusterSpec, ProjectState, CREDENTIAL_CHAIN, DEFAULT_CLUSTER,
     DEFAULT_NODES, DEFAULT_OWNER,
 };
 use super::rules::{authorize, check_cluster_shape};
-use super::state::{KmsSettings, Retention, RotationSettings, Settings};
+use super::state::{KmsSettings, Retention, RotationSettings, Settings, SnapshotSettings};
 use super::{AccessRequest, ControlError, Root};
 use crate::clock::Clock;
 use crate::keys::MAX_DATA_KEY_USES;
@@ -42,6 +43,8 @@ pub struct InitOptions {
     pub role: Option<(String, Option<String>)>,
     /// Nodes of the default cluster.
     pub nodes: u32,
+    /// Where snapshots live.
+    pub snapshots: SnapshotSettings,
 }
 
 impl Default for InitOptions {
@@ -54,6 +57,7 @@ impl Default for InitOptions {
             cmk: None,
             role: None,
             nodes: DEFAULT_NODES,
+            snapshots: SnapshotSettings::Local,
         }
     }
 }
@@ -82,6 +86,12 @@ impl Root {
                 uses: options.rotation.data_key_max_uses,
                 max: MAX_DATA_KEY_USES,
             });
+        }
+        if options.snapshots != SnapshotSettings::Local {
+            check_reachable(
+                self.storage_for(&options.snapshots, &options.region)?
+                    .as_ref(),
+            )?;
         }
         let now = self.clock.now();
         let (principal, cmk, role) = match &options.kms {
@@ -116,6 +126,7 @@ impl Root {
             cmk_rotation: None,
             rotation: options.rotation,
             snapshot_retention: Retention::default(),
+            snapshots: options.snapshots.clone(),
             project: ProjectState::new("atrest", DEFAULT_OWNER, now),
         };
         let access = match role {

@@ -14,6 +14,7 @@
 //! | `schedule` | [`Root::tick`]: what emulator time has made due |
 //! | `load` | the bulk loader: random records into a cluster |
 //! | `backup` | snapshots, retention, which snapshots depend on a CMK, restore |
+//! | `backup_storage` | where snapshots live (the root's directory or an S3 bucket), moving them |
 //! | `status` | the project and its clusters as Atlas's API and `status` show them |
 //! | [`project`] | the project's state: users, roles, encryption config, clusters, alerts |
 //! | [`cluster`] | a cluster of N nodes: fan-out, rolling operations, the shutdown gate |
@@ -25,10 +26,12 @@
 //! ROOT/kms/                        LocalKms state (the emulated HSM; owner-only), unless
 //!                                  the settings point at AWS KMS or another endpoint
 //! ROOT/clusters/NAME/node-K/       each node's RocksDB
-//! ROOT/snapshots/                  snapshot files, ID.atrsnap
+//! ROOT/snapshots/                  snapshot files, ID.atrsnap; with snapshots in S3,
+//!                                  only the record of this machine's unfinished uploads
 //! ```
 
 mod backup;
+mod backup_storage;
 pub mod cluster;
 mod error;
 mod init;
@@ -51,7 +54,10 @@ pub use load::{LoadReport, MAX_LOAD_VALUE_SIZE};
 pub use root::{KmsWrapper, Root};
 pub use rules::AccessRequest;
 pub use schedule::RootTick;
-pub use state::{AwsSettings, CmkRotation, KmsSettings, Retention, RotationSettings, Settings};
+pub use state::{
+    AwsSettings, CmkRotation, KmsSettings, Retention, RotationSettings, S3Settings, Settings,
+    SnapshotSettings,
+};
 pub use status::{AwsKmsView, ClusterStatus, EncryptionAtRestView, ProjectStatus};
 pub use validity::{Applied, CheckOutcome};
 

@@ -16,12 +16,13 @@ use super::init::{DEFAULT_ACCOUNT, DEFAULT_REGION};
 use super::project::{Alert, ClusterConfig, ClusterSpec, KmsCaller, DEFAULT_CLUSTER};
 use super::state::{
     read_json, read_settings, write_json, AwsSettings, ClockFile, KmsSettings, Settings,
+    SnapshotSettings,
 };
 use super::{ControlError, ALERT_NODE_REBUILT};
 use crate::clock::{days, Clock, OffsetClock, SharedClock, SystemClock, Timestamp};
 use crate::durable::{write_atomic, FileLock};
 use crate::kms::{Caller, Kms, LocalKms, LocalKmsClient};
-use crate::store::{DataKeyLimits, StoreOptions};
+use crate::store::{DataKeyLimits, SnapshotStorage, StoreOptions};
 
 /// The lock every change to the root's state holds.
 const LOCK_FILE: &str = "atrest.lock";
@@ -44,6 +45,8 @@ pub struct Root {
     /// The AWS client and the role it assumes, made on first use: it resolves credentials
     /// once per process.
     aws: Mutex<Option<AwsClient>>,
+    /// The S3 snapshot storage and the settings it was made for, made on first use.
+    pub(super) s3: Mutex<Option<(SnapshotSettings, Arc<dyn SnapshotStorage>)>>,
     pub(super) gate: Arc<Gate>,
     wrap: Option<KmsWrapper>,
     /// The clusters this root has open, shared by every caller: a node's store is open in
@@ -93,6 +96,7 @@ impl Root {
             clock,
             kms,
             aws: Mutex::new(None),
+            s3: Mutex::new(None),
             gate,
             wrap: None,
             open_clusters: Mutex::new(BTreeMap::new()),

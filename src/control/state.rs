@@ -11,7 +11,7 @@ use super::ControlError;
 use crate::clock::Timestamp;
 use crate::durable::write_atomic;
 use crate::keys::MAX_DATA_KEY_USES;
-use crate::store::{DataKeyLimits, DEFAULT_MASTER_KEY_ROTATION_DAYS};
+use crate::store::{DataKeyLimits, S3Location, DEFAULT_MASTER_KEY_ROTATION_DAYS};
 
 /// The settings file's format version this atrest reads and writes.
 const SETTINGS_FORMAT: u32 = 2;
@@ -46,6 +46,9 @@ pub struct Settings {
     #[serde(default)]
     /// Which snapshots to keep.
     pub snapshot_retention: Retention,
+    #[serde(default, skip_serializing_if = "SnapshotSettings::is_local")]
+    /// Where snapshots live.
+    pub snapshots: SnapshotSettings,
     /// The Atlas project: users, roles, encryption config, clusters, checks, alerts.
     pub project: ProjectState,
 }
@@ -79,6 +82,47 @@ impl KmsSettings {
         match self {
             KmsSettings::Local => "embedded".into(),
             KmsSettings::Aws(aws) => aws.endpoint.clone().unwrap_or_else(|| "AWS".into()),
+        }
+    }
+}
+
+/// Where a root's snapshots live.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SnapshotSettings {
+    /// `ROOT/snapshots/`.
+    #[default]
+    Local,
+    /// An S3 bucket (or an S3-compatible store) in the project's region, through the AWS
+    /// SDK with credentials from the usual chain; none is stored in the root.
+    S3(S3Settings),
+}
+
+impl SnapshotSettings {
+    fn is_local(&self) -> bool {
+        *self == SnapshotSettings::Local
+    }
+}
+
+/// Where in S3 a root's snapshots live.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct S3Settings {
+    /// The bucket and key prefix.
+    #[serde(flatten)]
+    pub location: S3Location,
+    /// An endpoint URL instead of AWS's (moto, MinIO, ...); addressed path-style.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+impl std::fmt::Display for SnapshotSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotSettings::Local => write!(f, "local"),
+            SnapshotSettings::S3(s3) => match &s3.endpoint {
+                Some(endpoint) => write!(f, "{} (endpoint {endpoint})", s3.location),
+                None => write!(f, "{}", s3.location),
+            },
         }
     }
 }

@@ -1,99 +1,36 @@
 //! AwsKms: the [`Kms`] trait over aws-sdk-kms, for AWS KMS itself or any endpoint that
 //! speaks its protocol (`atrest kms serve`, moto, LocalStack).
 //!
-//! Owns the connection (region, endpoint, credentials from the usual chain, given
-//! explicitly, or from STS AssumeRole with an external id as Atlas assumes the customer's
-//! role), the private tokio runtime that lets synchronous callers use the async SDK, the
-//! bounded retries, and the mapping of every SDK error onto [`KmsError`].
+//! Owns the KMS client (its connection, credentials, retries and runtime are
+//! [`crate::aws`]'s) and the mapping of every SDK error onto [`KmsError`].
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
 
-use aws_config::sts::AssumeRoleProvider;
-use aws_config::BehaviorVersion;
+use zeroize::Zeroizing;
+
 use aws_sdk_kms::config::http::HttpResponse;
-use aws_sdk_kms::config::retry::RetryConfig;
-use aws_sdk_kms::config::timeout::TimeoutConfig;
-use aws_sdk_kms::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_kms::error::{ConnectorError, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::{Blob, DateTime};
 use aws_sdk_kms::types::DataKeySpec;
-use zeroize::Zeroizing;
 
 use super::{
     Decrypted, Encrypted, EncryptionContext, GeneratedDataKey, KeyMetadata, KeySpec, KeyState,
     KeyUsage, Kms, KmsError,
 };
+use crate::aws::{error_chain, SdkRuntime};
+pub use crate::aws::{AssumeRole, AwsConfig, StaticCredentials};
 use crate::clock::Timestamp;
 
-/// Access keys given explicitly instead of the default chain. Never printed.
-pub struct StaticCredentials {
-    /// The access key id.
-    pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: Zeroizing<String>,
-    /// A session token, for temporary credentials.
-    pub session_token: Option<Zeroizing<String>>,
-}
-
-impl fmt::Debug for StaticCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The role atrest assumes before calling KMS, as Atlas assumes the customer's role.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AssumeRole {
-    /// `arn:aws:iam::ACCOUNT:role/NAME`.
-    pub role_arn: String,
-    /// The external id the role's trust policy requires.
-    pub external_id: Option<String>,
-    /// Shown in CloudTrail as the assumed-role session.
-    pub session_name: String,
-}
-
-/// Where and as whom AwsKms calls.
-#[derive(Debug)]
-pub struct AwsKmsConfig {
-    /// The KMS region.
-    pub region: String,
-    /// Another endpoint than AWS's (an emulator, a VPC endpoint); also used for STS.
-    pub endpoint: Option<String>,
-    /// `None`: the usual chain (environment, profile, SSO, web identity, container, IMDS).
-    pub credentials: Option<StaticCredentials>,
-    /// Assume this role with the credentials above.
-    pub assume_role: Option<AssumeRole>,
-    /// Attempts per call, the first included; throttling, timeouts and 5xx are retried
-    /// with exponential backoff and jitter.
-    pub max_attempts: u32,
-    /// Time allowed for one attempt.
-    pub attempt_timeout: Duration,
-}
-
-impl AwsKmsConfig {
-    /// AWS KMS in `region`, with the usual credential chain and 4 attempts per call.
-    pub fn new(region: &str) -> Self {
-        AwsKmsConfig {
-            region: region.to_string(),
-            endpoint: None,
-            credentials: None,
-            assume_role: None,
-            max_attempts: 4,
-            attempt_timeout: Duration::from_secs(5),
-        }
-    }
-}
+/// Where and as whom AwsKms calls: [`AwsConfig`], whose defaults suit a KMS call.
+pub type AwsKmsConfig = AwsConfig;
 
 /// A KMS client over the AWS SDK. Synchronous: it owns a small runtime of its own, so the
 /// caller needs none (and may be inside another one).
 pub struct AwsKms {
     client: aws_sdk_kms::Client,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: SdkRuntime,
     description: String,
 }
 
@@ -103,45 +40,19 @@ impl fmt::Debug for AwsKms {
     }
 }
 
-impl Drop for AwsKms {
-    fn drop(&mut self) {
-        // A runtime dropped inside another runtime's thread panics; this never blocks.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 impl AwsKms {
     /// Builds the client and, with [`AssumeRole`], the provider that refreshes the role's
     /// credentials. Nothing is called yet: a wrong endpoint or key shows on first use.
     pub fn connect(config: AwsKmsConfig) -> Result<Self, KmsError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("atrest-aws-kms")
-            .enable_all()
-            .build()
+        let runtime = SdkRuntime::start("atrest-aws-kms")
             .map_err(|e| KmsError::Internal(format!("cannot start the AWS SDK runtime: {e}")))?;
-        let description = format!(
-            "region {}, endpoint {}{}",
-            config.region,
-            config.endpoint.as_deref().unwrap_or("AWS"),
-            config
-                .assume_role
-                .as_ref()
-                .map(|r| format!(", role {}", r.role_arn))
-                .unwrap_or_default()
-        );
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime.spawn(async move {
-            let _ = tx.send(sdk_config(config).await);
-        });
-        let sdk = rx
-            .recv()
-            .map_err(|_| KmsError::Internal("the AWS SDK runtime stopped".into()))?;
+        let description = config.describe();
+        let sdk = runtime
+            .load(config)
+            .ok_or_else(|| KmsError::Internal("the AWS SDK runtime stopped".into()))?;
         Ok(AwsKms {
             client: aws_sdk_kms::Client::new(&sdk),
-            runtime: Some(runtime),
+            runtime,
             description,
         })
     }
@@ -156,16 +67,9 @@ impl AwsKms {
         &self,
         future: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, KmsError> {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| KmsError::Internal("AwsKms is shut down".into()))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime.spawn(async move {
-            let _ = tx.send(future.await);
-        });
-        rx.recv()
-            .map_err(|_| KmsError::Internal("the AWS SDK task stopped".into()))
+        self.runtime
+            .block_on(future)
+            .ok_or_else(|| KmsError::Internal("the AWS SDK task stopped".into()))
     }
 
     /// CreateKey: a symmetric encryption key with the default policy.
@@ -197,49 +101,6 @@ impl AwsKms {
             .send();
         self.block_on(call)?.map_err(|e| map_error(e, key_id))?;
         Ok(())
-    }
-}
-
-async fn sdk_config(config: AwsKmsConfig) -> aws_config::SdkConfig {
-    let retry = RetryConfig::standard()
-        .with_max_attempts(config.max_attempts.max(1))
-        .with_initial_backoff(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_secs(2));
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(config.attempt_timeout.min(Duration::from_secs(3)))
-        .operation_attempt_timeout(config.attempt_timeout)
-        .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(config.region.clone()))
-        .retry_config(retry)
-        .timeout_config(timeouts);
-    if let Some(endpoint) = &config.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    if let Some(c) = &config.credentials {
-        loader = loader.credentials_provider(Credentials::new(
-            &c.access_key_id,
-            c.secret_access_key.as_str(),
-            c.session_token.as_ref().map(|t| t.to_string()),
-            None,
-            "atrest",
-        ));
-    }
-    let base = loader.load().await;
-    match config.assume_role {
-        None => base,
-        Some(role) => {
-            let mut provider = AssumeRoleProvider::builder(role.role_arn)
-                .session_name(role.session_name)
-                .configure(&base);
-            if let Some(id) = role.external_id {
-                provider = provider.external_id(id);
-            }
-            let provider = provider.build().await;
-            base.into_builder()
-                .credentials_provider(SharedCredentialsProvider::new(provider))
-                .build()
-        }
     }
 }
 
@@ -430,20 +291,6 @@ fn cause_is_unreachable(error: &(dyn std::error::Error + 'static)) -> bool {
         source = e.source();
     }
     false
-}
-
-/// Each error in the chain, outermost first, without the Debug dump of the last.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
 }
 
 fn from_code(code: &str, message: String, status: u16) -> KmsError {

@@ -11,7 +11,7 @@
 //! | `node` | [`Node`]: either kind, behind one interface |
 //! | `batch` | [`WriteBatch`] |
 //! | `engine` | RocksDB's options, store markers, the cursor every scan uses |
-//! | `snapshot` | snapshot archives, [`SnapshotStorage`], restore |
+//! | `snapshot` | snapshot archives, [`SnapshotStorage`] (a directory, an S3 bucket), restore |
 
 mod batch;
 mod encrypted;
@@ -28,10 +28,13 @@ pub use engine::{rocksdb_options, HOLDER_FILE};
 pub use node::{Node, NodeScan};
 pub use plain::{is_plain_store, PlainScan, PlainStore};
 pub use snapshot::{
-    check_snapshot_key, list_snapshots, restore_snapshot, snapshot_info, stage_restore,
-    valid_snapshot_id, verify_snapshot, DamagedSnapshot, LocalDirStorage, PendingSnapshot,
-    RestoreTarget, SnapshotError, SnapshotInfo, SnapshotListing, SnapshotStorage,
+    check_snapshot_key, list_snapshots, restore_snapshot, snapshot_header, snapshot_info,
+    stage_restore, valid_snapshot_id, verify_snapshot, DamagedSnapshot, LocalDirStorage,
+    PendingSnapshot, RestoreTarget, SnapshotError, SnapshotInfo, SnapshotListing, SnapshotStorage,
 };
+pub use snapshot::{BadS3Location, S3Location, CREATES_LOCK};
+#[cfg(feature = "aws")]
+pub use snapshot::{S3Failure, S3Storage};
 
 use std::ops::Bound;
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod s3_proxy;
 
 use atrest::kms::{EncryptionContext, KeyState, KmsError};
 

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use atrest::control::project::{
     Backup, ProjectRole, DEFAULT_CLUSTER, DEFAULT_NODES, DEFAULT_OWNER,
 };
-use atrest::control::{RotationSettings, DEFAULT_ACCOUNT};
+use atrest::control::{RotationSettings, S3Settings, SnapshotSettings, DEFAULT_ACCOUNT};
+use atrest::store::{BadS3Location, S3Location};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -88,6 +89,13 @@ pub enum Command {
         /// Replace a database's data key at this age (days).
         #[arg(long)]
         data_key_max_age_days: Option<u64>,
+        /// Where snapshots live: `local` (ROOT/snapshots) or s3://BUCKET/PREFIX (a bucket
+        /// in the project's region; credentials from the usual AWS chain).
+        #[arg(long, default_value = "local")]
+        snapshots: String,
+        /// With s3://: an endpoint URL instead of AWS's (moto, MinIO, ...).
+        #[arg(long)]
+        s3_endpoint: Option<String>,
     },
     /// Rotate keys below the CMK now.
     #[command(subcommand)]
@@ -343,6 +351,34 @@ pub enum ProjectCommand {
         #[arg(long)]
         key: String,
     },
+    /// Where snapshots live from now on; the existing ones are moved there.
+    Backup {
+        /// `local` (ROOT/snapshots) or s3://BUCKET/PREFIX (a bucket in the project's
+        /// region; credentials from the usual AWS chain).
+        #[arg(long)]
+        storage: String,
+        /// With s3://: an endpoint URL instead of AWS's (moto, MinIO, ...).
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+    },
+}
+
+/// `local`, or `s3://BUCKET/PREFIX` with an optional endpoint.
+pub fn snapshot_storage(
+    storage: &str,
+    s3_endpoint: Option<String>,
+) -> Result<SnapshotSettings, String> {
+    if storage == "local" {
+        return match s3_endpoint {
+            Some(_) => Err("--s3-endpoint needs an s3:// storage".into()),
+            None => Ok(SnapshotSettings::Local),
+        };
+    }
+    let location: S3Location = storage.parse().map_err(|e: BadS3Location| e.to_string())?;
+    Ok(SnapshotSettings::S3(S3Settings {
+        location,
+        endpoint: s3_endpoint,
+    }))
 }
 
 #[derive(Subcommand)]

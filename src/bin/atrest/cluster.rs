@@ -1,12 +1,33 @@
 //! `atrest cluster ...`, `status` and `snapshot ...`: a project's clusters and their backups.
 
 use atrest::control::project::{ClusterSpec, DEFAULT_CLUSTER};
+use std::time::Instant;
+
 use atrest::control::{Applied, Retention, Root};
+use atrest::store::SnapshotInfo;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::args::{ClusterCommand, SnapshotCommand};
 use crate::render::{self, spinner, Output};
 use crate::{CliResult, QUEUED};
+
+/// A snapshot written or read, and how long it took: what `--json` prints.
+#[derive(Serialize)]
+struct Transferred<'a> {
+    #[serde(flatten)]
+    info: &'a SnapshotInfo,
+    seconds: f64,
+}
+
+impl<'a> Transferred<'a> {
+    fn new(info: &'a SnapshotInfo, started: Instant) -> Self {
+        Transferred {
+            info,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
 
 pub fn snapshot_command(
     root: &Root,
@@ -16,13 +37,17 @@ pub fn snapshot_command(
 ) -> CliResult {
     match command {
         SnapshotCommand::Create => {
-            let bar = spinner("{spinner} packing {bytes} ({bytes_per_sec})", out);
+            let bar = spinner(
+                "{spinner} sealing and writing {bytes} ({bytes_per_sec})",
+                out,
+            );
+            let started = Instant::now();
             let info = root.create_snapshot(Some(cluster), &mut |done| bar.set_position(done))?;
             bar.finish_and_clear();
-            out.print(&info, || {
+            out.print(&Transferred::new(&info, started), || {
                 format!(
-                    "snapshot {} ({} bytes) under CMK {}",
-                    info.id, info.size, info.cmk_arn
+                    "snapshot {} ({} bytes) under CMK {}, at {}",
+                    info.id, info.size, info.cmk_arn, info.location
                 )
             });
         }
@@ -32,8 +57,12 @@ pub fn snapshot_command(
         }
         SnapshotCommand::Delete { id } => root.delete_snapshot(&id)?,
         SnapshotCommand::Verify { id } => {
-            let info = root.verify_snapshot(&id)?;
-            out.print(&info, || {
+            let bar = spinner("{spinner} reading {bytes} ({bytes_per_sec})", out);
+            let started = Instant::now();
+            let info =
+                root.verify_snapshot_with_progress(&id, &mut |done| bar.set_position(done))?;
+            bar.finish_and_clear();
+            out.print(&Transferred::new(&info, started), || {
                 format!(
                     "snapshot {} is whole: every chunk authenticates under CMK {}",
                     info.id, info.cmk_arn
@@ -55,9 +84,17 @@ pub fn snapshot_command(
             });
         }
         SnapshotCommand::Restore { id, to } => {
-            let info = root.restore_snapshot(&id, to.as_deref(), Some(cluster))?;
+            let bar = spinner("{spinner} reading {bytes} ({bytes_per_sec})", out);
+            let started = Instant::now();
+            let info = root.restore_snapshot_with_progress(
+                &id,
+                to.as_deref(),
+                Some(cluster),
+                &mut |done| bar.set_position(done),
+            )?;
+            bar.finish_and_clear();
             let target = to.unwrap_or_else(|| root.dir().to_path_buf());
-            out.print(&info, || format!("restored snapshot {} into every node of {cluster} in {}; each node's master key is new, under the target's CMK, and every database writes with a fresh data key", info.id, target.display()));
+            out.print(&Transferred::new(&info, started), || format!("restored snapshot {} into every node of {cluster} in {}; each node's master key is new, under the target's CMK, and every database writes with a fresh data key", info.id, target.display()));
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use atrest::control::ControlError;
 use atrest::kms::KmsError;
-use atrest::store::SnapshotError;
+use atrest::store::{S3Failure, SnapshotError};
 
 /// The hint for a control-plane error, or for the KMS error underneath it.
 pub fn for_control(e: &ControlError) -> Option<String> {
@@ -50,6 +50,12 @@ pub fn for_control(e: &ControlError) -> Option<String> {
         ControlError::ShutDown { .. } => {
             "fix the key, then run `atrest check` (Atlas's Try Again)".into()
         }
+        ControlError::Snapshot(SnapshotError::Io { source, .. })
+            if source.get_ref().is_some_and(|e| e.is::<S3Failure>()) =>
+        {
+            "check the bucket, its region (--region) and the AWS credentials the chain finds (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...); with an S3-compatible store, its --s3-endpoint".into()
+        }
+        ControlError::ConcurrentChange { .. } => "run the command again".into(),
         ControlError::Snapshot(SnapshotError::CmkDisabled { cmk, .. }) => {
             format!("re-enable it (atrest kms enable-key --key-id {cmk}) to restore this snapshot")
         }

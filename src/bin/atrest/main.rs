@@ -101,7 +101,10 @@ fn run(cli: Cli) -> CliResult {
             master_key_rotation_days,
             data_key_max_uses,
             data_key_max_age_days,
+            snapshots,
+            s3_endpoint,
         } => {
+            let snapshots = args::snapshot_storage(&snapshots, s3_endpoint)?;
             let kms = match kms {
                 KmsKind::Local if endpoint.is_some() => {
                     return Err("--endpoint needs --kms aws".to_string().into())
@@ -122,6 +125,7 @@ fn run(cli: Cli) -> CliResult {
                 cmk,
                 role: role_arn.map(|arn| (arn, external_id)),
                 nodes,
+                snapshots,
             })?;
             out.print(&settings, || render::initialised(&root, &settings, nodes));
             Ok(())
@@ -308,6 +312,27 @@ fn project_command(root: &Root, user: &str, command: ProjectCommand, out: Output
             check_interval_minutes,
             rotation_reminder_days,
         } => root.set_schedules(check_interval_minutes, rotation_reminder_days)?,
+        ProjectCommand::Backup {
+            storage,
+            s3_endpoint,
+        } => {
+            let snapshots = args::snapshot_storage(&storage, s3_endpoint)?;
+            let bar = render::spinner("{spinner} moving {msg}: {bytes} ({bytes_per_sec})", out);
+            let moved = root.set_snapshot_storage(snapshots.clone(), &mut |id, done| {
+                bar.set_message(id.to_string());
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            out.print(
+                &json!({ "storage": snapshots.to_string(), "moved": moved }),
+                || {
+                    format!(
+                        "snapshots now live in {snapshots}; {} moved there",
+                        moved.len()
+                    )
+                },
+            );
+        }
         ProjectCommand::SetKey { key } => {
             let settings = root.set_key(&key)?;
             out.print(&settings, || {

@@ -33,6 +33,8 @@ pub struct SnapshotInfo {
     pub key_material: String,
     /// The file's size in bytes.
     pub size: u64,
+    /// Where it is: a path, or an `s3://` URL.
+    pub location: String,
     /// Whether the fields above were checked against the snapshot's key (a verify or a
     /// restore), or are only what its header claims.
     pub authenticated: bool,
@@ -78,8 +80,17 @@ pub(super) fn info(
         cmk_region: header.cmk_region.clone(),
         key_material: header.key_material.clone(),
         size,
+        location: storage.location(id),
         authenticated,
     })
+}
+
+/// The header of snapshot `id`, unauthenticated: what it claims.
+pub fn snapshot_header(
+    storage: &dyn SnapshotStorage,
+    id: &str,
+) -> Result<SnapshotHeader, SnapshotError> {
+    Ok(read_header(storage, id)?.header)
 }
 
 /// What the header of snapshot `id` claims, and its size, without decrypting it.
@@ -87,8 +98,7 @@ pub fn snapshot_info(
     storage: &dyn SnapshotStorage,
     id: &str,
 ) -> Result<SnapshotInfo, SnapshotError> {
-    let header = read_header(storage, id)?.header;
-    info(storage, id, &header, false)
+    info(storage, id, &snapshot_header(storage, id)?, false)
 }
 
 /// Every snapshot in `storage`: a file that cannot be read is listed as damaged, so one

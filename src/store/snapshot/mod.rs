@@ -5,14 +5,25 @@
 //! wrapped by it, then a chunked AEAD stream of a consistent RocksDB checkpoint packed as
 //! a flat list of files), taking one, and restore: unpack into a fresh directory, then give the node a
 //! new master key under the target's CMK and every database a fresh data key, so a
-//! restored clone never shares a data key's nonce space with its source. Where the files
-//! live is `storage`; what their headers say, `listing`.
+//! restored clone never shares a data key's nonce space with its source. How a checkpoint
+//! is packed is `archive`; where the files live, `storage` (a directory) or `s3` (a
+//! bucket); what their headers say, `listing`.
 
+mod archive;
 mod listing;
+#[cfg(feature = "aws")]
+mod s3;
 mod storage;
 
-pub use listing::{list_snapshots, snapshot_info, DamagedSnapshot, SnapshotInfo, SnapshotListing};
-pub use storage::{valid_snapshot_id, LocalDirStorage, PendingSnapshot, SnapshotStorage};
+pub use listing::{
+    list_snapshots, snapshot_header, snapshot_info, DamagedSnapshot, SnapshotInfo, SnapshotListing,
+};
+#[cfg(feature = "aws")]
+pub use s3::{S3Failure, S3Storage};
+pub use storage::{
+    valid_snapshot_id, BadS3Location, LocalDirStorage, PendingSnapshot, S3Location,
+    SnapshotStorage, CREATES_LOCK,
+};
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
@@ -21,6 +32,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
+use archive::{pack_dir, unpack};
 use listing::info;
 
 use crate::crypto::stream::{Opener, Sealer, StreamKey, PREFIX_LEN};
@@ -33,8 +45,6 @@ use crate::kms::{EncryptionContext, Kms, KmsError};
 use super::{Store, StoreError, StoreOptions};
 
 const CHUNK_SIZE: usize = 64 * 1024;
-const FILE_ENTRY: u8 = 1;
-const END_ENTRY: u8 = 0;
 
 #[derive(Debug, thiserror::Error)]
 /// Errors of snapshots: each names the snapshot, and the CMK where it matters.
@@ -218,65 +228,50 @@ fn unwrap_snapshot_key(
     })
 }
 
-/// Files of the packed checkpoint: flat names only.
-fn valid_file_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+/// A snapshot's bytes as they are read, told to `progress` (bytes so far, the header
+/// included).
+struct Counted<'p, R> {
+    inner: R,
+    done: u64,
+    progress: &'p mut dyn FnMut(u64),
 }
 
-/// Reads the packed checkpoint from an opened stream, handing each file to `sink`, and
-/// checks that the stream ends where the archive does.
-fn unpack(
-    id: &str,
-    stream: &mut dyn Read,
-    mut sink: impl FnMut(&str, &mut dyn Read, u64) -> io::Result<()>,
-) -> Result<u64, SnapshotError> {
-    let corrupt = |reason: String| SnapshotError::Corrupt {
-        id: id.to_string(),
-        reason,
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.progress)(self.done);
+        Ok(n)
+    }
+}
+
+/// The chunks after a snapshot's header, decrypted with `aead`; `progress` hears the
+/// bytes read.
+fn decrypted<'a>(
+    header: &'a SnapshotHeader,
+    header_bytes: &'a [u8],
+    input: Box<dyn Read + Send>,
+    aead: &'a Aead,
+    progress: &'a mut dyn FnMut(u64),
+) -> Opener<'a, impl Read + 'a> {
+    let counted = Counted {
+        inner: input,
+        done: header_bytes.len() as u64,
+        progress,
     };
-    let stream_error = |e: io::Error| corrupt(e.to_string());
-    let mut total = 0u64;
-    loop {
-        let mut tag = [0u8; 1];
-        stream.read_exact(&mut tag).map_err(stream_error)?;
-        match tag[0] {
-            END_ENTRY => break,
-            FILE_ENTRY => {}
-            t => return Err(corrupt(format!("unknown archive entry {t}"))),
-        }
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len).map_err(stream_error)?;
-        let mut name = vec![0u8; u16::from_be_bytes(len) as usize];
-        stream.read_exact(&mut name).map_err(stream_error)?;
-        let name =
-            String::from_utf8(name).map_err(|_| corrupt("a file name is not UTF-8".into()))?;
-        if !valid_file_name(&name) {
-            return Err(corrupt(format!("file name {name:?} is not allowed")));
-        }
-        let mut size = [0u8; 8];
-        stream.read_exact(&mut size).map_err(stream_error)?;
-        let size = u64::from_be_bytes(size);
-        let mut file = stream.take(size);
-        sink(&name, &mut file, size).map_err(stream_error)?;
-        if file.limit() != 0 {
-            return Err(corrupt(format!("file {name} is truncated")));
-        }
-        total += size;
-    }
-    // Reading past the archive's end makes the stream check its final chunk and that
-    // nothing follows it.
-    let mut extra = [0u8; 1];
-    if stream.read(&mut extra).map_err(stream_error)? != 0 {
-        return Err(corrupt("data follows the end of the archive".into()));
-    }
-    Ok(total)
+    Opener::new(
+        BufReader::with_capacity(CHUNK_SIZE, counted),
+        stream_key(header, header_bytes, aead),
+    )
 }
 
-/// Decrypts and checks all of snapshot `id` without restoring it.
+/// Decrypts and checks all of snapshot `id` without restoring it; `progress` hears the
+/// bytes read.
 pub fn verify_snapshot(
     storage: &dyn SnapshotStorage,
     id: &str,
     kms: &dyn Kms,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<SnapshotInfo, SnapshotError> {
     let OpenedSnapshot {
         header,
@@ -284,10 +279,7 @@ pub fn verify_snapshot(
         stream: input,
     } = read_header(storage, id)?;
     let aead = unwrap_snapshot_key(id, &header, kms)?;
-    let mut stream = Opener::new(
-        BufReader::new(input),
-        stream_key(&header, &header_bytes, &aead),
-    );
+    let mut stream = decrypted(&header, &header_bytes, input, &aead, progress);
     unpack(id, &mut stream, |_, file, _| {
         io::copy(file, &mut io::sink()).map(|_| ())
     })?;
@@ -387,7 +379,7 @@ impl Store {
         })?;
         let write_error = io_error(format!("cannot write snapshot {id}"));
         let mut out = storage
-            .create(id)
+            .create(id, &header)
             .map_err(io_error(format!("cannot create snapshot {id}")))?;
         out.write_all(&header_bytes)
             .map_err(io_error(format!("cannot write snapshot {id}")))?;
@@ -425,40 +417,6 @@ pub(super) fn remove_abandoned_checkpoints(store: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Packs every file of `dir` (flat) into `out`: entry, name, size, bytes; then an end entry.
-fn pack_dir(dir: &Path, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> io::Result<()> {
-    let mut names: Vec<String> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_, _>>()?;
-    names.sort();
-    let mut done = 0u64;
-    let mut buf = vec![0u8; CHUNK_SIZE];
-    for name in names {
-        let mut file = File::open(dir.join(&name))?;
-        let size = file.metadata()?.len();
-        out.write_all(&[FILE_ENTRY])?;
-        out.write_all(&(name.len() as u16).to_be_bytes())?;
-        out.write_all(name.as_bytes())?;
-        out.write_all(&size.to_be_bytes())?;
-        let mut left = size;
-        while left > 0 {
-            let want = left.min(CHUNK_SIZE as u64) as usize;
-            let n = file.read(buf.get_mut(..want).unwrap_or_default())?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{name} shrank while being packed"),
-                ));
-            }
-            out.write_all(buf.get(..n).unwrap_or_default())?;
-            left -= n as u64;
-            done += n as u64;
-            progress(done);
-        }
-    }
-    out.write_all(&[END_ENTRY])
-}
-
 /// Where a snapshot is restored to, and as what.
 pub struct RestoreTarget<'a> {
     /// The store directory: an existing store there is replaced once the restore is
@@ -483,7 +441,7 @@ pub fn restore_snapshot(
     snapshot_kms: Arc<dyn Kms>,
     target: RestoreTarget<'_>,
 ) -> Result<Store, SnapshotError> {
-    let replacement = stage_restore(storage, id, snapshot_kms, &target)?;
+    let replacement = stage_restore(storage, id, snapshot_kms, &target, &mut |_| {})?;
     // From here on a crash is rolled forward at the next open (the old store goes aside
     // only now, and is removed only once the new one is in place).
     replacement.swap_in().map_err(io_error(format!(
@@ -500,12 +458,14 @@ pub fn restore_snapshot(
 
 /// Restores snapshot `id` into a directory beside `target.path`, made into the target
 /// node (a new master key under the target's CMK, fresh data keys) and marked ready; the
-/// target is untouched. The returned replacement swaps it in, or abandons it.
+/// target is untouched. The returned replacement swaps it in, or abandons it. `progress`
+/// hears the bytes read.
 pub fn stage_restore(
     storage: &dyn SnapshotStorage,
     id: &str,
     snapshot_kms: Arc<dyn Kms>,
     target: &RestoreTarget<'_>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<DirReplacement, SnapshotError> {
     let OpenedSnapshot {
         header,
@@ -527,10 +487,7 @@ pub fn stage_restore(
     )))?;
     let staging = replacement.staging();
     let result = (|| {
-        let mut stream = Opener::new(
-            BufReader::new(input),
-            stream_key(&header, &header_bytes, &aead),
-        );
+        let mut stream = decrypted(&header, &header_bytes, input, &aead, progress);
         unpack(id, &mut stream, |name, file, _| {
             let mut out = File::create(staging.join(name))?;
             io::copy(file, &mut out)?;

@@ -8,21 +8,25 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use crate::durable::{sync_dir, FileLock};
+use crate::format::SnapshotHeader;
 
 use super::CHUNK_SIZE;
 
-const SUFFIX: &str = ".atrsnap";
+pub(super) const SUFFIX: &str = ".atrsnap";
 const PARTIAL_SUFFIX: &str = ".partial";
-/// Held shared by every create in progress, exclusively by the cleanup of their leftovers.
-const CREATES_LOCK: &str = ".creates.lock";
+/// Held shared by every create in progress, exclusively by the cleanup of their leftovers
+/// (and by a change of storage); the S3 storage keeps it in its local work directory.
+pub const CREATES_LOCK: &str = ".creates.lock";
 
-/// Where snapshot files live. A local directory now; an object store later, without
-/// touching the file format.
+/// Where snapshot files live: a local directory, or an S3 bucket; the file format is the
+/// same in both.
 pub trait SnapshotStorage: Send + Sync + fmt::Debug {
-    /// Starts a new snapshot file; it becomes visible only when committed.
-    fn create(&self, id: &str) -> io::Result<Box<dyn PendingSnapshot>>;
+    /// Starts a new snapshot file whose header is `header`; it becomes visible only when
+    /// committed.
+    fn create(&self, id: &str, header: &SnapshotHeader) -> io::Result<Box<dyn PendingSnapshot>>;
     /// Opens a committed snapshot for reading.
     fn open(&self, id: &str) -> io::Result<Box<dyn Read + Send>>;
     /// The ids of every committed snapshot.
@@ -34,6 +38,8 @@ pub trait SnapshotStorage: Send + Sync + fmt::Debug {
     /// Removes what interrupted creates left behind, unless a create is running now;
     /// returns how many leftovers it removed.
     fn remove_abandoned(&self) -> io::Result<usize>;
+    /// Where snapshot `id` is (or would be), for people: a path or a URL.
+    fn location(&self, id: &str) -> String;
 }
 
 /// A snapshot file being written.
@@ -45,6 +51,67 @@ pub trait PendingSnapshot: Write + Send {
 /// Whether `id` is a snapshot id: what [`SnapshotStorage`] accepts.
 pub fn valid_snapshot_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A bucket and a key prefix: `s3://BUCKET/PREFIX`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct S3Location {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix, without slashes at either end; empty for the bucket's top.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl S3Location {
+    /// The object key of snapshot `id`.
+    pub fn key(&self, id: &str) -> String {
+        format!("{}{id}{SUFFIX}", self.list_prefix())
+    }
+
+    /// What every snapshot's object key starts with: the prefix and a slash, or nothing.
+    pub fn list_prefix(&self) -> String {
+        match self.prefix.trim_matches('/') {
+            "" => String::new(),
+            prefix => format!("{prefix}/"),
+        }
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}", self.bucket)?;
+        match self.prefix.trim_matches('/') {
+            "" => Ok(()),
+            prefix => write!(f, "/{prefix}"),
+        }
+    }
+}
+
+/// Why an `s3://` location does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an S3 location: write s3://BUCKET or s3://BUCKET/PREFIX, the bucket 3 to 63 lowercase letters, digits, dots and hyphens")]
+pub struct BadS3Location(pub String);
+
+impl FromStr for S3Location {
+    type Err = BadS3Location;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || BadS3Location(text.to_string());
+        let rest = text.strip_prefix("s3://").ok_or_else(bad)?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !bucket_ok || prefix.starts_with('/') || prefix.contains("//") {
+            return Err(bad());
+        }
+        Ok(S3Location {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_end_matches('/').to_string(),
+        })
+    }
 }
 
 /// Snapshot files in one local directory, written atomically (temporary name, fsync,
@@ -101,7 +168,7 @@ impl PendingSnapshot for LocalPending {
 }
 
 impl SnapshotStorage for LocalDirStorage {
-    fn create(&self, id: &str) -> io::Result<Box<dyn PendingSnapshot>> {
+    fn create(&self, id: &str, _: &SnapshotHeader) -> io::Result<Box<dyn PendingSnapshot>> {
         let path = self.path(id)?;
         let creating = FileLock::acquire_shared(&self.dir.join(CREATES_LOCK))?;
         let tmp = self.dir.join(format!(".{id}{SUFFIX}{PARTIAL_SUFFIX}"));
@@ -159,17 +226,37 @@ impl SnapshotStorage for LocalDirStorage {
         }
         Ok(removed)
     }
+
+    fn location(&self, id: &str) -> String {
+        self.dir.join(format!("{id}{SUFFIX}")).display().to_string()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn header() -> SnapshotHeader {
+        SnapshotHeader {
+            snapshot_id: [1; 16],
+            store_id: [2; 16],
+            cluster: "Cluster0".into(),
+            node: "node-0".into(),
+            created_ms: 0,
+            cmk_arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
+            cmk_region: "us-east-1".into(),
+            key_material: String::new(),
+            wrapped_key: vec![3; 8],
+            nonce_prefix: [4; 7],
+            chunk_size: 1024,
+        }
+    }
+
     #[test]
     fn leftovers_are_removed_only_when_no_create_runs() {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalDirStorage::new(dir.path()).unwrap();
-        let mut running = storage.create("running").unwrap();
+        let mut running = storage.create("running", &header()).unwrap();
         running.write_all(b"half").unwrap();
         fs::write(dir.path().join(".dead.atrsnap.partial"), b"left by a kill").unwrap();
 
@@ -189,5 +276,27 @@ mod tests {
         fs::write(dir.path().join("a b.atrsnap"), b"").unwrap();
         assert!(storage.list().unwrap().is_empty());
         assert!(storage.delete("../x").is_err());
+    }
+
+    #[test]
+    fn locations_parse_and_print_back() {
+        let at: S3Location = "s3://backups-1/team/atrest/".parse().unwrap();
+        assert_eq!(at.bucket, "backups-1");
+        assert_eq!(at.prefix, "team/atrest");
+        assert_eq!(at.to_string(), "s3://backups-1/team/atrest");
+        assert_eq!(at.key("ab12"), "team/atrest/ab12.atrsnap");
+        let top: S3Location = "s3://bkt".parse().unwrap();
+        assert_eq!(top.key("ab12"), "ab12.atrsnap");
+        assert_eq!(top.to_string(), "s3://bkt");
+        for bad in [
+            "bkt",
+            "s3://",
+            "s3://B",
+            "s3://a",
+            "s3://bkt//x",
+            "file:///x",
+        ] {
+            assert!(bad.parse::<S3Location>().is_err(), "{bad}");
+        }
     }
 }
