@@ -412,19 +412,42 @@ fn an_existing_root_moves_its_snapshots_to_s3_and_back() {
     );
 }
 
-#[test]
-fn throttling_and_server_errors_are_retried_a_bounded_number_of_times() {
+/// A root whose snapshots go to moto's S3 through the fault-injecting proxy, under the
+/// prefix `p`.
+struct Behind {
+    _moto: Moto,
+    bucket: Bucket,
+    proxy: FaultyS3,
+    dir: tempfile::TempDir,
+    root: Root,
+}
+
+fn behind_proxy() -> Behind {
     let moto = Moto::start();
     let bucket = Bucket::create(&moto);
     let cmk = moto_cmk(&moto);
     let proxy = FaultyS3::start(&moto.url);
     let dir = tempfile::tempdir().unwrap();
-    let root = init(
-        dir.path(),
-        &moto,
-        &cmk,
-        s3_settings(&bucket, "p", &proxy.url),
-    );
+    let settings = s3_settings(&bucket, "p", &proxy.url);
+    let root = init(dir.path(), &moto, &cmk, settings);
+    Behind {
+        _moto: moto,
+        bucket,
+        proxy,
+        dir,
+        root,
+    }
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_a_bounded_number_of_times() {
+    let Behind {
+        _moto,
+        bucket,
+        proxy,
+        dir: _dir,
+        root,
+    } = behind_proxy();
     fill(&root, 10_000, 1024);
 
     // Two answers of each kind, then through: the snapshot is made.
@@ -476,17 +499,13 @@ fn throttling_and_server_errors_are_retried_a_bounded_number_of_times() {
 
 #[test]
 fn an_endpoint_gone_mid_upload_leaves_no_snapshot_and_the_next_run_no_upload() {
-    let moto = Moto::start();
-    let bucket = Bucket::create(&moto);
-    let cmk = moto_cmk(&moto);
-    let proxy = FaultyS3::start(&moto.url);
-    let dir = tempfile::tempdir().unwrap();
-    let root = init(
-        dir.path(),
-        &moto,
-        &cmk,
-        s3_settings(&bucket, "p", &proxy.url),
-    );
+    let Behind {
+        _moto,
+        bucket,
+        proxy,
+        dir: _dir,
+        root,
+    } = behind_proxy();
     fill(&root, 10_000, 1024);
 
     // After the first part, every connection is dropped: the abort cannot get through
@@ -519,17 +538,13 @@ fn an_endpoint_gone_mid_upload_leaves_no_snapshot_and_the_next_run_no_upload() {
 
 #[test]
 fn a_killed_create_leaves_no_snapshot_and_the_next_run_no_upload() {
-    let moto = Moto::start();
-    let bucket = Bucket::create(&moto);
-    let cmk = moto_cmk(&moto);
-    let proxy = FaultyS3::start(&moto.url);
-    let dir = tempfile::tempdir().unwrap();
-    let root = init(
-        dir.path(),
-        &moto,
-        &cmk,
-        s3_settings(&bucket, "p", &proxy.url),
-    );
+    let Behind {
+        _moto,
+        bucket,
+        proxy,
+        dir,
+        root,
+    } = behind_proxy();
     fill(&root, 10_000, 1024);
     drop(root);
 
@@ -577,17 +592,13 @@ fn a_killed_create_leaves_no_snapshot_and_the_next_run_no_upload() {
 
 #[test]
 fn a_broken_download_resumes_and_a_damaged_object_fails_without_touching_the_target() {
-    let moto = Moto::start();
-    let bucket = Bucket::create(&moto);
-    let cmk = moto_cmk(&moto);
-    let proxy = FaultyS3::start(&moto.url);
-    let dir = tempfile::tempdir().unwrap();
-    let root = init(
-        dir.path(),
-        &moto,
-        &cmk,
-        s3_settings(&bucket, "p", &proxy.url),
-    );
+    let Behind {
+        _moto,
+        bucket,
+        proxy,
+        dir: _dir,
+        root,
+    } = behind_proxy();
     fill(&root, 3_000, 1024);
     let taken = root.create_snapshot(None, &mut |_| {}).unwrap();
     let before = records(&root);

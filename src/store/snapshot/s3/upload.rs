@@ -73,10 +73,12 @@ impl S3Pending {
                 io::Error::other("S3 answered CreateMultipartUpload without an UploadId")
             })?
             .to_string();
-        write_atomic(
-            &self.journal,
-            format!("{}\n{id}\n", self.object.key).as_bytes(),
-        )?;
+        let record = format!("{}\n{id}\n", self.object.key);
+        if let Err(e) = write_atomic(&self.journal, record.as_bytes()) {
+            // Unrecorded, a later cleanup would never find it: end it now.
+            let _ = self.object.abort(&id);
+            return Err(e);
+        }
         self.upload = Some(Upload {
             id,
             parts: Vec::new(),
