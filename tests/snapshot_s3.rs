@@ -326,6 +326,25 @@ fn a_snapshot_taken_on_one_root_is_listed_verified_and_restored_by_another() {
     assert_eq!(restored["authenticated"], true);
     assert_eq!(records(&Root::open(&target).unwrap()), before);
 
+    // B's own snapshot lands beside A's; the CLI lists both and deletes B's.
+    let second = b.create_snapshot(None, &mut |_| {}).unwrap();
+    let listed = cli_json(b_dir.path(), &["snapshot", "list", "--json"]);
+    let locations: Vec<&str> = listed["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["location"].as_str().unwrap())
+        .collect();
+    assert_eq!(locations.len(), 2);
+    assert!(
+        locations.contains(&second.location.as_str()),
+        "{locations:?}"
+    );
+    assert!(cli(b_dir.path(), &["snapshot", "delete", &second.id])
+        .status
+        .success());
+    assert_eq!(bucket.keys(), vec![key.clone()]);
+
     // Retention on B deletes the object in the bucket, so A sees it gone too.
     let deleted = b
         .set_retention(
