@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::state::{Settings, SnapshotSettings};
+use super::state::{S3Settings, Settings, SnapshotSettings};
 use super::{ControlError, Root};
 use crate::durable::FileLock;
 use crate::store::{snapshot_header, LocalDirStorage, SnapshotStorage, CREATES_LOCK};
@@ -36,14 +36,14 @@ impl Root {
         };
         match snapshots {
             SnapshotSettings::Local => local(),
-            SnapshotSettings::S3(_) => {
+            SnapshotSettings::S3(s3) => {
                 let mut cached = self.s3.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some((settings, storage)) = cached.as_ref() {
                     if settings == snapshots {
                         return Ok(storage.clone());
                     }
                 }
-                let storage = connect_s3(snapshots, region, &local_dir)?;
+                let storage = connect_s3(s3, region, &local_dir)?;
                 *cached = Some((snapshots.clone(), storage.clone()));
                 Ok(storage)
             }
@@ -222,15 +222,12 @@ fn copy_snapshot(
 
 #[cfg(feature = "aws")]
 fn connect_s3(
-    snapshots: &SnapshotSettings,
+    s3: &S3Settings,
     region: &str,
     local_dir: &std::path::Path,
 ) -> Result<Arc<dyn SnapshotStorage>, ControlError> {
     use crate::aws::AwsConfig;
     use crate::store::S3Storage;
-    let SnapshotSettings::S3(s3) = snapshots else {
-        return Err(ControlError::AwsNotBuilt);
-    };
     let mut config = AwsConfig::new(region);
     config.endpoint = s3.endpoint.clone();
     // A part is 8 MiB or more: far more than a KMS call's 5 seconds on a slow link.
@@ -246,7 +243,7 @@ fn connect_s3(
 
 #[cfg(not(feature = "aws"))]
 fn connect_s3(
-    _: &SnapshotSettings,
+    _: &S3Settings,
     _: &str,
     _: &std::path::Path,
 ) -> Result<Arc<dyn SnapshotStorage>, ControlError> {

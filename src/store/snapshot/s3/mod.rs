@@ -66,7 +66,7 @@ impl S3Storage {
     /// A client for `location` with `aws`'s region, endpoint (path-style addressing when
     /// one is given: what local S3-compatible stores expect), credentials and retries.
     /// `work_dir` is local and holds what a killed create leaves to clean up. Nothing is
-    /// called yet; [`S3Storage::check`] does.
+    /// called yet: a wrong bucket or credentials show at the first call.
     pub fn connect(
         location: S3Location,
         aws: AwsConfig,
@@ -95,20 +95,6 @@ impl S3Storage {
         &self.location
     }
 
-    /// Checks that the bucket exists and that the caller may list it.
-    pub fn check(&self) -> io::Result<()> {
-        let call = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.location.bucket)
-            .prefix(self.location.list_prefix())
-            .max_keys(1)
-            .send();
-        self.block_on(call)?
-            .map_err(|e| s3_error("ListObjectsV2", &self.location.to_string(), e))?;
-        Ok(())
-    }
-
     fn block_on<T: Send + 'static>(
         &self,
         future: impl std::future::Future<Output = T> + Send + 'static,
@@ -127,7 +113,7 @@ impl S3Storage {
     }
 
     fn url(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.location.bucket)
+        url(&self.location.bucket, key)
     }
 
     fn object(&self, key: String) -> Object {
@@ -273,7 +259,7 @@ impl Object {
     }
 
     fn url(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
+        url(&self.bucket, &self.key)
     }
 
     /// Aborts an upload; false when S3 no longer knows it.
@@ -291,6 +277,11 @@ impl Object {
             Err(e) => Err(s3_error("AbortMultipartUpload", &self.url(), e)),
         }
     }
+}
+
+/// How an object reads in messages and listings.
+fn url(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
 }
 
 fn stopped() -> io::Error {
