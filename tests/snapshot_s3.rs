@@ -431,8 +431,8 @@ fn an_existing_root_moves_its_snapshots_to_s3_and_back() {
     );
 }
 
-/// A root whose snapshots go to moto's S3 through the fault-injecting proxy, under the
-/// prefix `p`.
+/// A root holding `records` values of 1 KiB, whose snapshots go to moto's S3 through the
+/// fault-injecting proxy, under the prefix `p`.
 struct Behind {
     _moto: Moto,
     bucket: Bucket,
@@ -441,7 +441,7 @@ struct Behind {
     root: Root,
 }
 
-fn behind_proxy() -> Behind {
+fn behind_proxy(records: u64) -> Behind {
     let moto = Moto::start();
     let bucket = Bucket::create(&moto);
     let cmk = moto_cmk(&moto);
@@ -449,6 +449,7 @@ fn behind_proxy() -> Behind {
     let dir = tempfile::tempdir().unwrap();
     let settings = s3_settings(&bucket, "p", &proxy.url);
     let root = init(dir.path(), &moto, &cmk, settings);
+    fill(&root, records, 1024);
     Behind {
         _moto: moto,
         bucket,
@@ -466,8 +467,7 @@ fn throttling_and_server_errors_are_retried_a_bounded_number_of_times() {
         proxy,
         dir: _dir,
         root,
-    } = behind_proxy();
-    fill(&root, 10_000, 1024);
+    } = behind_proxy(10_000);
 
     // Two answers of each kind, then through: the snapshot is made.
     let failed = Arc::new(AtomicUsize::new(0));
@@ -524,8 +524,7 @@ fn an_endpoint_gone_mid_upload_leaves_no_snapshot_and_the_next_run_no_upload() {
         proxy,
         dir: _dir,
         root,
-    } = behind_proxy();
-    fill(&root, 10_000, 1024);
+    } = behind_proxy(10_000);
 
     // After the first part, every connection is dropped: the abort cannot get through
     // either.
@@ -563,8 +562,7 @@ fn a_killed_create_leaves_no_snapshot_and_the_next_run_no_upload() {
         proxy,
         dir,
         root,
-    } = behind_proxy();
-    fill(&root, 10_000, 1024);
+    } = behind_proxy(10_000);
     drop(root);
 
     // The second part never gets an answer; the process is killed while it waits.
@@ -617,8 +615,7 @@ fn a_broken_download_resumes_and_a_damaged_object_fails_without_touching_the_tar
         proxy,
         dir: _dir,
         root,
-    } = behind_proxy();
-    fill(&root, 3_000, 1024);
+    } = behind_proxy(3_000);
     let taken = root.create_snapshot(None, &mut |_| {}).unwrap();
     let before = records(&root);
 
