@@ -12,7 +12,7 @@ use atrest::control::{
     AccessRequest, Applied, CheckOutcome, ControlError, InitOptions, Root, ALERT_KEY_INVALID,
     ALERT_MASTER_KEY_ROTATED, ALERT_NEEDS_ROTATION,
 };
-use atrest::kms::{Caller, CreateKeyRequest, KeySpec, LocalKmsClient};
+use atrest::kms::{Caller, CreateKeyRequest, KeySpec, KeyUsage, LocalKmsClient};
 use atrest::store::{KeyRange, Store, StoreOptions, WriteBatch};
 
 const ACCOUNT: &str = "111122223333";
@@ -212,6 +212,7 @@ fn the_key_must_be_symmetric_and_usable_by_the_role() {
     let rsa = kms
         .create_key(CreateKeyRequest {
             key_spec: KeySpec::Rsa2048,
+            key_usage: Some(KeyUsage::SignVerify),
             ..Default::default()
         })
         .unwrap();

@@ -312,10 +312,16 @@ fn decrypt_is_bound_to_its_key_and_context() {
 #[test]
 fn only_symmetric_keys_encrypt() {
     let (_, _, client) = setup();
-    for spec in [KeySpec::Rsa2048, KeySpec::EccNistP256, KeySpec::Hmac256] {
+    for (spec, usage) in [
+        (KeySpec::Rsa2048, KeyUsage::EncryptDecrypt),
+        (KeySpec::EccNistP256, KeyUsage::SignVerify),
+        (KeySpec::Hmac256, KeyUsage::GenerateVerifyMac),
+        (KeySpec::MlKem768, KeyUsage::EncapsulateDecapsulate),
+    ] {
         let key = client
             .create_key(CreateKeyRequest {
                 key_spec: spec,
+                key_usage: Some(usage),
                 ..Default::default()
             })
             .unwrap()
@@ -343,6 +349,14 @@ fn only_symmetric_keys_encrypt() {
         ..Default::default()
     };
     assert_eq!(outcome(client.create_key(bad)), "ValidationException");
+    let without_usage = CreateKeyRequest {
+        key_spec: KeySpec::Rsa2048,
+        ..Default::default()
+    };
+    assert_eq!(
+        outcome(client.create_key(without_usage)),
+        "ValidationException"
+    );
 }
 
 #[test]

@@ -54,3 +54,18 @@ fn every_operation_answers_as_botocores_kms_model_says_and_the_aws_cli_runs_them
     let stdout = run_peer_script("kms_conformance.py");
     assert!(stdout.contains("aws cli ok"), "{stdout}");
 }
+
+#[test]
+fn asymmetric_hmac_and_ml_kem_keys_interoperate_with_openssl_and_the_aws_cli() {
+    let stdout = run_peer_script("kms_asymmetric.py");
+    for line in [
+        "signatures of 11 key specs verified by OpenSSL",
+        "RSA-OAEP ciphertexts interoperate with OpenSSL",
+        "ECDH secrets agree with OpenSSL's",
+        "ML-KEM secrets agree with OpenSSL's",
+        "data key pairs work in OpenSSL",
+        "aws cli ok",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+}

@@ -300,6 +300,8 @@ fn from_code(code: &str, message: String, status: u16) -> KmsError {
         "KMSInvalidStateException" => KmsError::InvalidState(message),
         "InvalidCiphertextException" => KmsError::InvalidCiphertext(message),
         "IncorrectKeyException" => KmsError::IncorrectKey(message),
+        "KMSInvalidSignatureException" => KmsError::InvalidSignature(message),
+        "KMSInvalidMacException" => KmsError::InvalidMac(message),
         "AccessDeniedException"
         | "UnrecognizedClientException"
         | "InvalidSignatureException"
@@ -400,7 +402,7 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
             .pending_deletion_window_in_days
             .and_then(|d| u32::try_from(d).ok()),
         current_key_material_id: m.current_key_material_id.clone(),
-        customer_master_key_spec: key_spec,
+        customer_master_key_spec: key_spec.customer_master_key_spec(),
         encryption_algorithms: names(
             m.encryption_algorithms
                 .map(|l| l.iter().map(|a| a.as_str().to_string()).collect()),
@@ -411,6 +413,14 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
         ),
         mac_algorithms: names(
             m.mac_algorithms
+                .map(|l| l.iter().map(|a| a.as_str().to_string()).collect()),
+        ),
+        key_agreement_algorithms: names(
+            m.key_agreement_algorithms
+                .map(|l| l.iter().map(|a| a.as_str().to_string()).collect()),
+        ),
+        encapsulation_algorithms: names(
+            m.encapsulation_algorithms
                 .map(|l| l.iter().map(|a| a.as_str().to_string()).collect()),
         ),
         arn,

@@ -13,6 +13,7 @@ mod aws;
 mod blob;
 mod fault;
 mod hex;
+mod key_spec;
 mod keyref;
 mod local;
 mod policy;
@@ -34,12 +35,16 @@ use crate::clock::Timestamp;
 pub use aws::{AssumeRole, AwsKms, AwsKmsConfig, StaticCredentials};
 pub use blob::CiphertextBlob;
 pub use fault::{Fault, FaultyKms};
+pub use key_spec::{
+    Algorithms, EncryptionAlgorithm, KeySpec, KeyUsage, MacAlgorithm, MessageType, SigningAlgorithm,
+};
 pub use keyref::KeyRef;
 pub use local::{
-    check_grant_tokens, AccessKeyIdentity, AliasEntry, CreateGrantRequest, CreateKeyRequest,
-    Entropy, GrantConstraints, GrantListEntry, GrantOperation, GrantRef, KeyLastUsage,
-    KeyLastUsageReport, KeyListEntry, LocalKms, LocalKmsClient, NewAccessKey, NewGrant,
-    RotationKind, RotationRecord, RotationStatus, Seeded, Tag, DEFAULT_ROTATION_PERIOD_DAYS,
+    check_grant_tokens, parse_key_pair_spec, AccessKeyIdentity, AliasEntry, CreateGrantRequest,
+    CreateKeyRequest, DataKeyPair, Encapsulated, Entropy, GrantConstraints, GrantListEntry,
+    GrantOperation, GrantRef, KeyLastUsage, KeyLastUsageReport, KeyListEntry, LocalKms,
+    LocalKmsClient, NewAccessKey, NewGrant, PublicKeyInfo, RotationKind, RotationRecord,
+    RotationStatus, Seeded, SharedSecret, Signed, Tag, DEFAULT_ROTATION_PERIOD_DAYS,
 };
 pub use policy::{KeyPolicy, RequestFacts};
 #[cfg(feature = "server")]
@@ -64,6 +69,12 @@ pub enum KmsError {
     #[error("InvalidCiphertextException: {0}")]
     /// The ciphertext or its encryption context is not what the key made.
     InvalidCiphertext(String),
+    #[error("KMSInvalidSignatureException: {0}")]
+    /// Verify: the signature is not one the key made over the message.
+    InvalidSignature(String),
+    #[error("KMSInvalidMacException: {0}")]
+    /// VerifyMac: the MAC is not the key's over the message.
+    InvalidMac(String),
     #[error("IncorrectKeyException: {0}")]
     /// Decrypt named a key other than the one that made the ciphertext.
     IncorrectKey(String),
@@ -148,6 +159,8 @@ impl KmsError {
             KmsError::Disabled(_) => "DisabledException",
             KmsError::InvalidState(_) => "KMSInvalidStateException",
             KmsError::InvalidCiphertext(_) => "InvalidCiphertextException",
+            KmsError::InvalidSignature(_) => "KMSInvalidSignatureException",
+            KmsError::InvalidMac(_) => "KMSInvalidMacException",
             KmsError::IncorrectKey(_) => "IncorrectKeyException",
             KmsError::AccessDenied(_) => "AccessDeniedException",
             KmsError::InvalidKeyUsage(_) => "InvalidKeyUsageException",
@@ -175,6 +188,8 @@ impl KmsError {
             | KmsError::InvalidState(m)
             | KmsError::InvalidCiphertext(m)
             | KmsError::IncorrectKey(m)
+            | KmsError::InvalidSignature(m)
+            | KmsError::InvalidMac(m)
             | KmsError::AccessDenied(m)
             | KmsError::InvalidKeyUsage(m)
             | KmsError::Validation(m)
@@ -237,181 +252,6 @@ impl fmt::Display for KeyState {
     }
 }
 
-/// The kind of key material, as AWS names it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
-pub enum KeySpec {
-    #[serde(rename = "SYMMETRIC_DEFAULT")]
-    /// AES-256-GCM; the only spec that encrypts here.
-    SymmetricDefault,
-    #[serde(rename = "RSA_2048")]
-    /// RSA 2048 (metadata only in LocalKms).
-    Rsa2048,
-    #[serde(rename = "RSA_4096")]
-    /// RSA 4096 (metadata only in LocalKms).
-    Rsa4096,
-    #[serde(rename = "ECC_NIST_P256")]
-    /// ECC P-256 (metadata only in LocalKms).
-    EccNistP256,
-    #[serde(rename = "HMAC_256")]
-    /// HMAC-SHA-256 (metadata only in LocalKms).
-    Hmac256,
-}
-
-impl KeySpec {
-    /// Every spec, in AWS's order.
-    pub const ALL: [KeySpec; 5] = [
-        KeySpec::SymmetricDefault,
-        KeySpec::Rsa2048,
-        KeySpec::Rsa4096,
-        KeySpec::EccNistP256,
-        KeySpec::Hmac256,
-    ];
-
-    /// The name AWS uses.
-    pub fn aws_name(self) -> &'static str {
-        match self {
-            KeySpec::SymmetricDefault => "SYMMETRIC_DEFAULT",
-            KeySpec::Rsa2048 => "RSA_2048",
-            KeySpec::Rsa4096 => "RSA_4096",
-            KeySpec::EccNistP256 => "ECC_NIST_P256",
-            KeySpec::Hmac256 => "HMAC_256",
-        }
-    }
-
-    /// The spec AWS calls `name`. A spec AWS has but LocalKms does not emulate is
-    /// `UnsupportedOperationException`; a name AWS does not have is AWS's enum error.
-    pub fn parse(name: &str) -> Result<Self, KmsError> {
-        if let Some(spec) = Self::ALL.into_iter().find(|s| s.aws_name() == name) {
-            return Ok(spec);
-        }
-        if AWS_KEY_SPECS.contains(&name) {
-            return Err(KmsError::UnsupportedOperation(format!(
-                "KeySpec {name} is not emulated by LocalKms; it has {}",
-                Self::ALL.map(|s| s.aws_name()).join(", ")
-            )));
-        }
-        Err(validation::not_in_enum("keySpec", name, AWS_KEY_SPECS))
-    }
-
-    /// The key usage AWS gives a key of this spec when none is asked for.
-    pub fn default_usage(self) -> KeyUsage {
-        match self {
-            KeySpec::SymmetricDefault | KeySpec::Rsa2048 | KeySpec::Rsa4096 => {
-                KeyUsage::EncryptDecrypt
-            }
-            KeySpec::EccNistP256 => KeyUsage::SignVerify,
-            KeySpec::Hmac256 => KeyUsage::GenerateVerifyMac,
-        }
-    }
-}
-
-impl KeySpec {
-    /// The algorithms AWS lists for a key of this spec used for `usage`: encryption,
-    /// signing and MAC algorithms, in AWS's order.
-    pub fn algorithms(self, usage: KeyUsage) -> [&'static [&'static str]; 3] {
-        const NONE: &[&str] = &[];
-        match (self, usage) {
-            (KeySpec::SymmetricDefault, _) => [&["SYMMETRIC_DEFAULT"], NONE, NONE],
-            (KeySpec::Rsa2048 | KeySpec::Rsa4096, KeyUsage::EncryptDecrypt) => {
-                [&["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"], NONE, NONE]
-            }
-            (KeySpec::Rsa2048 | KeySpec::Rsa4096, _) => [
-                NONE,
-                &[
-                    "RSASSA_PSS_SHA_256",
-                    "RSASSA_PSS_SHA_384",
-                    "RSASSA_PSS_SHA_512",
-                    "RSASSA_PKCS1_V1_5_SHA_256",
-                    "RSASSA_PKCS1_V1_5_SHA_384",
-                    "RSASSA_PKCS1_V1_5_SHA_512",
-                ],
-                NONE,
-            ],
-            (KeySpec::EccNistP256, _) => [NONE, &["ECDSA_SHA_256"], NONE],
-            (KeySpec::Hmac256, _) => [NONE, NONE, &["HMAC_SHA_256"]],
-        }
-    }
-}
-
-impl fmt::Display for KeySpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.aws_name())
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
-/// What a key may be used for, as AWS names it.
-pub enum KeyUsage {
-    #[serde(rename = "ENCRYPT_DECRYPT")]
-    /// Encrypt and decrypt.
-    EncryptDecrypt,
-    #[serde(rename = "SIGN_VERIFY")]
-    /// Sign and verify.
-    SignVerify,
-    #[serde(rename = "GENERATE_VERIFY_MAC")]
-    /// Generate and verify MACs.
-    GenerateVerifyMac,
-}
-
-impl fmt::Display for KeyUsage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            KeyUsage::EncryptDecrypt => "ENCRYPT_DECRYPT",
-            KeyUsage::SignVerify => "SIGN_VERIFY",
-            KeyUsage::GenerateVerifyMac => "GENERATE_VERIFY_MAC",
-        })
-    }
-}
-
-/// Every key usage AWS KMS has, in its model's order.
-const AWS_KEY_USAGES: &[&str] = &[
-    "SIGN_VERIFY",
-    "ENCRYPT_DECRYPT",
-    "GENERATE_VERIFY_MAC",
-    "KEY_AGREEMENT",
-    "ENCAPSULATE_DECAPSULATE",
-];
-
-/// Every key spec AWS KMS has, in its model's order.
-const AWS_KEY_SPECS: &[&str] = &[
-    "RSA_2048",
-    "RSA_3072",
-    "RSA_4096",
-    "ECC_NIST_P256",
-    "ECC_NIST_P384",
-    "ECC_NIST_P521",
-    "ECC_SECG_P256K1",
-    "SYMMETRIC_DEFAULT",
-    "HMAC_224",
-    "HMAC_256",
-    "HMAC_384",
-    "HMAC_512",
-    "SM2",
-    "ML_DSA_44",
-    "ML_DSA_65",
-    "ML_DSA_87",
-    "ECC_NIST_EDWARDS25519",
-    "ML_KEM_512",
-    "ML_KEM_768",
-    "ML_KEM_1024",
-];
-
-impl KeyUsage {
-    /// The usage AWS calls `name`; one AWS has but LocalKms does not emulate is
-    /// `UnsupportedOperationException`.
-    pub fn parse(name: &str) -> Result<Self, KmsError> {
-        match name {
-            "ENCRYPT_DECRYPT" => Ok(KeyUsage::EncryptDecrypt),
-            "SIGN_VERIFY" => Ok(KeyUsage::SignVerify),
-            "GENERATE_VERIFY_MAC" => Ok(KeyUsage::GenerateVerifyMac),
-            _ if AWS_KEY_USAGES.contains(&name) => Err(KmsError::UnsupportedOperation(format!(
-                "KeyUsage {name} is not emulated by LocalKms"
-            ))),
-            _ => Err(validation::not_in_enum("keyUsage", name, AWS_KEY_USAGES)),
-        }
-    }
-}
-
 /// What DescribeKey returns, serialized with AWS's field names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -445,8 +285,10 @@ pub struct KeyMetadata {
     pub deletion_date: Option<Timestamp>,
     /// The kind of key material.
     pub key_spec: KeySpec,
-    /// The same as `key_spec`, under the name AWS used first and still returns.
-    pub customer_master_key_spec: KeySpec,
+    /// The same as `key_spec`, under the name AWS used first and still returns for the
+    /// specs that name knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_master_key_spec: Option<KeySpec>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     /// The encryption algorithms the key supports (encryption keys only).
     pub encryption_algorithms: Vec<String>,
@@ -456,6 +298,12 @@ pub struct KeyMetadata {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     /// The MAC algorithms the key supports (HMAC keys only).
     pub mac_algorithms: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The key agreement algorithms the key supports (KEY_AGREEMENT keys only).
+    pub key_agreement_algorithms: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The encapsulation algorithms the key supports (ML-KEM keys only).
+    pub encapsulation_algorithms: Vec<String>,
     /// Where the material came from: always AWS_KMS here.
     pub origin: &'static str,
     /// Who manages the key: always CUSTOMER here.

@@ -13,8 +13,9 @@ use atrest::kms::responses::{
 };
 use atrest::kms::wire::{Endpoint, Identities};
 use atrest::kms::{
-    CreateGrantRequest, CreateKeyRequest, EncryptionContext, Entropy, GrantConstraints,
-    GrantOperation, GrantRef, KeySpec, KeyUsage, KmsServer, LocalKms, LocalKmsClient, Tag,
+    CreateGrantRequest, CreateKeyRequest, EncryptionAlgorithm, EncryptionContext, Entropy,
+    GrantConstraints, GrantOperation, GrantRef, KeySpec, KeyUsage, KmsServer, LocalKms,
+    LocalKmsClient, Tag,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -260,7 +261,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
                 &plaintext,
                 &parse_context(encryption_context.as_deref())?,
             )?;
-            let answer = EncryptResponse::from(e);
+            let answer = EncryptResponse::new(e, EncryptionAlgorithm::SymmetricDefault);
             out.print(&answer, || answer.ciphertext_blob.clone());
         }
         KmsCommand::Decrypt {
@@ -274,7 +275,7 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
                 &blob,
                 &parse_context(encryption_context.as_deref())?,
             )?;
-            let answer = DecryptResponse::from(d);
+            let answer = DecryptResponse::new(d, EncryptionAlgorithm::SymmetricDefault);
             out.print(&answer, || answer.plaintext.to_string());
         }
         KmsCommand::Serve {

@@ -59,10 +59,22 @@ impl LocalKmsClient {
     /// CreateKey: a new key in the caller's account and region, Enabled.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
         check_description(&request.description)?;
-        let usage = request
-            .key_usage
-            .unwrap_or(request.key_spec.default_usage());
-        check_usage(request.key_spec, usage)?;
+        let spec = request.key_spec;
+        let usage = match request.key_usage {
+            Some(usage) => usage,
+            None if spec == KeySpec::SymmetricDefault => KeyUsage::EncryptDecrypt,
+            None => {
+                return Err(KmsError::Validation(format!(
+                    "KeyUsage is required for KeySpec {spec}: one of {}",
+                    spec.usages()
+                        .iter()
+                        .map(|u| u.aws_name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        };
+        spec.check_usage(usage)?;
         let policy = match request.policy {
             Some(doc) => {
                 let parsed = KeyPolicy::parse(&doc)?;
@@ -76,6 +88,11 @@ impl LocalKmsClient {
         tags::check_tags(&request.tags)?;
         let mut tags = Vec::new();
         tags::merge_tags(&mut tags, &request.tags);
+        // Made before the state is locked: an RSA pair takes a while.
+        let secret = match spec {
+            KeySpec::SymmetricDefault => None,
+            _ => Some(key_material::generate(spec, |b| self.kms.fill(b))?),
+        };
         let caller = &self.caller;
         self.write(|state, now| {
             let mut key = KeyRecord {
@@ -97,6 +114,7 @@ impl LocalKmsClient {
                 tags,
                 grants: Vec::new(),
                 last_usage: None,
+                secret,
             };
             if key.spec == KeySpec::SymmetricDefault {
                 key.materials.push(Material {
@@ -405,22 +423,6 @@ impl LocalKmsClient {
 }
 
 /// Whether a key of `spec` may have `usage`, as AWS allows.
-pub(super) fn check_usage(spec: KeySpec, usage: KeyUsage) -> Result<(), KmsError> {
-    let valid = match spec {
-        KeySpec::SymmetricDefault => usage == KeyUsage::EncryptDecrypt,
-        KeySpec::Rsa2048 | KeySpec::Rsa4096 => usage != KeyUsage::GenerateVerifyMac,
-        KeySpec::EccNistP256 => usage == KeyUsage::SignVerify,
-        KeySpec::Hmac256 => usage == KeyUsage::GenerateVerifyMac,
-    };
-    if valid {
-        Ok(())
-    } else {
-        Err(KmsError::Validation(format!(
-            "KeyUsage {usage} is not valid for KeySpec {spec}"
-        )))
-    }
-}
-
 /// RotationPeriodInDays, as AWS checks it.
 pub(super) fn check_rotation_period(period: u32) -> Result<(), KmsError> {
     validation::range(

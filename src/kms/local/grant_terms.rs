@@ -108,10 +108,11 @@ impl GrantOperation {
             | GenerateDataKeyWithoutPlaintext
             | GenerateDataKeyPair
             | GenerateDataKeyPairWithoutPlaintext => spec == KeySpec::SymmetricDefault,
-            GetPublicKey => !matches!(spec, KeySpec::SymmetricDefault | KeySpec::Hmac256),
+            GetPublicKey => spec.is_asymmetric(),
             Sign | Verify => usage == KeyUsage::SignVerify,
             GenerateMac | VerifyMac => usage == KeyUsage::GenerateVerifyMac,
-            DeriveSharedSecret | Encapsulate | Decapsulate => false,
+            DeriveSharedSecret => usage == KeyUsage::KeyAgreement,
+            Encapsulate | Decapsulate => usage == KeyUsage::EncapsulateDecapsulate,
         }
     }
 

@@ -16,6 +16,10 @@
 //! | `state` | the state: keys, materials, rotations, aliases, and each key's rules |
 //! | `client` | [`LocalKmsClient`]: the key management operations, as one caller |
 //! | `cryptography` | Encrypt, Decrypt, ReEncrypt, data keys and random bytes, as one caller |
+//! | `asymmetric` | Sign, Verify, GetPublicKey, MACs, ECDH, ML-KEM and data key pairs, as one caller |
+//! | `key_material` | the key pairs and HMAC keys of non-symmetric keys, and their cryptography (without the `aws-lc` feature, `key_material_unavailable`: none) |
+//! | `prehashed` | Ed25519ph and ML-DSA over an external μ, called in aws-lc directly (the only unsafe code) |
+//! | `secret_bytes` | secret bytes of any length, zeroized, base64 in the state file |
 //! | `aliases` | the alias operations of [`LocalKmsClient`] |
 //! | `tags` | the tag operations, and AWS's rules for tags |
 //! | `grants` | the grant operations, and what a grant allows |
@@ -28,11 +32,20 @@
 
 mod access_keys;
 mod aliases;
+mod asymmetric;
 mod client;
 mod cryptography;
 mod entropy;
 mod grant_terms;
 mod grants;
+#[cfg(feature = "aws-lc")]
+mod key_material;
+#[cfg(not(feature = "aws-lc"))]
+#[path = "key_material_unavailable.rs"]
+mod key_material;
+#[cfg(feature = "aws-lc")]
+mod prehashed;
+mod secret_bytes;
 mod seed;
 mod state;
 mod tags;
@@ -40,6 +53,9 @@ mod types;
 mod usage;
 
 pub use access_keys::{AccessKeyIdentity, NewAccessKey};
+pub use asymmetric::{
+    parse_key_pair_spec, DataKeyPair, Encapsulated, PublicKeyInfo, SharedSecret, Signed,
+};
 pub use client::LocalKmsClient;
 pub use entropy::Entropy;
 use grant_terms::StoredGrant;
@@ -47,6 +63,7 @@ pub use grant_terms::{
     check_grant_tokens, CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation,
     GrantRef, NewGrant,
 };
+use key_material::{KeyMaterial, SecretBytes};
 pub use seed::Seeded;
 use state::*;
 pub use types::{
@@ -72,9 +89,10 @@ use super::blob::{context_aad, CiphertextBlob};
 use super::keyref::{self, key_arn, KeyRef};
 use super::validation::{self, Shown};
 use super::{
-    epoch_seconds, optional_epoch_seconds, Caller, Decrypted, Encrypted, EncryptionContext,
-    GeneratedDataKey, KeyMetadata, KeyPolicy, KeySpec, KeyState, KeyUsage, Kms, KmsError,
-    ReEncrypted, RequestFacts, WrappedDataKey,
+    epoch_seconds, optional_epoch_seconds, Algorithms, Caller, Decrypted, Encrypted,
+    EncryptionAlgorithm, EncryptionContext, GeneratedDataKey, KeyMetadata, KeyPolicy, KeySpec,
+    KeyState, KeyUsage, Kms, KmsError, MacAlgorithm, MessageType, ReEncrypted, RequestFacts,
+    SigningAlgorithm, WrappedDataKey,
 };
 
 /// The automatic rotation period AWS uses when none is given.

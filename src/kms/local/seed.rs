@@ -9,7 +9,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::client::{check_rotation_period, check_usage};
+use super::client::check_rotation_period;
+use super::key_material;
 use super::tags::{check_tags, merge_tags};
 use super::*;
 
@@ -140,7 +141,7 @@ impl LocalKms {
                     seeded.keys_present.push(key_arn(&key.region, &key.account, &key.id));
                     continue;
                 }
-                let record = key.into_record(now);
+                let record = key.into_record(now, &mut |b| self.fill(b))?;
                 seeded.keys_created.push(record.arn());
                 state.keys.insert(record.id.clone(), record);
             }
@@ -172,6 +173,8 @@ struct PlannedKey {
     policy: String,
     tags: Vec<Tag>,
     materials: Vec<SecretKey>,
+    /// The key pair or HMAC key of a non-symmetric key, when the seed gives it.
+    secret: Option<SecretBytes>,
     rotation_period_days: Option<u32>,
 }
 
@@ -192,7 +195,7 @@ fn planned_key(key: &SeedKey, account: &str, region: &str) -> Result<PlannedKey,
         Some(name) => KeyUsage::parse(name)?,
         None => spec.default_usage(),
     };
-    check_usage(spec, usage)?;
+    spec.check_usage(usage)?;
     let state = match key.key_state.as_deref() {
         None | Some("Enabled") => KeyState::Enabled,
         Some("Disabled") => KeyState::Disabled,
@@ -212,27 +215,54 @@ fn planned_key(key: &SeedKey, account: &str, region: &str) -> Result<PlannedKey,
     check_tags(&key.tags)?;
     let mut tags = Vec::new();
     merge_tags(&mut tags, &key.tags);
-    let materials = key
+    let decoded = key
         .key_material
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            let bytes = Zeroizing::new(
-                BASE64
-                    .decode(text.0.trim())
-                    .map_err(|_| bad(format!("KeyMaterial {} is not base64", i + 1)))?,
-            );
-            SecretKey::from_slice(&bytes)
-                .map_err(|_| bad(format!("KeyMaterial {} is not 32 bytes", i + 1)))
+            BASE64
+                .decode(text.0.trim())
+                .map(Zeroizing::new)
+                .map_err(|_| bad(format!("KeyMaterial {} is not base64", i + 1)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    match (spec, materials.is_empty()) {
-        (KeySpec::SymmetricDefault, true) => {
+    let (materials, secret) = match spec {
+        KeySpec::SymmetricDefault if decoded.is_empty() => {
             return Err(bad("a SYMMETRIC_DEFAULT key needs its KeyMaterial".into()))
         }
-        (KeySpec::SymmetricDefault, false) | (_, true) => {}
-        (_, false) => return Err(bad(format!("{spec} keys take no KeyMaterial here"))),
-    }
+        KeySpec::SymmetricDefault => (
+            decoded
+                .iter()
+                .enumerate()
+                .map(|(i, bytes)| {
+                    SecretKey::from_slice(bytes)
+                        .map_err(|_| bad(format!("KeyMaterial {} is not 32 bytes", i + 1)))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None,
+        ),
+        _ if decoded.len() > 1 => {
+            return Err(bad(format!(
+                "{spec} keys take one KeyMaterial (their key, PKCS #8 for key pairs), not {}",
+                decoded.len()
+            )))
+        }
+        _ => {
+            let secret = decoded
+                .into_iter()
+                .next()
+                .map(key_material::SecretBytes::new);
+            if let Some(secret) = &secret {
+                KeyMaterial {
+                    spec,
+                    secret: secret.expose(),
+                }
+                .check()
+                .map_err(|e| bad(format!("KeyMaterial is not a {spec} key: {}", e.message())))?;
+            }
+            (Vec::new(), secret)
+        }
+    };
     if let Some(period) = key.rotation_period_in_days {
         check_rotation_period(period)?;
     }
@@ -247,13 +277,23 @@ fn planned_key(key: &SeedKey, account: &str, region: &str) -> Result<PlannedKey,
         policy,
         tags,
         materials,
+        secret,
         rotation_period_days: key.rotation_period_in_days,
     })
 }
 
 impl PlannedKey {
-    fn into_record(self, now: Timestamp) -> KeyRecord {
-        KeyRecord {
+    fn into_record(
+        self,
+        now: Timestamp,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<KeyRecord, KmsError> {
+        let secret = match (self.spec, self.secret) {
+            (KeySpec::SymmetricDefault, _) => None,
+            (_, Some(given)) => Some(given),
+            (spec, None) => Some(key_material::generate(spec, fill)?),
+        };
+        Ok(KeyRecord {
             id: self.id,
             account: self.account,
             region: self.region,
@@ -282,13 +322,20 @@ impl PlannedKey {
             tags: self.tags,
             grants: Vec::new(),
             last_usage: None,
-        }
+            secret,
+        })
     }
 }
 
 impl KeyRecord {
     fn same_material(&self, planned: &PlannedKey) -> bool {
-        self.materials.len() == planned.materials.len()
+        let same_secret = match (&self.secret, &planned.secret) {
+            (Some(have), Some(given)) => have.expose() == given.expose(),
+            (None, Some(_)) => false,
+            (_, None) => true,
+        };
+        same_secret
+            && self.materials.len() == planned.materials.len()
             && self
                 .materials
                 .iter()

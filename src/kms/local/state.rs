@@ -56,6 +56,10 @@ pub(super) struct KeyRecord {
     /// The last successful cryptographic operation written out (see `usage`).
     #[serde(default)]
     pub(super) last_usage: Option<super::usage::StoredUsage>,
+    /// The key pair or HMAC key of a key that is not SYMMETRIC_DEFAULT (whose material
+    /// versions are `materials`). Absent in keys made by an atrest that kept none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) secret: Option<SecretBytes>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy)]
@@ -166,6 +170,11 @@ impl State {
             }
             if key.spec == KeySpec::SymmetricDefault && key.materials.is_empty() {
                 return Err(format!("key {id} has no key material"));
+            }
+            if let Some(material) = key.key_material_if_any() {
+                material
+                    .check()
+                    .map_err(|e| format!("key {id}: {}", e.message()))?;
             }
             KeyPolicy::parse(&key.policy).map_err(|e| format!("key {id} has a bad policy: {e}"))?;
             if let Some(rotation) = &key.auto_rotation {
@@ -473,7 +482,26 @@ impl KeyRecord {
         self.check_usable()?;
         if self.spec != KeySpec::SymmetricDefault || self.usage != KeyUsage::EncryptDecrypt {
             return Err(KmsError::InvalidKeyUsage(format!(
-                "{} has KeySpec {} and KeyUsage {}; atrest encrypts only with SYMMETRIC_DEFAULT keys for ENCRYPT_DECRYPT",
+                "{} has KeySpec {} and KeyUsage {}; this operation needs a SYMMETRIC_DEFAULT key (RSA keys for ENCRYPT_DECRYPT encrypt with EncryptionAlgorithm RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256)",
+                self.arn(),
+                self.spec,
+                self.usage
+            )));
+        }
+        Ok(())
+    }
+
+    /// The checks an operation on a key's material makes after authorization: the key is
+    /// usable, and has the usage the operation needs.
+    pub(super) fn check_usable_for(
+        &self,
+        usage: KeyUsage,
+        operation: &str,
+    ) -> Result<(), KmsError> {
+        self.check_usable()?;
+        if self.usage != usage {
+            return Err(KmsError::InvalidKeyUsage(format!(
+                "{} has KeySpec {} and KeyUsage {}; {operation} needs a key with KeyUsage {usage}",
                 self.arn(),
                 self.spec,
                 self.usage
@@ -533,10 +561,8 @@ impl KeyRecord {
     }
 
     pub(super) fn metadata(&self) -> KeyMetadata {
-        let [encryption, signing, mac] = self
-            .spec
-            .algorithms(self.usage)
-            .map(|names| names.iter().map(|n| n.to_string()).collect());
+        let algorithms = self.spec.algorithms(self.usage);
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect();
         KeyMetadata {
             account: self.account.clone(),
             key_id: self.id.clone(),
@@ -549,16 +575,42 @@ impl KeyRecord {
             key_state: self.state,
             deletion_date: self.deletion_date,
             key_spec: self.spec,
-            customer_master_key_spec: self.spec,
-            encryption_algorithms: encryption,
-            signing_algorithms: signing,
-            mac_algorithms: mac,
+            customer_master_key_spec: self.spec.customer_master_key_spec(),
+            encryption_algorithms: algorithms
+                .encryption
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            signing_algorithms: algorithms.signing.iter().map(|a| a.to_string()).collect(),
+            mac_algorithms: algorithms.mac.iter().map(|a| a.to_string()).collect(),
+            key_agreement_algorithms: names(algorithms.key_agreement),
+            encapsulation_algorithms: names(algorithms.encapsulation),
             origin: "AWS_KMS",
             key_manager: "CUSTOMER",
             multi_region: false,
             pending_deletion_window_in_days: self.pending_window_days,
             current_key_material_id: self.materials.last().map(|m| self.material_id(m.version)),
         }
+    }
+
+    /// The key pair or HMAC key, for a key that is not SYMMETRIC_DEFAULT and has one.
+    fn key_material_if_any(&self) -> Option<KeyMaterial<'_>> {
+        self.secret.as_ref().map(|secret| KeyMaterial {
+            spec: self.spec,
+            secret: secret.expose(),
+        })
+    }
+
+    /// The key pair or HMAC key the operations of non-symmetric keys use.
+    pub(super) fn key_material(&self) -> Result<KeyMaterial<'_>, KmsError> {
+        self.key_material_if_any().ok_or_else(|| {
+            KmsError::Internal(format!(
+                "{} ({}) was created by an atrest that kept no key material for {} keys; create a new key",
+                self.arn(),
+                self.spec,
+                self.spec
+            ))
+        })
     }
 
     pub(super) fn seal(

@@ -6,6 +6,7 @@ use base64::Engine;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use super::asymmetric;
 use super::identity::Protocol;
 use super::page::PageRules;
 use super::params::Params;
@@ -219,21 +220,23 @@ impl Endpoint {
                 ))
             }
             Operation::Encrypt => {
-                params.symmetric_algorithm("EncryptionAlgorithm")?;
+                let algorithm = params.encryption_algorithm("EncryptionAlgorithm")?;
                 params.grant_tokens()?;
                 let plaintext = params.blob("Plaintext")?;
                 let context = params.context("EncryptionContext")?;
-                let encrypted = client.encrypt(&params.str("KeyId")?, &plaintext, &context)?;
-                body(&EncryptResponse::from(encrypted))
+                let key = params.str("KeyId")?;
+                let encrypted = client.encrypt_with(&key, &plaintext, &context, algorithm)?;
+                body(&EncryptResponse::new(encrypted, algorithm))
             }
             Operation::Decrypt => {
-                params.symmetric_algorithm("EncryptionAlgorithm")?;
+                let algorithm = params.encryption_algorithm("EncryptionAlgorithm")?;
                 params.grant_tokens()?;
+                params.not_emulated(&["Recipient"])?;
                 let blob = params.blob("CiphertextBlob")?;
                 let context = params.context("EncryptionContext")?;
                 let key = params.opt_str("KeyId")?;
-                let decrypted = client.decrypt(key.as_deref(), &blob, &context)?;
-                body(&DecryptResponse::from(decrypted))
+                let decrypted = client.decrypt_with(key.as_deref(), &blob, &context, algorithm)?;
+                body(&DecryptResponse::new(decrypted, algorithm))
             }
             Operation::GenerateDataKey => {
                 params.grant_tokens()?;
@@ -382,6 +385,16 @@ impl Endpoint {
                 body(&EMPTY)
             }
             Operation::GetKeyLastUsage => body(&client.get_key_last_usage(&params.str("KeyId")?)?),
+            Operation::Sign
+            | Operation::Verify
+            | Operation::GetPublicKey
+            | Operation::GenerateDataKeyPair
+            | Operation::GenerateDataKeyPairWithoutPlaintext
+            | Operation::GenerateMac
+            | Operation::VerifyMac
+            | Operation::DeriveSharedSecret
+            | Operation::Encapsulate
+            | Operation::Decapsulate => asymmetric::answer(operation, client, params),
             Operation::ListKeyPolicies => {
                 let names = client.list_key_policies(&params.str("KeyId")?)?;
                 let page = params.page(names, LIST_KEY_POLICIES)?;
@@ -397,7 +410,7 @@ impl Endpoint {
 
 /// A response serialized into a body that is zeroized when dropped (it may hold a
 /// plaintext).
-fn body(response: &impl Serialize) -> Result<Zeroizing<Vec<u8>>, WireError> {
+pub(super) fn body(response: &impl Serialize) -> Result<Zeroizing<Vec<u8>>, WireError> {
     serde_json::to_vec(response)
         .map(Zeroizing::new)
         .map_err(|e| KmsError::Internal(format!("the response could not be encoded: {e}")).into())

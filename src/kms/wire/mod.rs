@@ -14,6 +14,7 @@
 //! | `params` | a request's members, read and checked as AWS reads them |
 //! | `sigv4` | AWS Signature Version 4: the `Authorization` header, and checking a signature |
 
+mod asymmetric;
 mod identity;
 mod json;
 mod operation;

@@ -62,6 +62,16 @@ operations! {
     RetireGrant,
     RevokeGrant,
     GetKeyLastUsage,
+    Sign,
+    Verify,
+    GetPublicKey,
+    GenerateDataKeyPair,
+    GenerateDataKeyPairWithoutPlaintext,
+    GenerateMac,
+    VerifyMac,
+    DeriveSharedSecret,
+    Encapsulate,
+    Decapsulate,
 }
 
 impl Operation {
@@ -82,6 +92,15 @@ impl Operation {
                 | Operation::CreateGrant
                 | Operation::RetireGrant
                 | Operation::RevokeGrant
+                | Operation::Sign
+                | Operation::Verify
+                | Operation::GenerateDataKeyPair
+                | Operation::GenerateDataKeyPairWithoutPlaintext
+                | Operation::GenerateMac
+                | Operation::VerifyMac
+                | Operation::DeriveSharedSecret
+                | Operation::Encapsulate
+                | Operation::Decapsulate
         )
     }
 

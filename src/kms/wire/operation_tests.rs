@@ -277,13 +277,21 @@ fn validation_errors_are_in_aws_words() {
         message("Encrypt", json!({"KeyId": key, "Plaintext": ""})),
         "ValidationException: 1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length greater than or equal to 1"
     );
+    assert!(message("CreateKey", json!({"KeySpec": "SM2"})).starts_with(
+        "UnsupportedOperationException: SM2 is available only in the AWS China Regions"
+    ));
     assert!(message("CreateKey", json!({"KeySpec": "RSA_3072"}))
-        .starts_with("UnsupportedOperationException: KeySpec RSA_3072 is not emulated"));
+        .starts_with("ValidationException: KeyUsage is required for KeySpec RSA_3072: one of ENCRYPT_DECRYPT, SIGN_VERIFY"));
     assert!(message("CreateKey", json!({"KeySpec": "AES_999"})).starts_with(
         "ValidationException: 1 validation error detected: Value 'AES_999' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [RSA_2048,"
     ));
     assert!(message("CreateKey", json!({"KeyUsage": "KEY_AGREEMENT"}))
-        .starts_with("UnsupportedOperationException"));
+        .contains("KeyUsage KEY_AGREEMENT is not compatible with KeySpec SYMMETRIC_DEFAULT"));
+    assert!(message(
+        "CreateKey",
+        json!({"KeySpec": "ECC_SECG_P256K1", "KeyUsage": "KEY_AGREEMENT"})
+    )
+    .contains("it allows SIGN_VERIFY"));
     assert_eq!(
         message(
             "CreateAlias",
@@ -296,7 +304,7 @@ fn validation_errors_are_in_aws_words() {
         "ValidationException: 1 validation error detected: Value '30' at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value greater than or equal to 90"
     );
     assert!(message("CreateKey", json!({"KeyUsage": "SIGN_VERIFY"}))
-        .contains("KeyUsage SIGN_VERIFY is not valid for KeySpec SYMMETRIC_DEFAULT"));
+        .contains("KeyUsage SIGN_VERIFY is not compatible with KeySpec SYMMETRIC_DEFAULT"));
 }
 
 #[test]

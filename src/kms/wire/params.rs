@@ -11,10 +11,12 @@ use super::page::{page, Page, PageRules};
 use super::WireError;
 use crate::kms::responses::DEFAULT_POLICY_NAME;
 use crate::kms::validation;
-use crate::kms::{check_grant_tokens, EncryptionContext, GrantConstraints, KmsError, Tag};
+use crate::kms::{
+    check_grant_tokens, EncryptionAlgorithm, EncryptionContext, GrantConstraints, KmsError, Tag,
+};
 
 /// A member as AWS's validation messages name it: `KeyId` is `keyId`.
-fn member_name(field: &str) -> String {
+pub(super) fn member_name(field: &str) -> String {
     let mut chars = field.chars();
     chars
         .next()
@@ -237,12 +239,23 @@ impl Params {
         }
     }
 
-    pub(super) fn symmetric_algorithm(&mut self, field: &str) -> Result<(), WireError> {
+    /// An encryption algorithm member; SYMMETRIC_DEFAULT when absent, as AWS defaults it.
+    pub(super) fn encryption_algorithm(
+        &mut self,
+        field: &str,
+    ) -> Result<EncryptionAlgorithm, WireError> {
         match self.opt_str(field)? {
-            None => Ok(()),
-            Some(a) if a == "SYMMETRIC_DEFAULT" => Ok(()),
-            Some(a) => Err(KmsError::InvalidKeyUsage(format!(
-                "EncryptionAlgorithm {a} needs an asymmetric key, which LocalKms does not encrypt with"
+            None => Ok(EncryptionAlgorithm::SymmetricDefault),
+            Some(name) => Ok(EncryptionAlgorithm::parse(&member_name(field), &name)?),
+        }
+    }
+
+    /// ReEncrypt's algorithms: LocalKms re-encrypts between symmetric keys only.
+    pub(super) fn symmetric_algorithm(&mut self, field: &str) -> Result<(), WireError> {
+        match self.encryption_algorithm(field)? {
+            EncryptionAlgorithm::SymmetricDefault => Ok(()),
+            other => Err(KmsError::UnsupportedOperation(format!(
+                "{field} {other}: LocalKms re-encrypts between symmetric keys only; Decrypt with the RSA key and Encrypt again"
             ))
             .into()),
         }

@@ -2,6 +2,14 @@
 //! `atrest kms --json` prints, built once from the library's results.
 //!
 //! Blobs are base64 as in AWS's JSON protocol; a plaintext is base64 in a zeroizing string.
+//! The answers of the asymmetric, MAC and key agreement operations are in `asymmetric`.
+
+mod asymmetric;
+
+pub use asymmetric::{
+    DataKeyPairResponse, DecapsulateResponse, DeriveSharedSecretResponse, EncapsulateResponse,
+    GenerateMacResponse, GetPublicKeyResponse, SignResponse, VerifyMacResponse, VerifyResponse,
+};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -9,8 +17,9 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::{
-    epoch_seconds, AliasEntry, Decrypted, Encrypted, GeneratedDataKey, GrantListEntry,
-    KeyListEntry, KeyMetadata, KeyState, ReEncrypted, RotationRecord, Tag, WrappedDataKey,
+    epoch_seconds, AliasEntry, Decrypted, Encrypted, EncryptionAlgorithm, GeneratedDataKey,
+    GrantListEntry, KeyListEntry, KeyMetadata, KeyState, ReEncrypted, RotationRecord, Tag,
+    WrappedDataKey,
 };
 use crate::clock::Timestamp;
 
@@ -234,16 +243,17 @@ pub struct EncryptResponse {
     pub ciphertext_blob: String,
     /// The ARN of the key that made it.
     pub key_id: String,
-    /// SYMMETRIC_DEFAULT.
-    pub encryption_algorithm: &'static str,
+    /// The algorithm that made it.
+    pub encryption_algorithm: EncryptionAlgorithm,
 }
 
-impl From<Encrypted> for EncryptResponse {
-    fn from(e: Encrypted) -> Self {
+impl EncryptResponse {
+    /// The answer for a ciphertext `algorithm` made.
+    pub fn new(e: Encrypted, algorithm: EncryptionAlgorithm) -> Self {
         EncryptResponse {
             ciphertext_blob: BASE64.encode(&e.ciphertext_blob),
             key_id: e.key_arn,
-            encryption_algorithm: SYMMETRIC_DEFAULT,
+            encryption_algorithm: algorithm,
         }
     }
 }
@@ -257,19 +267,20 @@ pub struct DecryptResponse {
     /// The plaintext, base64.
     #[serde(serialize_with = "zeroizing_str")]
     pub plaintext: Zeroizing<String>,
-    /// SYMMETRIC_DEFAULT.
-    pub encryption_algorithm: &'static str,
+    /// The algorithm that opened it.
+    pub encryption_algorithm: EncryptionAlgorithm,
     /// The key material version that decrypted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_material_id: Option<String>,
 }
 
-impl From<Decrypted> for DecryptResponse {
-    fn from(d: Decrypted) -> Self {
+impl DecryptResponse {
+    /// The answer for a plaintext `algorithm` opened.
+    pub fn new(d: Decrypted, algorithm: EncryptionAlgorithm) -> Self {
         DecryptResponse {
             key_id: d.key_arn,
             plaintext: Zeroizing::new(BASE64.encode(&d.plaintext)),
-            encryption_algorithm: SYMMETRIC_DEFAULT,
+            encryption_algorithm: algorithm,
             key_material_id: d.key_material_id,
         }
     }
