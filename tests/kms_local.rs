@@ -6,12 +6,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{check_state_table, Op, TableSubject};
+use common::{check_state_table, wrap_for_import, Op, TableSubject};
 
 use atrest::clock::{days, Clock, ManualClock, Timestamp};
 use atrest::kms::{
-    Caller, CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantOperation, KeySpec,
-    KeyState, KeyUsage, Kms, KmsError, LocalKms, LocalKmsClient, RotationKind, Tag,
+    Caller, CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantOperation,
+    ImportKeyMaterialRequest, KeySpec, KeyState, KeyUsage, Kms, KmsError, LocalKms, LocalKmsClient,
+    Origin, RotationKind, Tag, WrappingAlgorithm,
 };
 
 const ACCOUNT: &str = "111122223333";
@@ -39,6 +40,30 @@ fn symmetric_key(client: &LocalKmsClient) -> String {
         .key_id
 }
 
+/// A symmetric key of imported material (origin EXTERNAL), its material imported.
+fn imported_key(client: &LocalKmsClient) -> String {
+    let key = client
+        .create_key(CreateKeyRequest {
+            origin: Origin::External,
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id;
+    let parameters = client
+        .get_parameters_for_import(&key, WrappingAlgorithm::RsaesOaepSha256, KeySpec::Rsa2048)
+        .unwrap();
+    let request = ImportKeyMaterialRequest {
+        import_token: parameters.import_token,
+        encrypted_key_material: wrap_for_import(&parameters.public_key, &[7; 32]),
+        valid_to: None,
+        import_type: None,
+        key_material_id: None,
+        description: None,
+    };
+    client.import_key_material(&key, request).unwrap();
+    key
+}
+
 fn outcome<T>(r: Result<T, KmsError>) -> String {
     match r {
         Ok(_) => "ok".into(),
@@ -59,7 +84,10 @@ struct Local(Option<LocalKmsClient>);
 impl TableSubject for Local {
     fn key_in_state(&mut self, state: KeyState) -> (String, Vec<u8>) {
         let (_, _, client) = setup();
-        let key = symmetric_key(&client);
+        let key = match state {
+            KeyState::PendingImport => imported_key(&client),
+            _ => symmetric_key(&client),
+        };
         let blob = client
             .encrypt(&key, b"secret", &ctx(&[("purpose", "table")]))
             .unwrap()
@@ -69,6 +97,9 @@ impl TableSubject for Local {
             KeyState::Disabled => client.disable_key(&key).unwrap(),
             KeyState::PendingDeletion => {
                 client.schedule_key_deletion(&key, Some(7)).unwrap();
+            }
+            KeyState::PendingImport => {
+                client.delete_imported_key_material(&key, None).unwrap();
             }
         }
         assert_eq!(client.describe_key(&key).unwrap().key_state, state);

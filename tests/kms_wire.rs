@@ -186,9 +186,52 @@ struct Wire {
     aliases: usize,
 }
 
+impl Wire {
+    /// A symmetric key of imported material, made and imported through the SDK.
+    fn imported_key(&self) -> String {
+        use aws_sdk_kms::types::{AlgorithmSpec, ExpirationModelType, OriginType, WrappingKeySpec};
+        let sdk = self.aws.sdk().clone();
+        self.aws
+            .block_on(async move {
+                let key = sdk
+                    .create_key()
+                    .origin(OriginType::External)
+                    .send()
+                    .await
+                    .unwrap()
+                    .key_metadata
+                    .unwrap()
+                    .key_id;
+                let parameters = sdk
+                    .get_parameters_for_import()
+                    .key_id(&key)
+                    .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
+                    .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+                    .send()
+                    .await
+                    .unwrap();
+                let wrapped =
+                    common::wrap_for_import(parameters.public_key.unwrap().as_ref(), &[7; 32]);
+                sdk.import_key_material()
+                    .key_id(&key)
+                    .import_token(parameters.import_token.unwrap())
+                    .encrypted_key_material(Blob::new(wrapped))
+                    .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+                    .send()
+                    .await
+                    .unwrap();
+                key
+            })
+            .unwrap()
+    }
+}
+
 impl TableSubject for Wire {
     fn key_in_state(&mut self, state: KeyState) -> (String, Vec<u8>) {
-        let key = self.aws.create_key("table").unwrap().key_id;
+        let key = match state {
+            KeyState::PendingImport => self.imported_key(),
+            _ => self.aws.create_key("table").unwrap().key_id,
+        };
         let blob = self
             .aws
             .encrypt(&key, b"secret", &ctx())
@@ -198,6 +241,13 @@ impl TableSubject for Wire {
             KeyState::Enabled => {}
             KeyState::Disabled => self.aws.disable_key(&key).unwrap(),
             KeyState::PendingDeletion => self.aws.schedule_key_deletion(&key, 7).unwrap(),
+            KeyState::PendingImport => {
+                let k = key.clone();
+                assert_eq!(
+                    sdk!(self.aws, |c| c.delete_imported_key_material().key_id(k)),
+                    "ok"
+                );
+            }
         }
         assert_eq!(self.aws.describe_key(&key).unwrap().key_state, state);
         (key, blob)

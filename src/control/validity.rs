@@ -256,6 +256,12 @@ pub(super) fn round_trip(kms: &dyn Kms, key: &str) -> Result<(), KmsError> {
                 metadata.arn
             )))
         }
+        KeyState::PendingImport => {
+            return Err(KmsError::InvalidState(format!(
+                "{} is pending import.",
+                metadata.arn
+            )))
+        }
     }
     let context = check_context();
     let blob = kms.encrypt(key, b"atrest validity check", &context)?;

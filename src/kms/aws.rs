@@ -300,6 +300,9 @@ fn from_code(code: &str, message: String, status: u16) -> KmsError {
         "KMSInvalidStateException" => KmsError::InvalidState(message),
         "InvalidCiphertextException" => KmsError::InvalidCiphertext(message),
         "IncorrectKeyException" => KmsError::IncorrectKey(message),
+        "IncorrectKeyMaterialException" => KmsError::IncorrectKeyMaterial(message),
+        "InvalidImportTokenException" => KmsError::InvalidImportToken(message),
+        "ExpiredImportTokenException" => KmsError::ExpiredImportToken(message),
         "KMSInvalidSignatureException" => KmsError::InvalidSignature(message),
         "KMSInvalidMacException" => KmsError::InvalidMac(message),
         "AccessDeniedException"
@@ -349,6 +352,7 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
         Some("Enabled") => KeyState::Enabled,
         Some("Disabled") => KeyState::Disabled,
         Some("PendingDeletion") => KeyState::PendingDeletion,
+        Some("PendingImport") => KeyState::PendingImport,
         other => {
             return Err(KmsError::InvalidState(format!(
                 "{arn} is in state {}; atrest can use only an Enabled key",
@@ -371,6 +375,9 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
         None => key_spec.default_usage(),
     };
     let names = |list: Option<Vec<String>>| list.unwrap_or_default();
+    let static_optional = |value: Option<&str>, known: &[&'static str]| {
+        value.and_then(|v| known.iter().find(|k| **k == v).copied())
+    };
     let static_name = |value: Option<&str>, known: &[&'static str], fallback: &'static str| {
         value
             .and_then(|v| known.iter().find(|k| **k == v).copied())
@@ -397,6 +404,11 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
             &["AWS", "CUSTOMER"],
             "CUSTOMER",
         ),
+        expiration_model: static_optional(
+            m.expiration_model.as_ref().map(|e| e.as_str()),
+            &["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"],
+        ),
+        valid_to: m.valid_to.as_ref().map(|d| timestamp(Some(d))),
         multi_region: m.multi_region.unwrap_or(false),
         pending_deletion_window_in_days: m
             .pending_deletion_window_in_days

@@ -167,6 +167,66 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// How key material is wrapped for import (GetParametersForImport), as AWS names it.
+    WrappingAlgorithm {
+        /// RSA-OAEP with SHA-1 of the material itself.
+        RsaesOaepSha1 = "RSAES_OAEP_SHA_1",
+        /// RSA-OAEP with SHA-256 of the material itself.
+        RsaesOaepSha256 = "RSAES_OAEP_SHA_256",
+        /// RSA-OAEP (SHA-1) of an AES-256 key, then AES key wrap with padding (RFC 5649)
+        /// of the material under it.
+        RsaAesKeyWrapSha1 = "RSA_AES_KEY_WRAP_SHA_1",
+        /// RSA-OAEP (SHA-256) of an AES-256 key, then AES key wrap with padding.
+        RsaAesKeyWrapSha256 = "RSA_AES_KEY_WRAP_SHA_256",
+    }
+}
+
+impl WrappingAlgorithm {
+    /// The algorithm AWS calls `name`. RSAES_PKCS1_V1_5, which AWS stopped taking in
+    /// October 2023, and SM2PKE (China Regions) are refused with AWS's reasons.
+    pub fn parse(name: &str) -> Result<Self, KmsError> {
+        if name == "RSAES_PKCS1_V1_5" {
+            return Err(KmsError::Validation(
+                "the RSAES_PKCS1_V1_5 wrapping algorithm is no longer supported; use RSAES_OAEP_SHA_256 or RSA_AES_KEY_WRAP_SHA_256".into(),
+            ));
+        }
+        let mut names: Vec<&str> = Self::ALL.iter().map(|a| a.aws_name()).collect();
+        names.splice(0..0, ["RSAES_PKCS1_V1_5"]);
+        names.push("SM2PKE");
+        parse_named(Self::find(name), "wrappingAlgorithm", name, &names)
+    }
+
+    /// The OAEP hash that wraps the material or the AES key: SHA-256, or SHA-1.
+    pub fn oaep(self) -> EncryptionAlgorithm {
+        match self {
+            WrappingAlgorithm::RsaesOaepSha1 | WrappingAlgorithm::RsaAesKeyWrapSha1 => {
+                EncryptionAlgorithm::RsaesOaepSha1
+            }
+            _ => EncryptionAlgorithm::RsaesOaepSha256,
+        }
+    }
+
+    /// Whether an AES key wraps the material (the RSA_AES algorithms).
+    pub fn wraps_with_aes(self) -> bool {
+        matches!(
+            self,
+            WrappingAlgorithm::RsaAesKeyWrapSha1 | WrappingAlgorithm::RsaAesKeyWrapSha256
+        )
+    }
+}
+
+/// The wrapping key specs GetParametersForImport makes.
+pub fn parse_wrapping_key_spec(name: &str) -> Result<KeySpec, KmsError> {
+    const SPECS: [KeySpec; 3] = [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096];
+    parse_named(
+        SPECS.iter().copied().find(|s| s.aws_name() == name),
+        "wrappingKeySpec",
+        name,
+        &["RSA_2048", "RSA_3072", "RSA_4096", "SM2"],
+    )
+}
+
 /// Every key spec AWS KMS has, in its model's order.
 const AWS_KEY_SPECS: &[&str] = &[
     "RSA_2048",

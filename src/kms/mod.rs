@@ -36,15 +36,17 @@ pub use aws::{AssumeRole, AwsKms, AwsKmsConfig, StaticCredentials};
 pub use blob::CiphertextBlob;
 pub use fault::{Fault, FaultyKms};
 pub use key_spec::{
-    Algorithms, EncryptionAlgorithm, KeySpec, KeyUsage, MacAlgorithm, MessageType, SigningAlgorithm,
+    parse_wrapping_key_spec, Algorithms, EncryptionAlgorithm, KeySpec, KeyUsage, MacAlgorithm,
+    MessageType, SigningAlgorithm, WrappingAlgorithm,
 };
 pub use keyref::KeyRef;
 pub use local::{
     check_grant_tokens, parse_key_pair_spec, AccessKeyIdentity, AliasEntry, CreateGrantRequest,
     CreateKeyRequest, DataKeyPair, Encapsulated, Entropy, GrantConstraints, GrantListEntry,
-    GrantOperation, GrantRef, KeyLastUsage, KeyLastUsageReport, KeyListEntry, LocalKms,
-    LocalKmsClient, NewAccessKey, NewGrant, PublicKeyInfo, RotationKind, RotationRecord,
-    RotationStatus, Seeded, SharedSecret, Signed, Tag, DEFAULT_ROTATION_PERIOD_DAYS,
+    GrantOperation, GrantRef, ImportKeyMaterialRequest, ImportParameters, ImportType, KeyLastUsage,
+    KeyLastUsageReport, KeyListEntry, LocalKms, LocalKmsClient, NewAccessKey, NewGrant, Origin,
+    PublicKeyInfo, RotationKind, RotationRecord, RotationStatus, Seeded, SharedSecret, Signed, Tag,
+    DEFAULT_ROTATION_PERIOD_DAYS,
 };
 pub use policy::{KeyPolicy, RequestFacts};
 #[cfg(feature = "server")]
@@ -75,6 +77,16 @@ pub enum KmsError {
     #[error("KMSInvalidMacException: {0}")]
     /// VerifyMac: the MAC is not the key's over the message.
     InvalidMac(String),
+    #[error("IncorrectKeyMaterialException: {0}")]
+    /// ImportKeyMaterial: the material is not valid for the key, or not the material it
+    /// had before.
+    IncorrectKeyMaterial(String),
+    #[error("InvalidImportTokenException: {0}")]
+    /// ImportKeyMaterial: a token GetParametersForImport did not make for this key.
+    InvalidImportToken(String),
+    #[error("ExpiredImportTokenException: {0}")]
+    /// ImportKeyMaterial: the import token's 24 hours have passed.
+    ExpiredImportToken(String),
     #[error("IncorrectKeyException: {0}")]
     /// Decrypt named a key other than the one that made the ciphertext.
     IncorrectKey(String),
@@ -162,6 +174,9 @@ impl KmsError {
             KmsError::InvalidSignature(_) => "KMSInvalidSignatureException",
             KmsError::InvalidMac(_) => "KMSInvalidMacException",
             KmsError::IncorrectKey(_) => "IncorrectKeyException",
+            KmsError::IncorrectKeyMaterial(_) => "IncorrectKeyMaterialException",
+            KmsError::InvalidImportToken(_) => "InvalidImportTokenException",
+            KmsError::ExpiredImportToken(_) => "ExpiredImportTokenException",
             KmsError::AccessDenied(_) => "AccessDeniedException",
             KmsError::InvalidKeyUsage(_) => "InvalidKeyUsageException",
             KmsError::Validation(_) => "ValidationException",
@@ -188,6 +203,9 @@ impl KmsError {
             | KmsError::InvalidState(m)
             | KmsError::InvalidCiphertext(m)
             | KmsError::IncorrectKey(m)
+            | KmsError::IncorrectKeyMaterial(m)
+            | KmsError::InvalidImportToken(m)
+            | KmsError::ExpiredImportToken(m)
             | KmsError::InvalidSignature(m)
             | KmsError::InvalidMac(m)
             | KmsError::AccessDenied(m)
@@ -244,6 +262,9 @@ pub enum KeyState {
     Disabled,
     /// Scheduled for deletion; destroyed when the window ends.
     PendingDeletion,
+    /// A key for imported material (origin EXTERNAL) without its material: made so, or
+    /// its material deleted or expired. Refuses cryptographic operations until imported.
+    PendingImport,
 }
 
 impl fmt::Display for KeyState {
@@ -304,8 +325,18 @@ pub struct KeyMetadata {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     /// The encapsulation algorithms the key supports (ML-KEM keys only).
     pub encapsulation_algorithms: Vec<String>,
-    /// Where the material came from: always AWS_KMS here.
+    /// Where the material came from: AWS_KMS, or EXTERNAL (imported).
     pub origin: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// For imported material: whether it expires (KEY_MATERIAL_EXPIRES or
+    /// KEY_MATERIAL_DOES_NOT_EXPIRE), once imported.
+    pub expiration_model: Option<&'static str>,
+    #[serde(
+        serialize_with = "optional_epoch_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    /// For imported material that expires: when.
+    pub valid_to: Option<Timestamp>,
     /// Who manages the key: always CUSTOMER here.
     pub key_manager: &'static str,
     /// Always false: multi-region keys are not emulated.

@@ -15,6 +15,22 @@ pub fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
         .collect()
 }
 
+/// Key material wrapped for ImportKeyMaterial as an importer does it: RSA-OAEP with
+/// SHA-256 under the wrapping key GetParametersForImport returned (DER
+/// SubjectPublicKeyInfo), by aws-lc-rs rather than anything of atrest's.
+pub fn wrap_for_import(wrapping_key: &[u8], material: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
+    let key =
+        OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(wrapping_key).unwrap()).unwrap();
+    let mut out = vec![0u8; key.ciphertext_size()];
+    let len = key
+        .encrypt(&OAEP_SHA256_MGF1SHA256, material, &mut out, None)
+        .unwrap()
+        .len();
+    out.truncate(len);
+    out
+}
+
 /// "ok", or the AWS name of the error.
 pub fn code<T>(r: Result<T, KmsError>) -> String {
     r.map_or_else(|e| e.aws_name().to_string(), |_| "ok".into())
@@ -53,36 +69,45 @@ pub enum Op {
 pub const OK: &str = "ok";
 const DISABLED: &str = "DisabledException";
 const INVALID: &str = "KMSInvalidStateException";
+/// AWS's answer to the rotation schedule operations on a key of imported material.
+const EXTERNAL: &str = "UnsupportedOperationException";
 
-/// (operation, outcome when Enabled, Disabled, PendingDeletion), as AWS documents them.
-pub const STATE_TABLE: [(Op, &str, &str, &str); 25] = {
+/// (operation, outcome when Enabled, Disabled, PendingDeletion, PendingImport), as AWS
+/// documents them (PendingImport: a key of imported material whose material was deleted).
+pub const STATE_TABLE: [(Op, &str, &str, &str, &str); 25] = {
     use Op::*;
     [
-        (Encrypt, OK, DISABLED, INVALID),
-        (Decrypt, OK, DISABLED, INVALID),
-        (GenerateDataKey, OK, DISABLED, INVALID),
-        (DescribeKey, OK, OK, OK),
-        (EnableKey, OK, OK, INVALID),
-        (DisableKey, OK, OK, INVALID),
-        (ScheduleKeyDeletion, OK, OK, INVALID),
-        (CancelKeyDeletion, INVALID, INVALID, OK),
-        (EnableKeyRotation, OK, DISABLED, INVALID),
-        (DisableKeyRotation, OK, DISABLED, INVALID),
-        (RotateKeyOnDemand, OK, DISABLED, INVALID),
-        (GetKeyRotationStatus, OK, OK, INVALID),
-        (ListKeyRotations, OK, OK, OK),
-        (CreateAlias, OK, OK, INVALID),
-        (PutKeyPolicy, OK, OK, OK),
-        (GetKeyPolicy, OK, OK, OK),
-        (GenerateDataKeyWithoutPlaintext, OK, DISABLED, INVALID),
-        (ReEncrypt, OK, DISABLED, INVALID),
-        (UpdateKeyDescription, OK, OK, INVALID),
-        (TagResource, OK, OK, INVALID),
-        (UntagResource, OK, OK, INVALID),
-        (ListResourceTags, OK, OK, OK),
-        (ListKeyPolicies, OK, OK, OK),
-        (CreateGrant, OK, DISABLED, INVALID),
-        (ListGrants, OK, OK, OK),
+        (Encrypt, OK, DISABLED, INVALID, INVALID),
+        (Decrypt, OK, DISABLED, INVALID, INVALID),
+        (GenerateDataKey, OK, DISABLED, INVALID, INVALID),
+        (DescribeKey, OK, OK, OK, OK),
+        (EnableKey, OK, OK, INVALID, INVALID),
+        (DisableKey, OK, OK, INVALID, INVALID),
+        (ScheduleKeyDeletion, OK, OK, INVALID, OK),
+        (CancelKeyDeletion, INVALID, INVALID, OK, INVALID),
+        (EnableKeyRotation, OK, DISABLED, INVALID, EXTERNAL),
+        (DisableKeyRotation, OK, DISABLED, INVALID, EXTERNAL),
+        (RotateKeyOnDemand, OK, DISABLED, INVALID, INVALID),
+        (GetKeyRotationStatus, OK, OK, INVALID, EXTERNAL),
+        (ListKeyRotations, OK, OK, OK, OK),
+        (CreateAlias, OK, OK, INVALID, OK),
+        (PutKeyPolicy, OK, OK, OK, OK),
+        (GetKeyPolicy, OK, OK, OK, OK),
+        (
+            GenerateDataKeyWithoutPlaintext,
+            OK,
+            DISABLED,
+            INVALID,
+            INVALID,
+        ),
+        (ReEncrypt, OK, DISABLED, INVALID, INVALID),
+        (UpdateKeyDescription, OK, OK, INVALID, OK),
+        (TagResource, OK, OK, INVALID, OK),
+        (UntagResource, OK, OK, INVALID, OK),
+        (ListResourceTags, OK, OK, OK, OK),
+        (ListKeyPolicies, OK, OK, OK, OK),
+        (CreateGrant, OK, DISABLED, INVALID, INVALID),
+        (ListGrants, OK, OK, OK, OK),
     ]
 };
 
@@ -96,11 +121,12 @@ pub trait TableSubject {
 
 /// Every operation on a key in every state gives AWS's documented outcome.
 pub fn check_state_table(subject: &mut impl TableSubject) {
-    for (op, enabled, disabled, pending) in STATE_TABLE {
+    for (op, enabled, disabled, pending, pending_import) in STATE_TABLE {
         for (state, expected) in [
             (KeyState::Enabled, enabled),
             (KeyState::Disabled, disabled),
             (KeyState::PendingDeletion, pending),
+            (KeyState::PendingImport, pending_import),
         ] {
             let (key, blob) = subject.key_in_state(state);
             let got = subject.run(op, &key, &blob);

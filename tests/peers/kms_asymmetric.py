@@ -1,7 +1,7 @@
-"""Asymmetric, HMAC and ML-KEM keys of `atrest kms serve`, checked by an independent
-implementation: Python's `cryptography` (OpenSSL) verifies what LocalKms signs, encrypts
-what it decrypts, agrees on ECDH secrets and encapsulates ML-KEM secrets it opens, and
-uses the data key pairs it makes. Every answer is checked against botocore's KMS model
+"""Asymmetric, HMAC and ML-KEM keys and imported key material of `atrest kms serve`,
+checked by an independent implementation: Python's `cryptography` (OpenSSL) verifies what
+LocalKms signs, encrypts what it decrypts, agrees on ECDH secrets and encapsulates ML-KEM
+secrets it opens, uses the data key pairs it makes, and wraps the key material it imports. Every answer is checked against botocore's KMS model
 (`kms_model`); then the AWS CLI runs the same operations.
 
 Usage: python kms_asymmetric.py ENDPOINT_URL  (credentials and region from the environment)
@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import boto3
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, padding, utils
 
 import ed25519ph
@@ -239,9 +239,61 @@ refused(kms.create_key, "ValidationException", KeySpec="ML_DSA_44")
 refused(kms.sign, "DryRunOperationException", KeyId=ed, Message=MESSAGE,
         SigningAlgorithm="ED25519_SHA_512", DryRun=True)
 
+# Imported key material: OpenSSL wraps it under LocalKms's wrapping key (RSA-OAEP, or an
+# AES key under RSA-OAEP and the material under AES key wrap with padding).
+OAEP_256 = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+external = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]
+assert external["KeyState"] == "PendingImport" and external["Origin"] == "EXTERNAL", external
+byok = external["KeyId"]
+material = os.urandom(32)
+
+
+def wrapped_for(key_id, algorithm, secret):
+    params = kms.get_parameters_for_import(KeyId=key_id, WrappingAlgorithm=algorithm,
+                                           WrappingKeySpec="RSA_3072")
+    wrapping = serialization.load_der_public_key(params["PublicKey"])
+    if algorithm == "RSAES_OAEP_SHA_256":
+        return params["ImportToken"], wrapping.encrypt(secret, OAEP_256)
+    aes = os.urandom(32)
+    return params["ImportToken"], wrapping.encrypt(aes, OAEP_256) + keywrap.aes_key_wrap_with_padding(aes, secret)
+
+
+token, wrapped = wrapped_for(byok, "RSAES_OAEP_SHA_256", material)
+imported = kms.import_key_material(KeyId=byok, ImportToken=token, EncryptedKeyMaterial=wrapped,
+                                   ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+sealed = kms.encrypt(KeyId=byok, Plaintext=b"bring your own key")["CiphertextBlob"]
+assert kms.describe_key(KeyId=byok)["KeyMetadata"]["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+kms.delete_imported_key_material(KeyId=byok)
+refused(kms.decrypt, "KMSInvalidStateException", CiphertextBlob=sealed)
+token, wrapped = wrapped_for(byok, "RSA_AES_KEY_WRAP_SHA_256", material)
+again = kms.import_key_material(KeyId=byok, ImportToken=token, EncryptedKeyMaterial=wrapped,
+                                ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+assert again["KeyMaterialId"] == imported["KeyMaterialId"], (again, imported)
+assert kms.decrypt(CiphertextBlob=sealed)["Plaintext"] == b"bring your own key"
+token, wrapped = wrapped_for(byok, "RSAES_OAEP_SHA_256", os.urandom(32))
+refused(kms.import_key_material, "IncorrectKeyMaterialException", KeyId=byok, ImportToken=token,
+        EncryptedKeyMaterial=wrapped, ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+refused(kms.import_key_material, "InvalidImportTokenException", KeyId=byok, ImportToken=bytes(32),
+        EncryptedKeyMaterial=wrapped, ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+listed = kms.list_key_rotations(KeyId=byok, IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]
+assert listed[0]["ImportState"] == "IMPORTED" and listed[0]["KeyMaterialState"] == "CURRENT", listed
+refused(kms.get_parameters_for_import, "UnsupportedOperationException", KeyId=wrapper,
+        WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
+signing_import = kms.create_key(Origin="EXTERNAL", KeySpec="ECC_NIST_P384",
+                                KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+own = ec.generate_private_key(ec.SECP384R1())
+token, wrapped = wrapped_for(signing_import, "RSA_AES_KEY_WRAP_SHA_256", own.private_bytes(
+    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+kms.import_key_material(KeyId=signing_import, ImportToken=token, EncryptedKeyMaterial=wrapped,
+                        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+signed = kms.sign(KeyId=signing_import, Message=MESSAGE, SigningAlgorithm="ECDSA_SHA_384")
+own.public_key().verify(signed["Signature"], MESSAGE, ec.ECDSA(hashes.SHA384()))
+print("imported key material wrapped by OpenSSL works")
+
 operations = ["Sign", "Verify", "GetPublicKey", "GenerateDataKeyPair",
               "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
-              "DeriveSharedSecret", "Encapsulate", "Decapsulate", "Encrypt", "Decrypt"]
+              "DeriveSharedSecret", "Encapsulate", "Decapsulate", "Encrypt", "Decrypt",
+              "GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]
 untested = [op for op in operations if "ok" not in answered.get(op, ())]
 assert not untested, f"never answered successfully: {untested}"
 print(f"{len(operations)} operations conform to botocore's model:",
@@ -299,6 +351,17 @@ sealed = cli("encrypt", "--key-id", encrypting, "--plaintext", message,
 opened = cli("decrypt", "--key-id", encrypting, "--encryption-algorithm", "RSAES_OAEP_SHA_256",
              "--ciphertext-blob", write(".rsa", base64.b64decode(sealed["CiphertextBlob"])))
 assert base64.b64decode(opened["Plaintext"]) == MESSAGE
-for suffix in (".msg", ".sig", ".mac", ".peer", ".rsa"):
+byok = cli("create-key", "--origin", "EXTERNAL")["KeyMetadata"]["KeyId"]
+params = cli("get-parameters-for-import", "--key-id", byok, "--wrapping-algorithm",
+             "RSAES_OAEP_SHA_256", "--wrapping-key-spec", "RSA_2048")
+wrapping = serialization.load_der_public_key(base64.b64decode(params["PublicKey"]))
+cli("import-key-material", "--key-id", byok,
+    "--import-token", write(".token", base64.b64decode(params["ImportToken"])),
+    "--encrypted-key-material", write(".wrapped", wrapping.encrypt(os.urandom(32), OAEP_256)),
+    "--expiration-model", "KEY_MATERIAL_DOES_NOT_EXPIRE")
+cli("encrypt", "--key-id", byok, "--plaintext", message)
+cli("delete-imported-key-material", "--key-id", byok)
+assert cli("describe-key", "--key-id", byok)["KeyMetadata"]["KeyState"] == "PendingImport"
+for suffix in (".msg", ".sig", ".mac", ".peer", ".rsa", ".token", ".wrapped"):
     os.remove(scratch + suffix)
 print("aws cli ok")

@@ -407,6 +407,9 @@ pub enum KmsCommand {
         /// Accept a policy that does not let the caller change it again.
         #[arg(long)]
         bypass_policy_lockout_safety_check: bool,
+        /// EXTERNAL for a key whose material is imported (it starts PendingImport).
+        #[arg(long, default_value = "AWS_KMS")]
+        origin: String,
     },
     DescribeKey {
         #[arg(long)]

@@ -15,7 +15,7 @@ use atrest::kms::wire::{Endpoint, Identities};
 use atrest::kms::{
     CreateGrantRequest, CreateKeyRequest, EncryptionAlgorithm, EncryptionContext, Entropy,
     GrantConstraints, GrantOperation, GrantRef, KeySpec, KeyUsage, KmsServer, LocalKms,
-    LocalKmsClient, Tag,
+    LocalKmsClient, Origin, Tag,
 };
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -90,8 +90,10 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             policy,
             tags,
             bypass_policy_lockout_safety_check,
+            origin,
         } => {
             let request = CreateKeyRequest {
+                origin: Origin::parse(&origin)?,
                 description,
                 key_spec: KeySpec::parse(&key_spec)?,
                 key_usage: key_usage.as_deref().map(KeyUsage::parse).transpose()?,

@@ -89,7 +89,9 @@ impl LocalKmsClient {
         let mut tags = Vec::new();
         tags::merge_tags(&mut tags, &request.tags);
         // Made before the state is locked: an RSA pair takes a while.
+        let external = request.origin == Origin::External;
         let secret = match spec {
+            _ if external => None,
             KeySpec::SymmetricDefault => None,
             _ => Some(key_material::generate(spec, |b| self.kms.fill(b))?),
         };
@@ -102,7 +104,11 @@ impl LocalKmsClient {
                 description: request.description,
                 spec: request.key_spec,
                 usage,
-                state: KeyState::Enabled,
+                state: if external {
+                    KeyState::PendingImport
+                } else {
+                    KeyState::Enabled
+                },
                 created: now,
                 deletion_date: None,
                 pending_window_days: None,
@@ -115,8 +121,10 @@ impl LocalKmsClient {
                 grants: Vec::new(),
                 last_usage: None,
                 secret,
+                origin: request.origin,
+                imports: None,
             };
-            if key.spec == KeySpec::SymmetricDefault {
+            if key.spec == KeySpec::SymmetricDefault && !external {
                 key.materials.push(Material {
                     version: 1,
                     created: now,
@@ -157,6 +165,7 @@ impl LocalKmsClient {
         self.write(|state, now| {
             let key = state.authorized_mut(&self.caller, key_id, MANAGE, "kms:EnableKey", None)?;
             key.check_not_pending_deletion()?;
+            key.check_not_pending_import()?;
             key.state = KeyState::Enabled;
             // A key that was disabled past its rotation date rotates at once, not back-dated.
             if let Some(r) = key.auto_rotation.as_mut() {
@@ -171,6 +180,7 @@ impl LocalKmsClient {
         self.write(|state, _| {
             let key = state.authorized_mut(&self.caller, key_id, MANAGE, "kms:DisableKey", None)?;
             key.check_not_pending_deletion()?;
+            key.check_not_pending_import()?;
             key.state = KeyState::Disabled;
             Ok(())
         })
@@ -225,7 +235,11 @@ impl LocalKmsClient {
                     key.arn()
                 )));
             }
-            key.state = KeyState::Disabled;
+            key.state = if key.lacks_material() {
+                KeyState::PendingImport
+            } else {
+                KeyState::Disabled
+            };
             key.deletion_date = None;
             key.pending_window_days = None;
             Ok(())
@@ -249,6 +263,7 @@ impl LocalKmsClient {
                 None,
             )?;
             key.check_symmetric("EnableKeyRotation")?;
+            key.check_origin(false)?;
             key.check_usable_for_encryption()?;
             key.auto_rotation = Some(AutoRotation {
                 period_days: period,
@@ -269,6 +284,7 @@ impl LocalKmsClient {
                 None,
             )?;
             key.check_symmetric("DisableKeyRotation")?;
+            key.check_origin(false)?;
             key.check_usable_for_encryption()?;
             key.auto_rotation = None;
             Ok(())
@@ -286,6 +302,7 @@ impl LocalKmsClient {
                 None,
             )?;
             key.check_symmetric("GetKeyRotationStatus")?;
+            key.check_origin(false)?;
             key.check_not_pending_deletion()?;
             Ok(RotationStatus {
                 key_id: key.arn(),
@@ -314,8 +331,12 @@ impl LocalKmsClient {
                     key.arn()
                 )));
             }
+            if key.is_external() {
+                key.rotate_imported(now)?;
+            } else {
+                key.add_material(now, RotationKind::OnDemand, self.kms.new_secret_key());
+            }
             key.on_demand_rotations += 1;
-            key.add_material(now, RotationKind::OnDemand, self.kms.new_secret_key());
             Ok(key.id.clone())
         })
     }
@@ -337,6 +358,11 @@ impl LocalKmsClient {
             let key =
                 state.authorized(&self.caller, key_id, MANAGE, "kms:ListKeyRotations", None)?;
             key.check_symmetric("ListKeyRotations")?;
+            if key.is_external() {
+                let mut all_imported = key.imported_rotations();
+                all_imported.retain(|r| all || r.rotation_date.is_some());
+                return Ok(all_imported);
+            }
             let current = key.current_material()?.version;
             // Materials a seed file gave have no rotation: the rotations made the last ones.
             let unrotated = key.materials.len().saturating_sub(key.rotations.len());
@@ -357,6 +383,10 @@ impl LocalKmsClient {
                     } else {
                         "NON_CURRENT"
                     },
+                    import_state: None,
+                    expiration_model: None,
+                    valid_to: None,
+                    key_material_description: None,
                 })
                 .collect())
         })

@@ -8,6 +8,7 @@ use aws_lc_rs::digest;
 use aws_lc_rs::encoding::{AsBigEndian, AsDer};
 use aws_lc_rs::hmac;
 use aws_lc_rs::kem;
+use aws_lc_rs::key_wrap::{self, KeyWrapPadded as _};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{
     KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
@@ -18,7 +19,9 @@ use zeroize::Zeroizing;
 
 use super::prehashed;
 pub(crate) use super::secret_bytes::SecretBytes;
-use super::{EncryptionAlgorithm, KeySpec, KmsError, MessageType, SigningAlgorithm};
+use super::{
+    EncryptionAlgorithm, KeySpec, KmsError, MessageType, SigningAlgorithm, WrappingAlgorithm,
+};
 
 /// A key pair or HMAC key: its spec and its secret bytes.
 #[derive(Clone, Copy)]
@@ -519,6 +522,56 @@ impl KeyMaterial<'_> {
         })?;
         Ok((ml_kem, public))
     }
+}
+
+/// Key material an importer wrapped under `wrapping` (an RSA key GetParametersForImport
+/// made) with `algorithm`, unwrapped; anything that does not unwrap is
+/// `InvalidCiphertextException`, as AWS answers it.
+pub(crate) fn unwrap_imported(
+    wrapping: KeyMaterial<'_>,
+    algorithm: WrappingAlgorithm,
+    wrapped: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    if !algorithm.wraps_with_aes() {
+        return wrapping.rsa_decrypt(algorithm.oaep(), wrapped);
+    }
+    let split = RsaKeyPair::from_pkcs8(wrapping.secret)
+        .map_err(rejected(wrapping.spec))?
+        .public_modulus_len();
+    let (wrapped_aes_key, wrapped_material) = wrapped.split_at_checked(split).ok_or_else(|| {
+        KmsError::InvalidCiphertext(format!(
+            "EncryptedKeyMaterial is {} bytes: {algorithm} needs the {split}-byte RSA-wrapped AES key, then the wrapped material",
+            wrapped.len()
+        ))
+    })?;
+    let aes_key = wrapping.rsa_decrypt(algorithm.oaep(), wrapped_aes_key)?;
+    let not_unwrapped = || {
+        KmsError::InvalidCiphertext(
+            "the key material does not unwrap under the AES key (AES key wrap with padding, RFC 5649)".into(),
+        )
+    };
+    let kek = key_wrap::AesKek::new(&key_wrap::AES_256, &aes_key).map_err(|_| not_unwrapped())?;
+    let mut out = Zeroizing::new(vec![0u8; wrapped_material.len()]);
+    let len = kek
+        .unwrap_with_padding(wrapped_material, &mut out)
+        .map_err(|_| not_unwrapped())?
+        .len();
+    out.truncate(len);
+    Ok(out)
+}
+
+/// AWS's KeyMaterialId for imported material: derived from the key and the material (here
+/// SHA-256 over both, in hex), so the same material imported again has the same id.
+pub(crate) fn imported_material_id(key_id: &str, material: &[u8]) -> String {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(key_id.as_bytes());
+    context.update(material);
+    context
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// An RSA signing algorithm's padding for signing and parameters for verifying.

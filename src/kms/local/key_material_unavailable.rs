@@ -5,7 +5,9 @@
 use zeroize::Zeroizing;
 
 pub(crate) use super::secret_bytes::SecretBytes;
-use super::{EncryptionAlgorithm, KeySpec, KmsError, MessageType, SigningAlgorithm};
+use super::{
+    EncryptionAlgorithm, KeySpec, KmsError, MessageType, SigningAlgorithm, WrappingAlgorithm,
+};
 
 /// A key pair or HMAC key: its spec and its secret bytes.
 #[derive(Clone, Copy)]
@@ -30,6 +32,19 @@ pub(crate) fn generate(
 
 pub(crate) fn data_key_pair(spec: KeySpec) -> Result<(SecretBytes, Vec<u8>), KmsError> {
     Err(unavailable(spec))
+}
+
+pub(crate) fn unwrap_imported(
+    wrapping: KeyMaterial<'_>,
+    _: WrappingAlgorithm,
+    _: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    Err(unavailable(wrapping.spec))
+}
+
+/// Never called: no material is imported without the aws-lc feature.
+pub(crate) fn imported_material_id(key_id: &str, _: &[u8]) -> String {
+    key_id.to_string()
 }
 
 impl KeyMaterial<'_> {

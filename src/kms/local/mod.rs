@@ -18,6 +18,7 @@
 //! | `cryptography` | Encrypt, Decrypt, ReEncrypt, data keys and random bytes, as one caller |
 //! | `asymmetric` | Sign, Verify, GetPublicKey, MACs, ECDH, ML-KEM and data key pairs, as one caller |
 //! | `key_material` | the key pairs and HMAC keys of non-symmetric keys, and their cryptography (without the `aws-lc` feature, `key_material_unavailable`: none) |
+//! | `import` | imported key material: GetParametersForImport, ImportKeyMaterial, expiry, DeleteImportedKeyMaterial |
 //! | `prehashed` | Ed25519ph and ML-DSA over an external μ, called in aws-lc directly (the only unsafe code) |
 //! | `secret_bytes` | secret bytes of any length, zeroized, base64 in the state file |
 //! | `aliases` | the alias operations of [`LocalKmsClient`] |
@@ -38,6 +39,7 @@ mod cryptography;
 mod entropy;
 mod grant_terms;
 mod grants;
+mod import;
 #[cfg(feature = "aws-lc")]
 mod key_material;
 #[cfg(not(feature = "aws-lc"))]
@@ -63,6 +65,8 @@ pub use grant_terms::{
     check_grant_tokens, CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation,
     GrantRef, NewGrant,
 };
+use import::Imports;
+pub use import::{ImportKeyMaterialRequest, ImportParameters, ImportType, Origin};
 use key_material::{KeyMaterial, SecretBytes};
 pub use seed::Seeded;
 use state::*;
@@ -92,7 +96,7 @@ use super::{
     epoch_seconds, optional_epoch_seconds, Algorithms, Caller, Decrypted, Encrypted,
     EncryptionAlgorithm, EncryptionContext, GeneratedDataKey, KeyMetadata, KeyPolicy, KeySpec,
     KeyState, KeyUsage, Kms, KmsError, MacAlgorithm, MessageType, ReEncrypted, RequestFacts,
-    SigningAlgorithm, WrappedDataKey,
+    SigningAlgorithm, WrappedDataKey, WrappingAlgorithm,
 };
 
 /// The automatic rotation period AWS uses when none is given.

@@ -323,6 +323,8 @@ impl PlannedKey {
             grants: Vec::new(),
             last_usage: None,
             secret,
+            origin: Origin::AwsKms,
+            imports: None,
         })
     }
 }

@@ -60,6 +60,12 @@ pub(super) struct KeyRecord {
     /// versions are `materials`). Absent in keys made by an atrest that kept none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) secret: Option<SecretBytes>,
+    /// AWS_KMS (material made here) or EXTERNAL (imported).
+    #[serde(default, skip_serializing_if = "Origin::is_aws_kms")]
+    pub(super) origin: Origin,
+    /// An EXTERNAL key's import parameters and imported materials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) imports: Option<Imports>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy)]
@@ -168,7 +174,10 @@ impl State {
             if *id != key.id || !keyref::is_key_id(id) {
                 return Err(format!("key entry {id:?} is malformed"));
             }
-            if key.spec == KeySpec::SymmetricDefault && key.materials.is_empty() {
+            if key.spec == KeySpec::SymmetricDefault
+                && key.materials.is_empty()
+                && !key.is_external()
+            {
                 return Err(format!("key {id} has no key material"));
             }
             if let Some(material) = key.key_material_if_any() {
@@ -240,6 +249,9 @@ impl State {
             events += 1;
         }
         for key in self.keys.values_mut() {
+            if key.expire_imported(now) {
+                events += 1;
+            }
             if key.state != KeyState::Enabled {
                 continue;
             }
@@ -264,8 +276,11 @@ impl State {
             .values()
             .filter_map(|k| match k.state {
                 KeyState::PendingDeletion => k.deletion_date,
-                KeyState::Enabled => k.auto_rotation.map(|r| r.next),
-                KeyState::Disabled => None,
+                KeyState::Enabled => match (k.auto_rotation.map(|r| r.next), k.next_expiry()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+                KeyState::Disabled | KeyState::PendingImport => k.next_expiry(),
             })
             .min()
     }
@@ -471,6 +486,7 @@ impl KeyRecord {
     /// Neither pending deletion nor disabled, with AWS's messages.
     pub(super) fn check_usable(&self) -> Result<(), KmsError> {
         self.check_not_pending_deletion()?;
+        self.check_not_pending_import()?;
         if self.state == KeyState::Disabled {
             return Err(KmsError::Disabled(format!("{} is disabled.", self.arn())));
         }
@@ -510,6 +526,17 @@ impl KeyRecord {
         Ok(())
     }
 
+    pub(super) fn check_not_pending_import(&self) -> Result<(), KmsError> {
+        if self.state == KeyState::PendingImport {
+            Err(KmsError::InvalidState(format!(
+                "{} is pending import.",
+                self.arn()
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
     pub(super) fn check_not_pending_deletion(&self) -> Result<(), KmsError> {
         if self.state == KeyState::PendingDeletion {
             Err(KmsError::InvalidState(format!(
@@ -536,6 +563,9 @@ impl KeyRecord {
     /// AWS's KeyMaterialId for material `version`: 64 hex digits, here the key id's 32
     /// and the version's, so that it is stable and says which version it is.
     pub(super) fn material_id(&self, version: u32) -> String {
+        if let Some(imported) = self.imported(version) {
+            return imported.id().to_string();
+        }
         let id: String = self.id.chars().filter(|c| *c != '-').collect();
         format!("{id}{version:032x}")
     }
@@ -562,6 +592,7 @@ impl KeyRecord {
 
     pub(super) fn metadata(&self) -> KeyMetadata {
         let algorithms = self.spec.algorithms(self.usage);
+        let (expiration_model, valid_to) = self.expiration();
         let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect();
         KeyMetadata {
             account: self.account.clone(),
@@ -585,7 +616,9 @@ impl KeyRecord {
             mac_algorithms: algorithms.mac.iter().map(|a| a.to_string()).collect(),
             key_agreement_algorithms: names(algorithms.key_agreement),
             encapsulation_algorithms: names(algorithms.encapsulation),
-            origin: "AWS_KMS",
+            origin: self.origin.aws_name(),
+            expiration_model,
+            valid_to,
             key_manager: "CUSTOMER",
             multi_region: false,
             pending_deletion_window_in_days: self.pending_window_days,

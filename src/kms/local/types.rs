@@ -21,8 +21,24 @@ pub struct RotationRecord {
     pub rotation_type: Option<RotationKind>,
     /// The material the rotation made.
     pub key_material_id: String,
-    /// `CURRENT` for the material in use, `NON_CURRENT` for older ones.
+    /// `CURRENT` for the material in use, `NON_CURRENT` for older ones,
+    /// `PENDING_ROTATION` for imported material RotateKeyOnDemand has yet to make current.
     pub key_material_state: &'static str,
+    /// Imported material: `IMPORTED`, or `PENDING_IMPORT` once deleted or expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import_state: Option<&'static str>,
+    /// Imported material: whether it expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_model: Option<&'static str>,
+    /// Imported material that expires: when.
+    #[serde(
+        serialize_with = "optional_epoch_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_to: Option<Timestamp>,
+    /// Imported material: the description it was imported with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_material_description: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +133,8 @@ pub struct CreateKeyRequest {
     /// AWS's `BypassPolicyLockoutSafetyCheck`: accept a policy that does not let the
     /// caller change it again.
     pub bypass_policy_lockout_safety_check: bool,
+    /// EXTERNAL for a key whose material its owner imports (it starts PendingImport).
+    pub origin: Origin,
 }
 
 impl Default for CreateKeyRequest {
@@ -128,6 +146,7 @@ impl Default for CreateKeyRequest {
             policy: None,
             tags: Vec::new(),
             bypass_policy_lockout_safety_check: false,
+            origin: Origin::AwsKms,
         }
     }
 }

@@ -313,6 +313,42 @@ impl From<GeneratedDataKey> for GenerateDataKeyResponse {
     }
 }
 
+/// GetParametersForImport.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetParametersForImportResponse {
+    /// The key's ARN.
+    pub key_id: String,
+    /// The import token, base64.
+    pub import_token: String,
+    /// The RSA wrapping key, SubjectPublicKeyInfo DER in base64.
+    pub public_key: String,
+    /// When token and wrapping key expire.
+    #[serde(serialize_with = "epoch_seconds")]
+    pub parameters_valid_to: Timestamp,
+}
+
+/// ImportKeyMaterial.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImportKeyMaterialResponse {
+    /// The key's ARN.
+    pub key_id: String,
+    /// The imported material's id.
+    pub key_material_id: String,
+}
+
+/// DeleteImportedKeyMaterial.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteImportedKeyMaterialResponse {
+    /// The key's ARN.
+    pub key_id: String,
+    /// The deleted material's id, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_material_id: Option<String>,
+}
+
 /// A secret response member, shown only where it is serialized.
 impl std::fmt::Debug for DecryptResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

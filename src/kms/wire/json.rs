@@ -6,10 +6,10 @@ use base64::Engine;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::asymmetric;
 use super::identity::Protocol;
 use super::page::PageRules;
 use super::params::Params;
+use super::{asymmetric, import};
 use super::{Endpoint, Operation, Request, WireError};
 use crate::kms::responses::{
     DecryptResponse, EncryptResponse, GenerateDataKeyResponse,
@@ -21,7 +21,7 @@ use crate::kms::responses::{
 use crate::kms::validation;
 use crate::kms::{
     CreateGrantRequest, CreateKeyRequest, GrantOperation, GrantRef, KeySpec, KeyUsage, KmsError,
-    LocalKmsClient,
+    LocalKmsClient, Origin,
 };
 
 /// The body of an operation that returns nothing: `{}`.
@@ -71,14 +71,10 @@ impl Endpoint {
     ) -> Result<Zeroizing<Vec<u8>>, WireError> {
         match operation {
             Operation::CreateKey => {
-                if let Some(origin) = params.opt_str("Origin")? {
-                    if origin != "AWS_KMS" {
-                        return Err(KmsError::UnsupportedOperation(format!(
-                            "Origin {origin} is not emulated; only AWS_KMS"
-                        ))
-                        .into());
-                    }
-                }
+                let origin = match params.opt_str("Origin")? {
+                    Some(name) => Origin::parse(&name)?,
+                    None => Origin::AwsKms,
+                };
                 if params.opt_bool("MultiRegion")? == Some(true) {
                     return Err(KmsError::UnsupportedOperation(
                         "multi-Region keys are not emulated".into(),
@@ -104,6 +100,7 @@ impl Endpoint {
                     bypass_policy_lockout_safety_check: params
                         .opt_bool("BypassPolicyLockoutSafetyCheck")?
                         .unwrap_or(false),
+                    origin,
                 };
                 body(&KeyMetadataResponse {
                     key_metadata: client.create_key(request)?,
@@ -395,6 +392,9 @@ impl Endpoint {
             | Operation::DeriveSharedSecret
             | Operation::Encapsulate
             | Operation::Decapsulate => asymmetric::answer(operation, client, params),
+            Operation::GetParametersForImport
+            | Operation::ImportKeyMaterial
+            | Operation::DeleteImportedKeyMaterial => import::answer(operation, client, params),
             Operation::ListKeyPolicies => {
                 let names = client.list_key_policies(&params.str("KeyId")?)?;
                 let page = params.page(names, LIST_KEY_POLICIES)?;

@@ -16,6 +16,7 @@
 
 mod asymmetric;
 mod identity;
+mod import;
 mod json;
 mod operation;
 #[cfg(test)]

@@ -72,6 +72,9 @@ operations! {
     DeriveSharedSecret,
     Encapsulate,
     Decapsulate,
+    GetParametersForImport,
+    ImportKeyMaterial,
+    DeleteImportedKeyMaterial,
 }
 
 impl Operation {

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::page::{page, Page, PageRules};
 use super::WireError;
+use crate::clock::Timestamp;
 use crate::kms::responses::DEFAULT_POLICY_NAME;
 use crate::kms::validation;
 use crate::kms::{
@@ -105,6 +106,20 @@ impl Params {
         let limit = self.opt_u32("Limit")?;
         let marker = self.opt_str("Marker")?;
         page(items, rules, limit, marker.as_deref())
+    }
+
+    /// A timestamp member: seconds since the epoch, as AWS's JSON protocol sends it.
+    pub(super) fn opt_timestamp(&mut self, field: &str) -> Result<Option<Timestamp>, WireError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Some(Timestamp::from_millis((s * 1000.0) as u64)))
+                .ok_or_else(|| {
+                    WireError::serialization(format!("{field} must be seconds since the epoch"))
+                }),
+        }
     }
 
     pub(super) fn opt_bool(&mut self, field: &str) -> Result<Option<bool>, WireError> {
