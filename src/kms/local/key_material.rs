@@ -755,6 +755,42 @@ fn der_length(out: &mut Vec<u8>, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// One key of each spec, made once: RSA pairs take a while.
+    fn keys() -> &'static Vec<(KeySpec, SecretBytes)> {
+        static KEYS: OnceLock<Vec<(KeySpec, SecretBytes)>> = OnceLock::new();
+        KEYS.get_or_init(|| {
+            KeySpec::ALL
+                .iter()
+                .filter(|s| **s != KeySpec::SymmetricDefault && **s != KeySpec::Rsa4096)
+                .map(|s| (*s, generate(*s, |b| b.fill(3)).unwrap()))
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Whatever a caller sends as a signature, peer public key, ciphertext, MAC,
+        /// ML-KEM ciphertext or wrapped import, the answer is a value or an error.
+        #[test]
+        fn no_input_panics(bytes in proptest::collection::vec(any::<u8>(), 0..700), pick in any::<u8>()) {
+            for (spec, secret) in keys() {
+                let key = KeyMaterial { spec: *spec, secret: secret.expose() };
+                let algorithm = SigningAlgorithm::ALL[usize::from(pick) % SigningAlgorithm::ALL.len()];
+                let kind = MessageType::ALL[usize::from(pick / 3) % MessageType::ALL.len()];
+                let _ = key.verify(algorithm, kind, &bytes, &bytes);
+                let _ = key.sign(algorithm, kind, &bytes);
+                let _ = key.derive_shared_secret(&bytes);
+                let _ = key.decapsulate(&bytes);
+                let _ = key.verify_mac(&bytes, &bytes);
+                let _ = key.rsa_decrypt(EncryptionAlgorithm::RsaesOaepSha256, &bytes);
+                let wrapping = WrappingAlgorithm::ALL[usize::from(pick) % WrappingAlgorithm::ALL.len()];
+                let _ = unwrap_imported(key, wrapping, &bytes);
+                let _ = KeyMaterial { spec: *spec, secret: &bytes }.check();
+            }
+        }
+    }
 
     fn material(spec: KeySpec) -> SecretBytes {
         generate(spec, |b| b.fill(7)).unwrap()
