@@ -830,3 +830,35 @@ fn a_set_key_during_a_rewrite_is_refused_cleanly_and_finishes_after() {
         assert_eq!(node.keys.unwrap().cmk_arn, new_cmk);
     }
 }
+
+/// A multi-Region key's replica in the project's region is a CMK like any other there
+/// (the failover Atlas documents: point the project at the replica); the primary, in
+/// another region, is not.
+#[test]
+fn a_multi_region_replica_in_the_projects_region_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::open(dir.path()).unwrap();
+    root.init(&InitOptions {
+        region: "eu-west-1".into(),
+        ..InitOptions::default()
+    })
+    .unwrap();
+    let east = root.kms_client(None, Some("us-east-1")).unwrap();
+    let primary = east
+        .create_key(CreateKeyRequest {
+            multi_region: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let err = root.set_key(&primary.arn).unwrap_err();
+    assert!(err.to_string().contains("us-east-1"), "{err}");
+    let replica = east
+        .replicate_key(&primary.key_id, "eu-west-1", Default::default())
+        .unwrap();
+    let settings = root.set_key(&replica.metadata.arn).unwrap();
+    assert_eq!(settings.cmk, replica.metadata.arn);
+    root.create_cluster(DEFAULT_OWNER, spec("failover", "M10", true))
+        .unwrap();
+    load(&root, "failover", 10);
+    assert_eq!(records(&root, "failover").len(), 10);
+}

@@ -168,7 +168,9 @@ fn every_new_operation_answers_each_key_state_as_aws_documents() {
                 KeyState::PendingDeletion => {
                     client.schedule_key_deletion(&s.key, Some(7)).unwrap();
                 }
-                KeyState::PendingImport => unreachable!("not in this table"),
+                KeyState::PendingImport | KeyState::PendingReplicaDeletion => {
+                    unreachable!("not in this table")
+                }
             }
             assert_eq!(run(&client, op, &s), expected, "{op:?} on a {state} key");
         }

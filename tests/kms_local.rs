@@ -101,6 +101,7 @@ impl TableSubject for Local {
             KeyState::PendingImport => {
                 client.delete_imported_key_material(&key, None).unwrap();
             }
+            KeyState::PendingReplicaDeletion => unreachable!("tests/kms_multi_region.rs"),
         }
         assert_eq!(client.describe_key(&key).unwrap().key_state, state);
         self.0 = Some(client);

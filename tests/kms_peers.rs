@@ -56,7 +56,7 @@ fn every_operation_answers_as_botocores_kms_model_says_and_the_aws_cli_runs_them
 }
 
 #[test]
-fn asymmetric_hmac_ml_kem_and_imported_keys_interoperate_with_openssl_and_the_aws_cli() {
+fn asymmetric_imported_and_multi_region_keys_interoperate_with_openssl_and_the_aws_cli() {
     let stdout = run_peer_script("kms_asymmetric.py");
     for line in [
         "signatures of 11 key specs verified by OpenSSL",
@@ -65,6 +65,7 @@ fn asymmetric_hmac_ml_kem_and_imported_keys_interoperate_with_openssl_and_the_aw
         "ML-KEM secrets agree with OpenSSL's",
         "data key pairs work in OpenSSL",
         "imported key material wrapped by OpenSSL works",
+        "multi-Region replicas decrypt across regions",
         "aws cli ok",
     ] {
         assert!(stdout.contains(line), "{stdout}");

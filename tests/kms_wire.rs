@@ -248,6 +248,7 @@ impl TableSubject for Wire {
                     "ok"
                 );
             }
+            KeyState::PendingReplicaDeletion => unreachable!("tests/kms_multi_region.rs"),
         }
         assert_eq!(self.aws.describe_key(&key).unwrap().key_state, state);
         (key, blob)

@@ -250,7 +250,7 @@ pub(super) fn round_trip(kms: &dyn Kms, key: &str) -> Result<(), KmsError> {
         KeyState::Disabled => {
             return Err(KmsError::Disabled(format!("{} is disabled.", metadata.arn)))
         }
-        KeyState::PendingDeletion => {
+        KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
             return Err(KmsError::InvalidState(format!(
                 "{} is pending deletion.",
                 metadata.arn

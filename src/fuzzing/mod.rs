@@ -3,8 +3,13 @@
 //! a decoder that panics, or one whose accepted input does not re-encode to itself.
 //! [`ops`] holds the operation language that drives the whole engine against a model.
 
+#[cfg(feature = "aws-lc")]
+mod key_material;
 #[cfg(feature = "store")]
 pub mod ops;
+
+#[cfg(feature = "aws-lc")]
+pub use key_material::key_material;
 
 use crate::format::{
     KeystoreAuthenticator, KeystoreRecord, Record, WrappedDataKey, WrappedMasterKey,
@@ -24,6 +29,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("key_policy", key_policy),
     ("snapshot", snapshot),
     ("kms_wire", kms_wire),
+    #[cfg(feature = "aws-lc")]
+    ("key_material", key_material),
     #[cfg(feature = "store")]
     ("operations", operations),
     #[cfg(feature = "store")]

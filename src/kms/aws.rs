@@ -353,6 +353,7 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
         Some("Disabled") => KeyState::Disabled,
         Some("PendingDeletion") => KeyState::PendingDeletion,
         Some("PendingImport") => KeyState::PendingImport,
+        Some("PendingReplicaDeletion") => KeyState::PendingReplicaDeletion,
         other => {
             return Err(KmsError::InvalidState(format!(
                 "{arn} is in state {}; atrest can use only an Enabled key",
@@ -410,6 +411,7 @@ fn convert_metadata(m: aws_sdk_kms::types::KeyMetadata) -> Result<KeyMetadata, K
         ),
         valid_to: m.valid_to.as_ref().map(|d| timestamp(Some(d))),
         multi_region: m.multi_region.unwrap_or(false),
+        multi_region_configuration: None,
         pending_deletion_window_in_days: m
             .pending_deletion_window_in_days
             .and_then(|d| u32::try_from(d).ok()),

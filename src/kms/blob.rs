@@ -12,10 +12,13 @@
 
 use crate::crypto::{Nonce, NONCE_LEN, TAG_LEN};
 
-use super::keyref::{key_id_from_bytes, key_id_to_bytes};
+use super::keyref::{is_multi_region_id, key_id_from_bytes, key_id_to_bytes, multi_region_id};
 use super::{EncryptionContext, KmsError};
 
+/// The blob version whose key id is a UUID.
 const VERSION: u8 = 1;
+/// The blob version whose key id is a multi-Region key's (`mrk-` and the 16 bytes in hex).
+const VERSION_MULTI_REGION: u8 = 2;
 const HEADER_LEN: usize = 1 + 16 + 4;
 
 /// A decoded blob; borrows the sealed bytes from the input.
@@ -41,15 +44,16 @@ impl<'a> CiphertextBlob<'a> {
         if bytes.len() < HEADER_LEN + NONCE_LEN + TAG_LEN {
             return Err(invalid("too short"));
         }
-        match bytes.first() {
-            Some(&VERSION) => {}
+        let multi_region = match bytes.first() {
+            Some(&VERSION) => false,
+            Some(&VERSION_MULTI_REGION) => true,
             other => {
                 return Err(invalid(&format!(
                     "unknown blob version {}",
                     other.copied().unwrap_or_default()
                 )))
             }
-        }
+        };
         let (header, rest) = bytes.split_at(HEADER_LEN);
         let id: [u8; 16] = header
             .get(1..17)
@@ -61,7 +65,11 @@ impl<'a> CiphertextBlob<'a> {
             .ok_or_else(|| invalid("short version"))?;
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         Ok(CiphertextBlob {
-            key_id: key_id_from_bytes(&id),
+            key_id: if multi_region {
+                multi_region_id(&id)
+            } else {
+                key_id_from_bytes(&id)
+            },
             material_version: u32::from_be_bytes(version),
             nonce: Nonce(nonce.try_into().map_err(|_| invalid("short nonce"))?),
             header,
@@ -72,7 +80,11 @@ impl<'a> CiphertextBlob<'a> {
     /// The header of a new blob; `None` if `key_id` is not a UUID.
     pub(crate) fn header(key_id: &str, material_version: u32) -> Option<Vec<u8>> {
         let mut h = Vec::with_capacity(HEADER_LEN);
-        h.push(VERSION);
+        h.push(if is_multi_region_id(key_id) {
+            VERSION_MULTI_REGION
+        } else {
+            VERSION
+        });
         h.extend_from_slice(&key_id_to_bytes(key_id)?);
         h.extend_from_slice(&material_version.to_be_bytes());
         Some(h)

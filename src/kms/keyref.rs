@@ -114,8 +114,29 @@ pub fn key_arn(region: &str, account: &str, id: &str) -> String {
     format!("arn:aws:kms:{region}:{account}:key/{id}")
 }
 
-/// A UUID in its canonical 8-4-4-4-12 form.
+/// A key id: a UUID in its canonical 8-4-4-4-12 form, or a multi-Region key's `mrk-`
+/// and 32 hex digits.
 pub fn is_key_id(s: &str) -> bool {
+    is_uuid(s) || is_multi_region_id(s)
+}
+
+/// A multi-Region key's id: `mrk-` and 32 lowercase hex digits.
+pub fn is_multi_region_id(s: &str) -> bool {
+    s.strip_prefix("mrk-").is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// The multi-Region key id these 16 random bytes make.
+pub fn multi_region_id(b: &[u8; 16]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("mrk-{hex}")
+}
+
+fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups
@@ -143,12 +164,17 @@ pub fn key_id_from_bytes(b: &[u8; 16]) -> String {
     )
 }
 
-/// The 16 bytes of a key id; `None` if it is not a UUID.
+/// The 16 bytes of a key id (a UUID's, or the hex of a multi-Region id); `None` if it is
+/// not a key id.
 pub fn key_id_to_bytes(id: &str) -> Option<[u8; 16]> {
-    if !is_key_id(id) {
-        return None;
-    }
-    let hex: Vec<u8> = id.bytes().filter(|&b| b != b'-').collect();
+    let hex: Vec<u8> = if is_uuid(id) {
+        id.bytes().filter(|&b| b != b'-').collect()
+    } else {
+        id.strip_prefix("mrk-")
+            .filter(|_| is_multi_region_id(id))?
+            .bytes()
+            .collect()
+    };
     let mut out = [0u8; 16];
     for (slot, pair) in out.iter_mut().zip(hex.chunks(2)) {
         *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;

@@ -44,8 +44,9 @@ pub use local::{
     check_grant_tokens, parse_key_pair_spec, AccessKeyIdentity, AliasEntry, CreateGrantRequest,
     CreateKeyRequest, DataKeyPair, Encapsulated, Entropy, GrantConstraints, GrantListEntry,
     GrantOperation, GrantRef, ImportKeyMaterialRequest, ImportParameters, ImportType, KeyLastUsage,
-    KeyLastUsageReport, KeyListEntry, LocalKms, LocalKmsClient, NewAccessKey, NewGrant, Origin,
-    PublicKeyInfo, RotationKind, RotationRecord, RotationStatus, Seeded, SharedSecret, Signed, Tag,
+    KeyLastUsageReport, KeyListEntry, LocalKms, LocalKmsClient, MultiRegionConfiguration,
+    MultiRegionKey, NewAccessKey, NewGrant, Origin, PublicKeyInfo, Replica, ReplicateKeyRequest,
+    RotationKind, RotationRecord, RotationStatus, Seeded, SharedSecret, Signed, Tag,
     DEFAULT_ROTATION_PERIOD_DAYS,
 };
 pub use policy::{KeyPolicy, RequestFacts};
@@ -265,6 +266,9 @@ pub enum KeyState {
     /// A key for imported material (origin EXTERNAL) without its material: made so, or
     /// its material deleted or expired. Refuses cryptographic operations until imported.
     PendingImport,
+    /// A multi-Region primary key scheduled for deletion while it has replicas: its
+    /// waiting period starts once they are deleted.
+    PendingReplicaDeletion,
 }
 
 impl fmt::Display for KeyState {
@@ -339,8 +343,11 @@ pub struct KeyMetadata {
     pub valid_to: Option<Timestamp>,
     /// Who manages the key: always CUSTOMER here.
     pub key_manager: &'static str,
-    /// Always false: multi-region keys are not emulated.
+    /// Whether the key is a multi-Region key.
     pub multi_region: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A multi-Region key's primary and replicas.
+    pub multi_region_configuration: Option<MultiRegionConfiguration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     /// The deletion window, while pending deletion.
     pub pending_deletion_window_in_days: Option<u32>,

@@ -1,4 +1,5 @@
-"""Asymmetric, HMAC and ML-KEM keys and imported key material of `atrest kms serve`,
+"""Asymmetric, HMAC and ML-KEM keys, imported key material and multi-Region keys of
+`atrest kms serve`,
 checked by an independent implementation: Python's `cryptography` (OpenSSL) verifies what
 LocalKms signs, encrypts what it decrypts, agrees on ECDH secrets and encapsulates ML-KEM
 secrets it opens, uses the data key pairs it makes, and wraps the key material it imports. Every answer is checked against botocore's KMS model
@@ -290,10 +291,32 @@ signed = kms.sign(KeyId=signing_import, Message=MESSAGE, SigningAlgorithm="ECDSA
 own.public_key().verify(signed["Signature"], MESSAGE, ec.ECDSA(hashes.SHA384()))
 print("imported key material wrapped by OpenSSL works")
 
+# Multi-Region keys: a client of another region (the region comes from its SigV4 scope)
+# decrypts through the replica what the primary encrypted.
+west = checked(boto3.client("kms", endpoint_url=ENDPOINT, region_name="eu-west-1"))
+mrk = kms.create_key(MultiRegion=True)["KeyMetadata"]
+mrk_id = mrk["KeyId"]
+assert mrk_id.startswith("mrk-") and mrk["MultiRegion"], mrk
+assert mrk["MultiRegionConfiguration"]["MultiRegionKeyType"] == "PRIMARY", mrk
+replica = kms.replicate_key(KeyId=mrk_id, ReplicaRegion="eu-west-1", Description="failover",
+                            Tags=[{"TagKey": "role", "TagValue": "dr"}])
+assert replica["ReplicaKeyMetadata"]["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+assert replica["ReplicaTags"] == [{"TagKey": "role", "TagValue": "dr"}], replica
+sealed = kms.encrypt(KeyId=mrk_id, Plaintext=b"across regions", EncryptionContext={"r": "1"})
+assert west.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext={"r": "1"},
+                    KeyId=replica["ReplicaKeyMetadata"]["Arn"])["Plaintext"] == b"across regions"
+refused(kms.replicate_key, "AlreadyExistsException", KeyId=mrk_id, ReplicaRegion="eu-west-1")
+refused(kms.replicate_key, "UnsupportedOperationException", KeyId=wrapper, ReplicaRegion="eu-west-1")
+kms.update_primary_region(KeyId=mrk_id, PrimaryRegion="eu-west-1")
+moved = west.describe_key(KeyId=mrk_id)["KeyMetadata"]["MultiRegionConfiguration"]
+assert moved["MultiRegionKeyType"] == "PRIMARY" and moved["ReplicaKeys"][0]["Region"] == "us-east-1", moved
+print("multi-Region replicas decrypt across regions")
+
 operations = ["Sign", "Verify", "GetPublicKey", "GenerateDataKeyPair",
               "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
               "DeriveSharedSecret", "Encapsulate", "Decapsulate", "Encrypt", "Decrypt",
-              "GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]
+              "GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial",
+              "ReplicateKey", "UpdatePrimaryRegion"]
 untested = [op for op in operations if "ok" not in answered.get(op, ())]
 assert not untested, f"never answered successfully: {untested}"
 print(f"{len(operations)} operations conform to botocore's model:",
@@ -362,6 +385,10 @@ cli("import-key-material", "--key-id", byok,
 cli("encrypt", "--key-id", byok, "--plaintext", message)
 cli("delete-imported-key-material", "--key-id", byok)
 assert cli("describe-key", "--key-id", byok)["KeyMetadata"]["KeyState"] == "PendingImport"
+primary = cli("create-key", "--multi-region")["KeyMetadata"]["KeyId"]
+made = cli("replicate-key", "--key-id", primary, "--replica-region", "ap-southeast-2")
+assert made["ReplicaKeyMetadata"]["Arn"].startswith("arn:aws:kms:ap-southeast-2:"), made
+cli("update-primary-region", "--key-id", primary, "--primary-region", "ap-southeast-2")
 for suffix in (".msg", ".sig", ".mac", ".peer", ".rsa", ".token", ".wrapped"):
     os.remove(scratch + suffix)
 print("aws cli ok")

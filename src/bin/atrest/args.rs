@@ -410,6 +410,9 @@ pub enum KmsCommand {
         /// EXTERNAL for a key whose material is imported (it starts PendingImport).
         #[arg(long, default_value = "AWS_KMS")]
         origin: String,
+        /// A multi-Region primary key (an mrk- id); the AWS CLI's replicate-key copies it.
+        #[arg(long)]
+        multi_region: bool,
     },
     DescribeKey {
         #[arg(long)]

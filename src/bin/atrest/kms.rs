@@ -91,9 +91,11 @@ pub fn run(root: &Root, client: &LocalKmsClient, command: KmsCommand, out: Outpu
             tags,
             bypass_policy_lockout_safety_check,
             origin,
+            multi_region,
         } => {
             let request = CreateKeyRequest {
                 origin: Origin::parse(&origin)?,
+                multi_region,
                 description,
                 key_spec: KeySpec::parse(&key_spec)?,
                 key_usage: key_usage.as_deref().map(KeyUsage::parse).transpose()?,

@@ -104,7 +104,11 @@ impl LocalKmsClient {
         let target = state
             .aliases
             .get(position)
-            .and_then(|alias| state.keys.get(&alias.target_key_id))
+            .and_then(|alias| {
+                state
+                    .keys
+                    .get(&storage_key(&alias.target_key_id, &alias.region))
+            })
             .ok_or_else(|| KmsError::Internal(format!("alias {alias_name} points at no key")))?;
         Ok((position, target))
     }

@@ -161,7 +161,7 @@ impl LocalKmsClient {
                 self.material_for(state, key_id, "kms:Sign", KeyUsage::SignVerify)?;
             Self::check_signing_algorithm(key, algorithm)?;
             let signature = material.sign(algorithm, message_type, message)?;
-            self.used(&key.id, "Sign", now);
+            self.used(key, "Sign", now);
             Ok(Signed {
                 key_arn: key.arn(),
                 signature,
@@ -192,7 +192,7 @@ impl LocalKmsClient {
                     key.arn()
                 )));
             }
-            self.used(&key.id, "Verify", now);
+            self.used(key, "Verify", now);
             Ok(key.arn())
         })
     }
@@ -210,7 +210,7 @@ impl LocalKmsClient {
                 )));
             }
             let public_key = key.key_material()?.public_key()?;
-            self.used(&key.id, "GetPublicKey", now);
+            self.used(key, "GetPublicKey", now);
             Ok(PublicKeyInfo {
                 key_arn: key.arn(),
                 public_key,
@@ -248,7 +248,7 @@ impl LocalKmsClient {
                 )));
             }
             let ciphertext_blob = material.rsa_encrypt(algorithm, plaintext)?;
-            self.used(&key.id, "Encrypt", now);
+            self.used(key, "Encrypt", now);
             Ok(Encrypted {
                 ciphertext_blob,
                 key_arn: key.arn(),
@@ -278,7 +278,7 @@ impl LocalKmsClient {
             let key = state.authorized(&self.caller, key_id, USE, "kms:Decrypt", Some(context))?;
             let plaintext =
                 rsa_material(key, algorithm, context)?.rsa_decrypt(algorithm, ciphertext_blob)?;
-            self.used(&key.id, "Decrypt", now);
+            self.used(key, "Decrypt", now);
             Ok(Decrypted {
                 plaintext,
                 key_arn: key.arn(),
@@ -304,7 +304,7 @@ impl LocalKmsClient {
             )?;
             check_mac_algorithm(key, algorithm)?;
             let mac = material.mac(message)?;
-            self.used(&key.id, "GenerateMac", now);
+            self.used(key, "GenerateMac", now);
             Ok((key.arn(), mac))
         })
     }
@@ -330,7 +330,7 @@ impl LocalKmsClient {
                     key.arn()
                 )));
             }
-            self.used(&key.id, "VerifyMac", now);
+            self.used(key, "VerifyMac", now);
             Ok(key.arn())
         })
     }
@@ -351,7 +351,7 @@ impl LocalKmsClient {
                 KeyUsage::KeyAgreement,
             )?;
             let shared_secret = material.derive_shared_secret(peer_public_key)?;
-            self.used(&key.id, "DeriveSharedSecret", now);
+            self.used(key, "DeriveSharedSecret", now);
             Ok(SharedSecret {
                 key_arn: key.arn(),
                 shared_secret,
@@ -370,7 +370,7 @@ impl LocalKmsClient {
                 KeyUsage::EncapsulateDecapsulate,
             )?;
             let (ciphertext, shared_secret) = material.encapsulate()?;
-            self.used(&key.id, "Encapsulate", now);
+            self.used(key, "Encapsulate", now);
             Ok(Encapsulated {
                 secret: SharedSecret {
                     key_arn: key.arn(),
@@ -398,7 +398,7 @@ impl LocalKmsClient {
                 KeyUsage::EncapsulateDecapsulate,
             )?;
             let shared_secret = material.decapsulate(ciphertext)?;
-            self.used(&key.id, "Decapsulate", now);
+            self.used(key, "Decapsulate", now);
             Ok(SharedSecret {
                 key_arn: key.arn(),
                 shared_secret,
@@ -443,7 +443,7 @@ impl LocalKmsClient {
                 private.expose(),
                 context,
             )?;
-            self.used(&key.id, action.trim_start_matches("kms:"), now);
+            self.used(key, action.trim_start_matches("kms:"), now);
             Ok(DataKeyPair {
                 key_arn: key.arn(),
                 key_pair_spec: spec,

@@ -98,7 +98,11 @@ impl LocalKmsClient {
         let caller = &self.caller;
         self.write(|state, now| {
             let mut key = KeyRecord {
-                id: self.kms.new_key_id(),
+                id: if request.multi_region {
+                    self.kms.new_multi_region_id()
+                } else {
+                    self.kms.new_key_id()
+                },
                 account: caller.account().to_string(),
                 region: caller.region().to_string(),
                 description: request.description,
@@ -123,6 +127,9 @@ impl LocalKmsClient {
                 secret,
                 origin: request.origin,
                 imports: None,
+                multi_region: request.multi_region.then(|| MultiRegion {
+                    primary_region: caller.region().to_string(),
+                }),
             };
             if key.spec == KeySpec::SymmetricDefault && !external {
                 key.materials.push(Material {
@@ -131,9 +138,13 @@ impl LocalKmsClient {
                     key: self.kms.new_secret_key(),
                 });
             }
-            let metadata = key.metadata();
-            state.keys.insert(key.id.clone(), key);
-            Ok(metadata)
+            let stored = key.storage_key();
+            state.keys.insert(stored.clone(), key);
+            let key = state
+                .keys
+                .get(&stored)
+                .ok_or_else(|| KmsError::Internal("the new key vanished".into()))?;
+            Ok(state.describe(key))
         })
     }
 
@@ -141,7 +152,7 @@ impl LocalKmsClient {
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata, KmsError> {
         self.kms.read(|state, _| {
             let key = state.authorized(&self.caller, key_id, USE, "kms:DescribeKey", None)?;
-            Ok(key.metadata())
+            Ok(state.describe(key))
         })
     }
 
@@ -203,19 +214,28 @@ impl LocalKmsClient {
             )));
         }
         self.write(|state, now| {
-            let key = state.authorized_mut(
+            let action = "kms:ScheduleKeyDeletion";
+            let replicas = state.replica_count(state.authorized(
                 &self.caller,
                 key_id,
                 MANAGE,
-                "kms:ScheduleKeyDeletion",
+                action,
                 None,
-            )?;
+            )?);
+            let key = state.authorized_mut(&self.caller, key_id, MANAGE, action, None)?;
             key.check_not_pending_deletion()?;
             let date = now.saturating_add(days(window.into()));
-            key.state = KeyState::PendingDeletion;
-            key.deletion_date = Some(date);
             key.pending_window_days = Some(window);
-            Ok(date)
+            if replicas > 0 {
+                // AWS's rule: the primary's waiting period begins when its replicas are
+                // deleted; until then it is PendingReplicaDeletion, with no date.
+                key.state = KeyState::PendingReplicaDeletion;
+                key.deletion_date = None;
+            } else {
+                key.state = KeyState::PendingDeletion;
+                key.deletion_date = Some(date);
+            }
+            Ok(key.deletion_date.unwrap_or(date))
         })
     }
 
@@ -229,7 +249,10 @@ impl LocalKmsClient {
                 "kms:CancelKeyDeletion",
                 None,
             )?;
-            if key.state != KeyState::PendingDeletion {
+            if !matches!(
+                key.state,
+                KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+            ) {
                 return Err(KmsError::InvalidState(format!(
                     "{} is not pending deletion.",
                     key.arn()
@@ -263,6 +286,7 @@ impl LocalKmsClient {
                 None,
             )?;
             key.check_symmetric("EnableKeyRotation")?;
+            key.check_not_replica("EnableKeyRotation")?;
             key.check_origin(false)?;
             key.check_usable_for_encryption()?;
             key.auto_rotation = Some(AutoRotation {
@@ -324,6 +348,7 @@ impl LocalKmsClient {
                 None,
             )?;
             key.check_symmetric("RotateKeyOnDemand")?;
+            key.check_not_replica("RotateKeyOnDemand")?;
             key.check_usable_for_encryption()?;
             if key.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
                 return Err(KmsError::LimitExceeded(format!(
@@ -337,7 +362,9 @@ impl LocalKmsClient {
                 key.add_material(now, RotationKind::OnDemand, self.kms.new_secret_key());
             }
             key.on_demand_rotations += 1;
-            Ok(key.id.clone())
+            let (id, stored) = (key.id.clone(), key.storage_key());
+            state.sync_replicas(&stored);
+            Ok(id)
         })
     }
 
@@ -463,7 +490,7 @@ pub(super) fn check_rotation_period(period: u32) -> Result<(), KmsError> {
     )
 }
 
-fn check_description(description: &str) -> Result<(), KmsError> {
+pub(super) fn check_description(description: &str) -> Result<(), KmsError> {
     validation::length(
         "description",
         Shown::Value(description),
@@ -473,7 +500,7 @@ fn check_description(description: &str) -> Result<(), KmsError> {
     )
 }
 
-fn check_lockout(
+pub(super) fn check_lockout(
     policy: &KeyPolicy,
     caller: &Caller,
     key_arn: Option<&str>,

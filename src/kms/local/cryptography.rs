@@ -24,7 +24,7 @@ impl LocalKmsClient {
             key.check_usable_for_encryption()?;
             let ciphertext_blob =
                 key.seal(self.kms.backend, self.kms.new_nonce(), plaintext, context)?;
-            self.used(&key.id, "Encrypt", now);
+            self.used(key, "Encrypt", now);
             Ok(Encrypted {
                 ciphertext_blob,
                 key_arn: key.arn(),
@@ -43,7 +43,7 @@ impl LocalKmsClient {
     ) -> Result<Decrypted, KmsError> {
         self.kms.read(|state, now| {
             let opened = self.open(state, key_id, ciphertext_blob, context, "kms:Decrypt")?;
-            self.used(&opened.key.id, "Decrypt", now);
+            self.used(opened.key, "Decrypt", now);
             Ok(Decrypted {
                 key_arn: opened.key.arn(),
                 key_material_id: Some(opened.key.material_id(opened.version)),
@@ -86,8 +86,8 @@ impl LocalKmsClient {
                 &opened.plaintext,
                 destination_context,
             )?;
-            self.used(&opened.key.id, "ReEncrypt", now);
-            self.used(&destination.id, "ReEncrypt", now);
+            self.used(opened.key, "ReEncrypt", now);
+            self.used(destination, "ReEncrypt", now);
             Ok(ReEncrypted {
                 ciphertext_blob,
                 source_key_arn: opened.key.arn(),
@@ -120,14 +120,14 @@ impl LocalKmsClient {
         }
         let key = state
             .keys
-            .get(&blob.key_id)
+            .get(&storage_key(&blob.key_id, self.caller.region()))
             .filter(|k| k.region == self.caller.region())
             .ok_or_else(|| {
                 KmsError::InvalidCiphertext("no key in this region made this ciphertext".into())
             })?;
         state.authorize_on(
             &self.caller,
-            &key.id,
+            &key.storage_key(),
             key_id.unwrap_or(&key.id),
             action,
             Some(context),
@@ -214,7 +214,7 @@ impl LocalKmsClient {
             self.kms.fill(&mut plaintext);
             let ciphertext_blob =
                 key.seal(self.kms.backend, self.kms.new_nonce(), &plaintext, context)?;
-            self.used(&key.id, action.trim_start_matches("kms:"), now);
+            self.used(key, action.trim_start_matches("kms:"), now);
             Ok(GeneratedDataKey {
                 plaintext,
                 ciphertext_blob,

@@ -61,6 +61,13 @@ impl LocalKms {
         keyref::uuid_v4(bytes)
     }
 
+    /// A random multi-Region key id (`mrk-` and 32 hex digits).
+    pub(super) fn new_multi_region_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        self.fill(&mut bytes);
+        keyref::multi_region_id(&bytes)
+    }
+
     /// Fresh key material.
     pub(super) fn new_secret_key(&self) -> SecretKey {
         let mut bytes = Zeroizing::new([0u8; 32]);

@@ -198,7 +198,7 @@ impl LocalKmsClient {
                 KeyOf::Ref(key_id) => state.resolve_mut(&self.caller, key_id, GRANTS)?,
                 KeyOf::Id(id) => state
                     .keys
-                    .get_mut(id)
+                    .get_mut(&storage_key(id, self.caller.region()))
                     .filter(|k| k.region == self.caller.region())
                     .ok_or_else(|| not_found(&grant_id))?,
             };

@@ -13,12 +13,14 @@
 //! | file | owns |
 //! |---|---|
 //! | `mod` | [`LocalKms`]: the service, its state file, the file lock |
-//! | `state` | the state: keys, materials, rotations, aliases, and each key's rules |
+//! | `state` | the state: keys and aliases, loading and saving, the clock's events, resolving references |
+//! | `key_record` | one key: its record, materials and rotations, and the rules it applies to a call |
 //! | `client` | [`LocalKmsClient`]: the key management operations, as one caller |
 //! | `cryptography` | Encrypt, Decrypt, ReEncrypt, data keys and random bytes, as one caller |
 //! | `asymmetric` | Sign, Verify, GetPublicKey, MACs, ECDH, ML-KEM and data key pairs, as one caller |
 //! | `key_material` | the key pairs and HMAC keys of non-symmetric keys, and their cryptography (without the `aws-lc` feature, `key_material_unavailable`: none) |
 //! | `import` | imported key material: GetParametersForImport, ImportKeyMaterial, expiry, DeleteImportedKeyMaterial |
+//! | `multi_region` | multi-Region keys: replicas sharing material, ReplicateKey, UpdatePrimaryRegion, deletion of primaries |
 //! | `prehashed` | Ed25519ph and ML-DSA over an external μ, called in aws-lc directly (the only unsafe code) |
 //! | `secret_bytes` | secret bytes of any length, zeroized, base64 in the state file |
 //! | `aliases` | the alias operations of [`LocalKmsClient`] |
@@ -45,6 +47,8 @@ mod key_material;
 #[cfg(not(feature = "aws-lc"))]
 #[path = "key_material_unavailable.rs"]
 mod key_material;
+mod key_record;
+mod multi_region;
 #[cfg(feature = "aws-lc")]
 mod prehashed;
 mod secret_bytes;
@@ -68,6 +72,9 @@ pub use grant_terms::{
 use import::Imports;
 pub use import::{ImportKeyMaterialRequest, ImportParameters, ImportType, Origin};
 use key_material::{KeyMaterial, SecretBytes};
+use key_record::*;
+use multi_region::MultiRegion;
+pub use multi_region::{MultiRegionConfiguration, MultiRegionKey, Replica, ReplicateKeyRequest};
 pub use seed::Seeded;
 use state::*;
 pub use types::{
@@ -98,6 +105,7 @@ use super::{
     KeyState, KeyUsage, Kms, KmsError, MacAlgorithm, MessageType, ReEncrypted, RequestFacts,
     SigningAlgorithm, WrappedDataKey, WrappingAlgorithm,
 };
+use client::{check_description, check_lockout};
 
 /// The automatic rotation period AWS uses when none is given.
 pub const DEFAULT_ROTATION_PERIOD_DAYS: u32 = 365;

@@ -180,8 +180,10 @@ struct PlannedKey {
 
 fn planned_key(key: &SeedKey, account: &str, region: &str) -> Result<PlannedKey, KmsError> {
     let bad = |why: String| KmsError::Validation(format!("seed key {}: {why}", key.key_id));
-    if !keyref::is_key_id(&key.key_id) {
-        return Err(bad("KeyId must be a key id (a UUID)".into()));
+    if !keyref::is_key_id(&key.key_id) || keyref::is_multi_region_id(&key.key_id) {
+        return Err(bad(
+            "KeyId must be a key id (a UUID): seed files give single-Region keys".into(),
+        ));
     }
     let account = key.account.clone().unwrap_or_else(|| account.to_string());
     let region = key.region.clone().unwrap_or_else(|| region.to_string());
@@ -325,6 +327,7 @@ impl PlannedKey {
             secret,
             origin: Origin::AwsKms,
             imports: None,
+            multi_region: None,
         })
     }
 }

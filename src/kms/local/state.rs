@@ -1,5 +1,6 @@
-//! The emulated HSM's state: keys, their material versions, rotations and aliases, as the
-//! state file holds them, and the rules each key applies to a call (state, usage, policy).
+//! The emulated HSM's state: its keys (`key_record`) and aliases, as the state file holds
+//! them; loading, checking and saving it; the events the clock brings (deletions,
+//! rotations, expiries); and finding the key a reference names, for a caller.
 
 use super::*;
 
@@ -30,64 +31,6 @@ impl Default for State {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-pub(super) struct KeyRecord {
-    pub(super) id: String,
-    pub(super) account: String,
-    pub(super) region: String,
-    pub(super) description: String,
-    pub(super) spec: KeySpec,
-    pub(super) usage: KeyUsage,
-    pub(super) state: KeyState,
-    pub(super) created: Timestamp,
-    pub(super) deletion_date: Option<Timestamp>,
-    pub(super) pending_window_days: Option<u32>,
-    pub(super) policy: String,
-    pub(super) materials: Vec<Material>,
-    pub(super) auto_rotation: Option<AutoRotation>,
-    pub(super) rotations: Vec<StoredRotation>,
-    pub(super) on_demand_rotations: u32,
-    /// The key's tags, in the order they were first set.
-    #[serde(default)]
-    pub(super) tags: Vec<Tag>,
-    /// The key's grants, oldest first.
-    #[serde(default)]
-    pub(super) grants: Vec<StoredGrant>,
-    /// The last successful cryptographic operation written out (see `usage`).
-    #[serde(default)]
-    pub(super) last_usage: Option<super::usage::StoredUsage>,
-    /// The key pair or HMAC key of a key that is not SYMMETRIC_DEFAULT (whose material
-    /// versions are `materials`). Absent in keys made by an atrest that kept none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) secret: Option<SecretBytes>,
-    /// AWS_KMS (material made here) or EXTERNAL (imported).
-    #[serde(default, skip_serializing_if = "Origin::is_aws_kms")]
-    pub(super) origin: Origin,
-    /// An EXTERNAL key's import parameters and imported materials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) imports: Option<Imports>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy)]
-pub(super) struct StoredRotation {
-    pub(super) date: Timestamp,
-    pub(super) kind: RotationKind,
-}
-
-#[derive(Serialize, Deserialize)]
-pub(super) struct Material {
-    pub(super) version: u32,
-    pub(super) created: Timestamp,
-    #[serde(with = "secret_base64")]
-    pub(super) key: SecretKey,
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy)]
-pub(super) struct AutoRotation {
-    pub(super) period_days: u32,
-    pub(super) next: Timestamp,
-}
-
 /// An alias as the state file keeps it: its name is unique per account and region.
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredAlias {
@@ -112,30 +55,6 @@ impl StoredAlias {
             creation_date: self.created,
             last_updated_date: self.updated,
         }
-    }
-}
-
-pub(super) mod secret_base64 {
-    use base64::Engine;
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
-    use zeroize::Zeroizing;
-
-    use crate::crypto::SecretKey;
-
-    pub fn serialize<S: Serializer>(key: &SecretKey, s: S) -> Result<S::Ok, S::Error> {
-        let encoded =
-            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose()));
-        s.serialize_str(&encoded)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretKey, D::Error> {
-        let encoded: &str = Deserialize::deserialize(d)?;
-        let bytes = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(D::Error::custom)?,
-        );
-        SecretKey::from_slice(&bytes).map_err(D::Error::custom)
     }
 }
 
@@ -171,7 +90,7 @@ impl State {
     /// The invariants every other method relies on, checked once at load.
     pub(super) fn check_consistent(&self) -> Result<(), String> {
         for (id, key) in &self.keys {
-            if *id != key.id || !keyref::is_key_id(id) {
+            if *id != key.storage_key() || !keyref::is_key_id(&key.id) {
                 return Err(format!("key entry {id:?} is malformed"));
             }
             if key.spec == KeySpec::SymmetricDefault
@@ -198,7 +117,10 @@ impl State {
             }
         }
         for alias in &self.aliases {
-            if !self.keys.contains_key(&alias.target_key_id) {
+            if !self
+                .keys
+                .contains_key(&storage_key(&alias.target_key_id, &alias.region))
+            {
                 return Err(format!("alias {} points to a missing key", alias.name));
             }
         }
@@ -234,26 +156,32 @@ impl State {
             }
         }
         let mut events = 0;
-        let due: Vec<String> = self
+        let due: Vec<(String, String)> = self
             .keys
             .values()
             .filter(|k| {
                 k.state == KeyState::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
             })
-            .map(|k| k.id.clone())
+            .map(|k| (k.id.clone(), k.region.clone()))
             .collect();
-        for id in &due {
+        for (id, region) in &due {
             // Dropping the record zeroizes its material: the key is gone for good.
-            self.keys.remove(id);
-            self.aliases.retain(|a| &a.target_key_id != id);
+            self.keys.remove(&storage_key(id, region));
+            self.aliases
+                .retain(|a| !(&a.target_key_id == id && &a.region == region));
             events += 1;
         }
+        events += self.start_primary_deletions(now);
+        let mut rotated = Vec::new();
         for key in self.keys.values_mut() {
             if key.expire_imported(now) {
                 events += 1;
             }
             if key.state != KeyState::Enabled {
                 continue;
+            }
+            if key.multi_region.is_some() && key.auto_rotation.is_some_and(|r| r.next <= now) {
+                rotated.push(key.storage_key());
             }
             while let Some(rotation) = key.auto_rotation.filter(|r| r.next <= now) {
                 key.add_material(rotation.next, RotationKind::Automatic, new_key());
@@ -265,6 +193,9 @@ impl State {
                 });
                 events += 1;
             }
+        }
+        for stored in &rotated {
+            self.sync_replicas(stored);
         }
         self.next_event = Some(self.earliest_event());
         events
@@ -281,6 +212,8 @@ impl State {
                     (a, b) => a.or(b),
                 },
                 KeyState::Disabled | KeyState::PendingImport => k.next_expiry(),
+                // Waits for its replicas' deletions, which have their own dates.
+                KeyState::PendingReplicaDeletion => None,
             })
             .min()
     }
@@ -375,11 +308,14 @@ impl State {
         )
     }
 
-    /// The names of the aliases that point at key `id`.
-    pub(super) fn aliases_of(&self, id: &str) -> Vec<String> {
+    /// The names of the aliases that point at the key stored under `stored`.
+    pub(super) fn aliases_of(&self, stored: &str) -> Vec<String> {
+        let Some(key) = self.keys.get(stored) else {
+            return Vec::new();
+        };
         self.aliases
             .iter()
-            .filter(|a| a.target_key_id == id)
+            .filter(|a| a.target_key_id == key.id && a.region == key.region)
             .map(|a| a.name.clone())
             .collect()
     }
@@ -441,8 +377,9 @@ impl State {
                     ))
                 })?,
         };
-        match self.keys.get(&id) {
-            Some(k) if k.account == account && k.region == region => Ok(id),
+        let stored = storage_key(&id, region);
+        match self.keys.get(&stored) {
+            Some(k) if k.account == account && k.region == region => Ok(stored),
             Some(k) if k.region == region && matches!(reference, KeyRef::Id(_)) => Err(KmsError::NotFound(format!(
                 "Key '{}' does not exist in account {account}: a key in another account ({}) must be named by its full key ARN",
                 key_arn(region, account, &id),
@@ -450,220 +387,5 @@ impl State {
             ))),
             _ => Err(KmsError::NotFound(format!("Key '{}' does not exist", key_arn(region, account, &id)))),
         }
-    }
-}
-
-impl KeyRecord {
-    pub(super) fn arn(&self) -> String {
-        key_arn(&self.region, &self.account, &self.id)
-    }
-
-    /// Checks that the key's `policy` (given what the request brings, `facts`), or a grant
-    /// whose constraints the request's encryption context meets, allows `caller` `action`;
-    /// the policy's explicit Deny wins over any grant.
-    pub(super) fn authorize_with(
-        &self,
-        policy: &KeyPolicy,
-        caller: &Caller,
-        action: &str,
-        facts: &RequestFacts<'_>,
-    ) -> Result<(), KmsError> {
-        match policy.decide(caller, action, Some(&self.arn()), facts) {
-            Some(true) => Ok(()),
-            None if self.granted(caller, action, facts.encryption_context) => Ok(()),
-            _ => Err(self.denied(caller, action)),
-        }
-    }
-
-    pub(super) fn denied(&self, caller: &Caller, action: &str) -> KmsError {
-        KmsError::AccessDenied(format!(
-            "User: {} is not authorized to perform: {action} on resource: {} because no resource-based policy allows the {action} action",
-            caller.principal(),
-            self.arn()
-        ))
-    }
-
-    /// Neither pending deletion nor disabled, with AWS's messages.
-    pub(super) fn check_usable(&self) -> Result<(), KmsError> {
-        self.check_not_pending_deletion()?;
-        self.check_not_pending_import()?;
-        if self.state == KeyState::Disabled {
-            return Err(KmsError::Disabled(format!("{} is disabled.", self.arn())));
-        }
-        Ok(())
-    }
-
-    /// The checks Encrypt, Decrypt and GenerateDataKey make after authorization.
-    pub(super) fn check_usable_for_encryption(&self) -> Result<(), KmsError> {
-        self.check_usable()?;
-        if self.spec != KeySpec::SymmetricDefault || self.usage != KeyUsage::EncryptDecrypt {
-            return Err(KmsError::InvalidKeyUsage(format!(
-                "{} has KeySpec {} and KeyUsage {}; this operation needs a SYMMETRIC_DEFAULT key (RSA keys for ENCRYPT_DECRYPT encrypt with EncryptionAlgorithm RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256)",
-                self.arn(),
-                self.spec,
-                self.usage
-            )));
-        }
-        Ok(())
-    }
-
-    /// The checks an operation on a key's material makes after authorization: the key is
-    /// usable, and has the usage the operation needs.
-    pub(super) fn check_usable_for(
-        &self,
-        usage: KeyUsage,
-        operation: &str,
-    ) -> Result<(), KmsError> {
-        self.check_usable()?;
-        if self.usage != usage {
-            return Err(KmsError::InvalidKeyUsage(format!(
-                "{} has KeySpec {} and KeyUsage {}; {operation} needs a key with KeyUsage {usage}",
-                self.arn(),
-                self.spec,
-                self.usage
-            )));
-        }
-        Ok(())
-    }
-
-    pub(super) fn check_not_pending_import(&self) -> Result<(), KmsError> {
-        if self.state == KeyState::PendingImport {
-            Err(KmsError::InvalidState(format!(
-                "{} is pending import.",
-                self.arn()
-            )))
-        } else {
-            Ok(())
-        }
-    }
-
-    pub(super) fn check_not_pending_deletion(&self) -> Result<(), KmsError> {
-        if self.state == KeyState::PendingDeletion {
-            Err(KmsError::InvalidState(format!(
-                "{} is pending deletion.",
-                self.arn()
-            )))
-        } else {
-            Ok(())
-        }
-    }
-
-    pub(super) fn check_symmetric(&self, operation: &str) -> Result<(), KmsError> {
-        if self.spec == KeySpec::SymmetricDefault {
-            Ok(())
-        } else {
-            Err(KmsError::UnsupportedOperation(format!(
-                "{operation} is not supported for {} keys ({}).",
-                self.spec,
-                self.arn()
-            )))
-        }
-    }
-
-    /// AWS's KeyMaterialId for material `version`: 64 hex digits, here the key id's 32
-    /// and the version's, so that it is stable and says which version it is.
-    pub(super) fn material_id(&self, version: u32) -> String {
-        if let Some(imported) = self.imported(version) {
-            return imported.id().to_string();
-        }
-        let id: String = self.id.chars().filter(|c| *c != '-').collect();
-        format!("{id}{version:032x}")
-    }
-
-    pub(super) fn current_material_id(&self) -> Result<String, KmsError> {
-        Ok(self.material_id(self.current_material()?.version))
-    }
-
-    pub(super) fn current_material(&self) -> Result<&Material, KmsError> {
-        self.materials
-            .last()
-            .ok_or_else(|| KmsError::Internal(format!("{} has no key material", self.arn())))
-    }
-
-    pub(super) fn add_material(&mut self, at: Timestamp, kind: RotationKind, key: SecretKey) {
-        let version = self.materials.last().map_or(1, |m| m.version + 1);
-        self.materials.push(Material {
-            version,
-            created: at,
-            key,
-        });
-        self.rotations.push(StoredRotation { date: at, kind });
-    }
-
-    pub(super) fn metadata(&self) -> KeyMetadata {
-        let algorithms = self.spec.algorithms(self.usage);
-        let (expiration_model, valid_to) = self.expiration();
-        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect();
-        KeyMetadata {
-            account: self.account.clone(),
-            key_id: self.id.clone(),
-            arn: self.arn(),
-            region: self.region.clone(),
-            creation_date: self.created,
-            enabled: self.state == KeyState::Enabled,
-            description: self.description.clone(),
-            key_usage: self.usage,
-            key_state: self.state,
-            deletion_date: self.deletion_date,
-            key_spec: self.spec,
-            customer_master_key_spec: self.spec.customer_master_key_spec(),
-            encryption_algorithms: algorithms
-                .encryption
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
-            signing_algorithms: algorithms.signing.iter().map(|a| a.to_string()).collect(),
-            mac_algorithms: algorithms.mac.iter().map(|a| a.to_string()).collect(),
-            key_agreement_algorithms: names(algorithms.key_agreement),
-            encapsulation_algorithms: names(algorithms.encapsulation),
-            origin: self.origin.aws_name(),
-            expiration_model,
-            valid_to,
-            key_manager: "CUSTOMER",
-            multi_region: false,
-            pending_deletion_window_in_days: self.pending_window_days,
-            current_key_material_id: self.materials.last().map(|m| self.material_id(m.version)),
-        }
-    }
-
-    /// The key pair or HMAC key, for a key that is not SYMMETRIC_DEFAULT and has one.
-    fn key_material_if_any(&self) -> Option<KeyMaterial<'_>> {
-        self.secret.as_ref().map(|secret| KeyMaterial {
-            spec: self.spec,
-            secret: secret.expose(),
-        })
-    }
-
-    /// The key pair or HMAC key the operations of non-symmetric keys use.
-    pub(super) fn key_material(&self) -> Result<KeyMaterial<'_>, KmsError> {
-        self.key_material_if_any().ok_or_else(|| {
-            KmsError::Internal(format!(
-                "{} ({}) was created by an atrest that kept no key material for {} keys; create a new key",
-                self.arn(),
-                self.spec,
-                self.spec
-            ))
-        })
-    }
-
-    pub(super) fn seal(
-        &self,
-        backend: Backend,
-        nonce: Nonce,
-        plaintext: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<Vec<u8>, KmsError> {
-        let material = self.current_material()?;
-        let header = CiphertextBlob::header(&self.id, material.version)
-            .ok_or_else(|| KmsError::Internal(format!("key id {} is not a UUID", self.id)))?;
-        let aead =
-            Aead::new(&material.key, backend).map_err(|e| KmsError::Internal(e.to_string()))?;
-        let sealed = aead
-            .seal(&nonce, &context_aad(&header, context), plaintext)
-            .map_err(|e| KmsError::Internal(e.to_string()))?;
-        let mut blob = header;
-        blob.extend_from_slice(&nonce.0);
-        blob.extend_from_slice(&sealed);
-        Ok(blob)
     }
 }

@@ -135,6 +135,8 @@ pub struct CreateKeyRequest {
     pub bypass_policy_lockout_safety_check: bool,
     /// EXTERNAL for a key whose material its owner imports (it starts PendingImport).
     pub origin: Origin,
+    /// A multi-Region primary key (`mrk-` id), which ReplicateKey copies to other regions.
+    pub multi_region: bool,
 }
 
 impl Default for CreateKeyRequest {
@@ -147,6 +149,7 @@ impl Default for CreateKeyRequest {
             tags: Vec::new(),
             bypass_policy_lockout_safety_check: false,
             origin: Origin::AwsKms,
+            multi_region: false,
         }
     }
 }

@@ -105,7 +105,10 @@ impl LocalKmsClient {
         self.kms.read(|state, _| {
             let key =
                 state.authorized(&self.caller, key_id, MANAGE, "kms:GetKeyLastUsage", None)?;
-            let usage = self.kms.uses.newest(&key.id, key.last_usage.as_ref());
+            let usage = self
+                .kms
+                .uses
+                .newest(&key.storage_key(), key.last_usage.as_ref());
             Ok(KeyLastUsageReport {
                 key_id: key.arn(),
                 key_last_usage: usage.map(|u| KeyLastUsage {
@@ -118,10 +121,10 @@ impl LocalKmsClient {
         })
     }
 
-    /// Notes a successful cryptographic operation with `key_id` (not for dry runs).
-    pub(super) fn used(&self, key_id: &str, operation: &str, at: Timestamp) {
+    /// Notes a successful cryptographic operation with `key` (not for dry runs).
+    pub(super) fn used(&self, key: &KeyRecord, operation: &str, at: Timestamp) {
         if !self.dry_run {
-            self.kms.uses.record(key_id, operation, at);
+            self.kms.uses.record(&key.storage_key(), operation, at);
         }
     }
 }

@@ -313,6 +313,18 @@ impl From<GeneratedDataKey> for GenerateDataKeyResponse {
     }
 }
 
+/// ReplicateKey.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplicateKeyResponse {
+    /// The new replica.
+    pub replica_key_metadata: KeyMetadata,
+    /// Its key policy.
+    pub replica_policy: String,
+    /// Its tags.
+    pub replica_tags: Vec<Tag>,
+}
+
 /// GetParametersForImport.
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]

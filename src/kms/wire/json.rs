@@ -16,12 +16,12 @@ use crate::kms::responses::{
     GenerateDataKeyWithoutPlaintextResponse, GenerateRandomResponse, GetKeyPolicyResponse,
     KeyIdResponse, KeyMetadataResponse, ListAliasesResponse, ListGrantsResponse,
     ListKeyPoliciesResponse, ListKeyRotationsResponse, ListKeysResponse, ListResourceTagsResponse,
-    ReEncryptResponse, ScheduleKeyDeletionResponse,
+    ReEncryptResponse, ReplicateKeyResponse, ScheduleKeyDeletionResponse,
 };
 use crate::kms::validation;
 use crate::kms::{
     CreateGrantRequest, CreateKeyRequest, GrantOperation, GrantRef, KeySpec, KeyUsage, KmsError,
-    LocalKmsClient, Origin,
+    LocalKmsClient, Origin, ReplicateKeyRequest,
 };
 
 /// The body of an operation that returns nothing: `{}`.
@@ -75,12 +75,6 @@ impl Endpoint {
                     Some(name) => Origin::parse(&name)?,
                     None => Origin::AwsKms,
                 };
-                if params.opt_bool("MultiRegion")? == Some(true) {
-                    return Err(KmsError::UnsupportedOperation(
-                        "multi-Region keys are not emulated".into(),
-                    )
-                    .into());
-                }
                 let spec = match params.opt_str("KeySpec")? {
                     Some(s) => Some(s),
                     None => params.opt_str("CustomerMasterKeySpec")?,
@@ -101,6 +95,7 @@ impl Endpoint {
                         .opt_bool("BypassPolicyLockoutSafetyCheck")?
                         .unwrap_or(false),
                     origin,
+                    multi_region: params.opt_bool("MultiRegion")?.unwrap_or(false),
                 };
                 body(&KeyMetadataResponse {
                     key_metadata: client.create_key(request)?,
@@ -395,6 +390,29 @@ impl Endpoint {
             Operation::GetParametersForImport
             | Operation::ImportKeyMaterial
             | Operation::DeleteImportedKeyMaterial => import::answer(operation, client, params),
+            Operation::ReplicateKey => {
+                let key = params.str("KeyId")?;
+                let region = params.str("ReplicaRegion")?;
+                let request = ReplicateKeyRequest {
+                    policy: params.opt_str("Policy")?,
+                    bypass_policy_lockout_safety_check: params
+                        .opt_bool("BypassPolicyLockoutSafetyCheck")?
+                        .unwrap_or(false),
+                    description: params.opt_str("Description")?.unwrap_or_default(),
+                    tags: params.tags()?.unwrap_or_default(),
+                };
+                let replica = client.replicate_key(&key, &region, request)?;
+                body(&ReplicateKeyResponse {
+                    replica_key_metadata: replica.metadata,
+                    replica_policy: replica.policy,
+                    replica_tags: replica.tags,
+                })
+            }
+            Operation::UpdatePrimaryRegion => {
+                let key = params.str("KeyId")?;
+                client.update_primary_region(&key, &params.str("PrimaryRegion")?)?;
+                body(&EMPTY)
+            }
             Operation::ListKeyPolicies => {
                 let names = client.list_key_policies(&params.str("KeyId")?)?;
                 let page = params.page(names, LIST_KEY_POLICIES)?;

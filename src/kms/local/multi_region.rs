@@ -1,0 +1,360 @@
+//! Multi-Region keys: one `mrk-` key id in several regions of an account, a primary and
+//! its replicas, sharing key material (a replica decrypts what the primary encrypted, and
+//! the primary's rotations reach every replica) while each has its own state, policy,
+//! aliases, tags and grants. ReplicateKey, UpdatePrimaryRegion, DescribeKey's
+//! MultiRegionConfiguration, and AWS's deletion rule: a primary scheduled for deletion
+//! waits (PendingReplicaDeletion) until its replicas are gone.
+
+use super::*;
+
+/// A multi-Region key's shared property: which region holds the primary.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub(super) struct MultiRegion {
+    pub(super) primary_region: String,
+}
+
+/// One key of a multi-Region set, as DescribeKey lists it.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct MultiRegionKey {
+    /// The key's ARN.
+    pub arn: String,
+    /// The key's region.
+    pub region: String,
+}
+
+/// DescribeKey's MultiRegionConfiguration.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct MultiRegionConfiguration {
+    /// `PRIMARY` or `REPLICA`.
+    pub multi_region_key_type: &'static str,
+    /// The primary key.
+    pub primary_key: MultiRegionKey,
+    /// Every replica.
+    pub replica_keys: Vec<MultiRegionKey>,
+}
+
+/// What ReplicateKey returns.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    /// The new replica.
+    pub metadata: KeyMetadata,
+    /// Its key policy.
+    pub policy: String,
+    /// Its tags.
+    pub tags: Vec<Tag>,
+}
+
+/// ReplicateKey's parameters beyond the key and region.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicateKeyRequest {
+    /// The replica's policy; `None` gives AWS's default.
+    pub policy: Option<String>,
+    /// Accept a policy that does not let the caller change it again.
+    pub bypass_policy_lockout_safety_check: bool,
+    /// The replica's description (not shared: empty by default).
+    pub description: String,
+    /// The replica's tags (not shared).
+    pub tags: Vec<Tag>,
+}
+
+impl KeyRecord {
+    fn multi_region_key(&self) -> MultiRegionKey {
+        MultiRegionKey {
+            arn: self.arn(),
+            region: self.region.clone(),
+        }
+    }
+
+    pub(super) fn is_replica(&self) -> bool {
+        self.multi_region
+            .as_ref()
+            .is_some_and(|m| m.primary_region != self.region)
+    }
+
+    /// Rotation is the primary's business: its rotations reach the replicas.
+    pub(super) fn check_not_replica(&self, operation: &str) -> Result<(), KmsError> {
+        if self.is_replica() {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "{} is a multi-Region replica key: call {operation} on its primary key",
+                self.arn()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    /// Every key of `key`'s multi-Region set (`key` too), primary first.
+    fn multi_region_set<'s>(&'s self, key: &KeyRecord) -> Vec<&'s KeyRecord> {
+        let Some(multi) = &key.multi_region else {
+            return Vec::new();
+        };
+        let mut set: Vec<&KeyRecord> = self
+            .keys
+            .values()
+            .filter(|k| k.id == key.id && k.account == key.account)
+            .collect();
+        set.sort_by_key(|k| (k.region != multi.primary_region, k.region.clone()));
+        set
+    }
+
+    /// The replicas of a primary key (none for other keys).
+    pub(super) fn replica_count(&self, key: &KeyRecord) -> usize {
+        if key.multi_region.is_none() || key.is_replica() {
+            return 0;
+        }
+        self.multi_region_set(key).len().saturating_sub(1)
+    }
+
+    /// DescribeKey's answer: the key's metadata with its multi-Region configuration.
+    pub(super) fn describe(&self, key: &KeyRecord) -> KeyMetadata {
+        let mut metadata = key.metadata();
+        let set = self.multi_region_set(key);
+        if let Some((primary, replicas)) = set.split_first() {
+            metadata.multi_region = true;
+            metadata.multi_region_configuration = Some(MultiRegionConfiguration {
+                multi_region_key_type: if key.is_replica() {
+                    "REPLICA"
+                } else {
+                    "PRIMARY"
+                },
+                primary_key: primary.multi_region_key(),
+                replica_keys: replicas.iter().map(|k| k.multi_region_key()).collect(),
+            });
+        }
+        metadata
+    }
+
+    /// Gives every replica of the primary stored under `stored` its material and
+    /// rotations, after the primary rotated.
+    pub(super) fn sync_replicas(&mut self, stored: &str) {
+        let Some(primary) = self.keys.get(stored) else {
+            return;
+        };
+        if primary.multi_region.is_none() || primary.is_replica() {
+            return;
+        }
+        let (id, account, region) = (
+            primary.id.clone(),
+            primary.account.clone(),
+            primary.region.clone(),
+        );
+        let materials = copy_materials(&primary.materials);
+        let rotations = primary.rotations.clone();
+        for replica in self
+            .keys
+            .values_mut()
+            .filter(|k| k.id == id && k.account == account && k.region != region)
+        {
+            replica.materials = copy_materials(&materials);
+            replica.rotations = rotations.clone();
+        }
+    }
+
+    /// Primaries waiting for their replicas' deletion whose replicas are gone begin
+    /// their own waiting period; how many did.
+    pub(super) fn start_primary_deletions(&mut self, now: Timestamp) -> usize {
+        let ready: Vec<String> = self
+            .keys
+            .values()
+            .filter(|k| k.state == KeyState::PendingReplicaDeletion && self.replica_count(k) == 0)
+            .map(|k| k.storage_key())
+            .collect();
+        for stored in &ready {
+            if let Some(key) = self.keys.get_mut(stored) {
+                let window = key
+                    .pending_window_days
+                    .unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
+                key.state = KeyState::PendingDeletion;
+                key.deletion_date = Some(now.saturating_add(days(window.into())));
+            }
+        }
+        ready.len()
+    }
+}
+
+fn copy_materials(materials: &[Material]) -> Vec<Material> {
+    materials
+        .iter()
+        .map(|m| Material {
+            version: m.version,
+            created: m.created,
+            key: SecretKey::from(Zeroizing::new(*m.key.expose())),
+        })
+        .collect()
+}
+
+impl LocalKmsClient {
+    /// ReplicateKey: a replica of the multi-Region primary key `key_id` in `replica_region`
+    /// of the same account, sharing its id, spec, usage and material.
+    pub fn replicate_key(
+        &self,
+        key_id: &str,
+        replica_region: &str,
+        request: ReplicateKeyRequest,
+    ) -> Result<Replica, KmsError> {
+        keyref::validate_region(replica_region)?;
+        check_description(&request.description)?;
+        tags::check_tags(&request.tags)?;
+        let policy = match request.policy {
+            Some(doc) => {
+                let parsed = KeyPolicy::parse(&doc)?;
+                if !request.bypass_policy_lockout_safety_check {
+                    check_lockout(&parsed, &self.caller, None)?;
+                }
+                doc
+            }
+            None => KeyPolicy::default_document(self.caller.account()),
+        };
+        let mut tags = Vec::new();
+        tags::merge_tags(&mut tags, &request.tags);
+        self.write(|state, now| {
+            let primary =
+                state.authorized(&self.caller, key_id, MANAGE, "kms:ReplicateKey", None)?;
+            if primary.multi_region.is_none() {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "{} is not a multi-Region key",
+                    primary.arn()
+                )));
+            }
+            if primary.is_replica() {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "{} is a replica key: replicate its primary key",
+                    primary.arn()
+                )));
+            }
+            primary.check_not_pending_deletion()?;
+            if primary.state == KeyState::Disabled {
+                return Err(KmsError::Disabled(format!(
+                    "{} is disabled.",
+                    primary.arn()
+                )));
+            }
+            if replica_region == primary.region {
+                return Err(KmsError::Validation(format!(
+                    "ReplicaRegion {replica_region} is the primary key's own region"
+                )));
+            }
+            let stored = storage_key(&primary.id, replica_region);
+            if state.keys.contains_key(&stored) {
+                return Err(KmsError::AlreadyExists(format!(
+                    "{} already has a replica in {replica_region}",
+                    primary.arn()
+                )));
+            }
+            let imported = primary.is_external();
+            let replica = KeyRecord {
+                id: primary.id.clone(),
+                account: primary.account.clone(),
+                region: replica_region.to_string(),
+                description: request.description.clone(),
+                spec: primary.spec,
+                usage: primary.usage,
+                // A replica of imported material needs the material imported again.
+                state: if imported {
+                    KeyState::PendingImport
+                } else {
+                    KeyState::Enabled
+                },
+                created: now,
+                deletion_date: None,
+                pending_window_days: None,
+                policy: policy.clone(),
+                materials: if imported {
+                    Vec::new()
+                } else {
+                    copy_materials(&primary.materials)
+                },
+                auto_rotation: None,
+                rotations: if imported {
+                    Vec::new()
+                } else {
+                    primary.rotations.clone()
+                },
+                on_demand_rotations: 0,
+                tags: tags.clone(),
+                grants: Vec::new(),
+                last_usage: None,
+                secret: match (&primary.secret, imported) {
+                    (Some(secret), false) => {
+                        Some(SecretBytes::new(Zeroizing::new(secret.expose().to_vec())))
+                    }
+                    _ => None,
+                },
+                origin: primary.origin,
+                imports: None,
+                multi_region: primary.multi_region.clone(),
+            };
+            state.keys.insert(stored.clone(), replica);
+            let replica = state
+                .keys
+                .get(&stored)
+                .ok_or_else(|| KmsError::Internal("the replica vanished".into()))?;
+            Ok(Replica {
+                metadata: state.describe(replica),
+                policy: policy.clone(),
+                tags: tags.clone(),
+            })
+        })
+    }
+
+    /// UpdatePrimaryRegion: the replica in `primary_region` becomes the primary of the
+    /// multi-Region key whose primary `key_id` names; the old primary becomes a replica.
+    pub fn update_primary_region(
+        &self,
+        key_id: &str,
+        primary_region: &str,
+    ) -> Result<(), KmsError> {
+        keyref::validate_region(primary_region)?;
+        self.write(|state, _| {
+            let primary = state.authorized(
+                &self.caller,
+                key_id,
+                MANAGE,
+                "kms:UpdatePrimaryRegion",
+                None,
+            )?;
+            if primary.multi_region.is_none() {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "{} is not a multi-Region key",
+                    primary.arn()
+                )));
+            }
+            primary.check_not_replica("UpdatePrimaryRegion")?;
+            primary.check_not_pending_deletion()?;
+            let (id, account) = (primary.id.clone(), primary.account.clone());
+            if primary.region == primary_region {
+                return Ok(());
+            }
+            let target = state
+                .keys
+                .get(&storage_key(&id, primary_region))
+                .ok_or_else(|| {
+                    KmsError::NotFound(format!(
+                        "{} has no replica in {primary_region}",
+                        primary.arn()
+                    ))
+                })?;
+            target.check_not_pending_deletion()?;
+            // Rotation is a shared property, run by whichever key is primary.
+            let rotation = primary.auto_rotation;
+            for key in state
+                .keys
+                .values_mut()
+                .filter(|k| k.id == id && k.account == account)
+            {
+                key.multi_region = Some(MultiRegion {
+                    primary_region: primary_region.to_string(),
+                });
+                key.auto_rotation = if key.region == primary_region {
+                    rotation
+                } else {
+                    None
+                };
+            }
+            Ok(())
+        })
+    }
+}
