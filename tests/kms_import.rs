@@ -236,6 +236,49 @@ fn new_imported_material_becomes_current_on_demand() {
 }
 
 #[test]
+fn ml_kem_keys_import_and_pair_as_pkcs8_seeds() {
+    let (_clock, _kms, client) = setup();
+    let wrapper = client
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    let pair = client
+        .generate_data_key_pair(&wrapper, KeySpec::MlKem512, &EncryptionContext::new(), true)
+        .unwrap();
+    let seed_pkcs8 = pair.private_key_plaintext.unwrap();
+    assert_eq!(
+        seed_pkcs8.len(),
+        86,
+        "a seed, as AWS hands ML-KEM private keys out"
+    );
+    // Imported into an EXTERNAL ML-KEM key, the same seed is the same key pair.
+    let key = external_key(
+        &client,
+        KeySpec::MlKem512,
+        Some(KeyUsage::EncapsulateDecapsulate),
+    );
+    let request = import(&client, &key, &seed_pkcs8);
+    client.import_key_material(&key, request).unwrap();
+    assert_eq!(
+        client.get_public_key(&key).unwrap().public_key,
+        pair.public_key
+    );
+    let sealed = client.encapsulate(&key).unwrap();
+    let opened = client.decapsulate(&key, &sealed.ciphertext).unwrap();
+    assert_eq!(*opened.shared_secret, *sealed.secret.shared_secret);
+    let other = external_key(
+        &client,
+        KeySpec::MlKem768,
+        Some(KeyUsage::EncapsulateDecapsulate),
+    );
+    let wrong_size = import(&client, &other, &seed_pkcs8);
+    assert_eq!(
+        code(client.import_key_material(&other, wrong_size)),
+        "IncorrectKeyMaterialException"
+    );
+}
+
+#[test]
 fn a_key_pair_imports_wrapped_under_an_aes_key() {
     let (_clock, _kms, client) = setup();
     let key = external_key(&client, KeySpec::EccNistP256, Some(KeyUsage::SignVerify));

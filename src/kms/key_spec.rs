@@ -426,8 +426,11 @@ pub struct Algorithms {
     pub encapsulation: &'static [&'static str],
 }
 
-/// `A, B and C`, for messages.
-fn names<T: fmt::Display>(values: &[T]) -> String {
+/// `A, B, C` for messages; "none" for an empty list.
+pub(crate) fn names<T: fmt::Display>(values: &[T]) -> String {
+    if values.is_empty() {
+        return "none".into();
+    }
     values
         .iter()
         .map(|v| v.to_string())

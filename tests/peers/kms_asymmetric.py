@@ -218,6 +218,13 @@ for spec in ["RSA_2048", "ECC_NIST_P256", "ECC_NIST_P521", "ECC_SECG_P256K1", "E
     assert opened["Plaintext"] == pair["PrivateKeyPlaintext"], spec
     bare = kms.generate_data_key_pair_without_plaintext(KeyId=wrapper, KeyPairSpec=spec)
     assert "PrivateKeyPlaintext" not in bare and bare["KeyPairSpec"] == spec, bare
+# ML-KEM pairs: the private key is a PKCS #8 seed, which OpenSSL expands to the same key.
+for spec, python_key in [("ML_KEM_768", mlkem.MLKEM768PrivateKey), ("ML_KEM_1024", mlkem.MLKEM1024PrivateKey)]:
+    pair = kms.generate_data_key_pair(KeyId=wrapper, KeyPairSpec=spec)
+    private = serialization.load_der_private_key(pair["PrivateKeyPlaintext"], None)
+    assert isinstance(private, python_key), (spec, private)
+    secret, ciphertext = serialization.load_der_public_key(pair["PublicKey"]).encapsulate()
+    assert private.decapsulate(ciphertext) == secret, spec
 refused(kms.generate_data_key_pair, "InvalidKeyUsageException", KeyId=signers["RSA_2048"],
         KeyPairSpec="RSA_2048")
 refused(kms.generate_data_key_pair, "UnsupportedOperationException", KeyId=wrapper, KeyPairSpec="SM2")
@@ -289,6 +296,18 @@ kms.import_key_material(KeyId=signing_import, ImportToken=token, EncryptedKeyMat
                         ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
 signed = kms.sign(KeyId=signing_import, Message=MESSAGE, SigningAlgorithm="ECDSA_SHA_384")
 own.public_key().verify(signed["Signature"], MESSAGE, ec.ECDSA(hashes.SHA384()))
+# An ML-KEM key imported as OpenSSL's PKCS #8: LocalKms decapsulates what OpenSSL
+# encapsulates to the key's public half.
+kem_import = kms.create_key(Origin="EXTERNAL", KeySpec="ML_KEM_768",
+                            KeyUsage="ENCAPSULATE_DECAPSULATE")["KeyMetadata"]["KeyId"]
+own_kem = mlkem.MLKEM768PrivateKey.generate()
+token, wrapped = wrapped_for(kem_import, "RSA_AES_KEY_WRAP_SHA_256", own_kem.private_bytes(
+    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+kms.import_key_material(KeyId=kem_import, ImportToken=token, EncryptedKeyMaterial=wrapped,
+                        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+secret, ciphertext = own_kem.public_key().encapsulate()
+assert kms.decapsulate(KeyId=kem_import, SharedSecretCiphertextBlob=ciphertext,
+                       EncapsulationAlgorithm="ML_KEM")["SharedSecret"] == secret
 print("imported key material wrapped by OpenSSL works")
 
 # Multi-Region keys: a client of another region (the region comes from its SigV4 scope)

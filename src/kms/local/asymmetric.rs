@@ -6,6 +6,7 @@
 
 use super::key_material::{data_key_pair, KeyMaterial};
 use super::*;
+use crate::kms::key_spec::names;
 
 /// What Sign returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,7 +143,7 @@ impl LocalKmsClient {
             "{} ({}) does not sign with {algorithm}; it signs with {}",
             key.arn(),
             key.spec,
-            list(key.spec.algorithms(key.usage).signing)
+            names(key.spec.algorithms(key.usage).signing)
         )))
     }
 
@@ -430,7 +431,7 @@ impl LocalKmsClient {
         if !DATA_KEY_PAIR_SPECS.contains(&spec) {
             return Err(KmsError::Validation(format!(
                 "{spec} is not a data key pair spec; KeyPairSpec is one of {}",
-                list(DATA_KEY_PAIR_SPECS)
+                names(DATA_KEY_PAIR_SPECS)
             )));
         }
         let (private, public_key) = data_key_pair(spec)?;
@@ -476,7 +477,7 @@ fn rsa_material<'k>(
             key.arn(),
             key.spec,
             key.usage,
-            list(key.spec.algorithms(key.usage).encryption)
+            names(key.spec.algorithms(key.usage).encryption)
         )));
     }
     if !context.is_empty() {
@@ -495,18 +496,6 @@ fn check_mac_algorithm(key: &KeyRecord, algorithm: MacAlgorithm) -> Result<(), K
         "{} ({}) does not make {algorithm} MACs; it makes {}",
         key.arn(),
         key.spec,
-        list(key.spec.algorithms(key.usage).mac)
+        names(key.spec.algorithms(key.usage).mac)
     )))
-}
-
-/// `A, B`, for messages; "none" for an empty list.
-fn list<T: fmt::Display>(values: &[T]) -> String {
-    if values.is_empty() {
-        return "none".into();
-    }
-    values
-        .iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

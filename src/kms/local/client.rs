@@ -66,28 +66,14 @@ impl LocalKmsClient {
             None => {
                 return Err(KmsError::Validation(format!(
                     "KeyUsage is required for KeySpec {spec}: one of {}",
-                    spec.usages()
-                        .iter()
-                        .map(|u| u.aws_name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::kms::key_spec::names(spec.usages())
                 )))
             }
         };
         spec.check_usage(usage)?;
-        let policy = match request.policy {
-            Some(doc) => {
-                let parsed = KeyPolicy::parse(&doc)?;
-                if !request.bypass_policy_lockout_safety_check {
-                    check_lockout(&parsed, &self.caller, None)?;
-                }
-                doc
-            }
-            None => KeyPolicy::default_document(self.caller.account()),
-        };
-        tags::check_tags(&request.tags)?;
-        let mut tags = Vec::new();
-        tags::merge_tags(&mut tags, &request.tags);
+        let policy =
+            self.initial_policy(request.policy, request.bypass_policy_lockout_safety_check)?;
+        let tags = tags::initial_tags(&request.tags)?;
         // Made before the state is locked: an RSA pair takes a while.
         let external = request.origin == Origin::External;
         let secret = match spec {
@@ -146,6 +132,25 @@ impl LocalKmsClient {
                 .ok_or_else(|| KmsError::Internal("the new key vanished".into()))?;
             Ok(state.describe(key))
         })
+    }
+
+    /// A new key's policy: the one given (refused if it would lock the caller out, unless
+    /// `bypass_lockout_check`), or AWS's default for the caller's account.
+    pub(super) fn initial_policy(
+        &self,
+        policy: Option<String>,
+        bypass_lockout_check: bool,
+    ) -> Result<String, KmsError> {
+        match policy {
+            Some(doc) => {
+                let parsed = KeyPolicy::parse(&doc)?;
+                if !bypass_lockout_check {
+                    check_lockout(&parsed, &self.caller, None)?;
+                }
+                Ok(doc)
+            }
+            None => Ok(KeyPolicy::default_document(self.caller.account())),
+        }
     }
 
     /// DescribeKey: the key's metadata, in any state.
@@ -500,7 +505,7 @@ pub(super) fn check_description(description: &str) -> Result<(), KmsError> {
     )
 }
 
-pub(super) fn check_lockout(
+fn check_lockout(
     policy: &KeyPolicy,
     caller: &Caller,
     key_arn: Option<&str>,

@@ -42,6 +42,13 @@ pub(crate) fn unwrap_imported(
     Err(unavailable(wrapping.spec))
 }
 
+pub(crate) fn stored_form(
+    spec: KeySpec,
+    _: Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    Err(unavailable(spec))
+}
+
 /// Never called: no material is imported without the aws-lc feature.
 pub(crate) fn imported_material_id(key_id: &str, _: &[u8]) -> String {
     key_id.to_string()

@@ -21,7 +21,7 @@
 //! | `key_material` | the key pairs and HMAC keys of non-symmetric keys, and their cryptography (without the `aws-lc` feature, `key_material_unavailable`: none) |
 //! | `import` | imported key material: GetParametersForImport, ImportKeyMaterial, expiry, DeleteImportedKeyMaterial |
 //! | `multi_region` | multi-Region keys: replicas sharing material, ReplicateKey, UpdatePrimaryRegion, deletion of primaries |
-//! | `prehashed` | Ed25519ph and ML-DSA over an external μ, called in aws-lc directly (the only unsafe code) |
+//! | `aws_lc_raw` | what aws-lc-rs does not wrap, called in aws-lc directly (the only unsafe code): Ed25519ph, ML-DSA over an external μ, ML-KEM keys from PKCS #8 seeds |
 //! | `secret_bytes` | secret bytes of any length, zeroized, base64 in the state file |
 //! | `aliases` | the alias operations of [`LocalKmsClient`] |
 //! | `tags` | the tag operations, and AWS's rules for tags |
@@ -36,6 +36,8 @@
 mod access_keys;
 mod aliases;
 mod asymmetric;
+#[cfg(feature = "aws-lc")]
+mod aws_lc_raw;
 mod client;
 mod cryptography;
 mod entropy;
@@ -49,8 +51,6 @@ mod key_material;
 mod key_material;
 mod key_record;
 mod multi_region;
-#[cfg(feature = "aws-lc")]
-mod prehashed;
 mod secret_bytes;
 mod seed;
 mod state;
@@ -105,7 +105,7 @@ use super::{
     KeyState, KeyUsage, Kms, KmsError, MacAlgorithm, MessageType, ReEncrypted, RequestFacts,
     SigningAlgorithm, WrappedDataKey, WrappingAlgorithm,
 };
-use client::{check_description, check_lockout};
+use client::check_description;
 
 /// The automatic rotation period AWS uses when none is given.
 pub const DEFAULT_ROTATION_PERIOD_DAYS: u32 = 365;

@@ -197,19 +197,9 @@ impl LocalKmsClient {
     ) -> Result<Replica, KmsError> {
         keyref::validate_region(replica_region)?;
         check_description(&request.description)?;
-        tags::check_tags(&request.tags)?;
-        let policy = match request.policy {
-            Some(doc) => {
-                let parsed = KeyPolicy::parse(&doc)?;
-                if !request.bypass_policy_lockout_safety_check {
-                    check_lockout(&parsed, &self.caller, None)?;
-                }
-                doc
-            }
-            None => KeyPolicy::default_document(self.caller.account()),
-        };
-        let mut tags = Vec::new();
-        tags::merge_tags(&mut tags, &request.tags);
+        let policy =
+            self.initial_policy(request.policy, request.bypass_policy_lockout_safety_check)?;
+        let tags = tags::initial_tags(&request.tags)?;
         self.write(|state, now| {
             let primary =
                 state.authorized(&self.caller, key_id, MANAGE, "kms:ReplicateKey", None)?;

@@ -121,3 +121,11 @@ fn check_length(
         max,
     )
 }
+
+/// A new key's tags: checked, a repeated key keeping its last value.
+pub(super) fn initial_tags(given: &[Tag]) -> Result<Vec<Tag>, KmsError> {
+    check_tags(given)?;
+    let mut tags = Vec::new();
+    merge_tags(&mut tags, given);
+    Ok(tags)
+}

@@ -2,7 +2,7 @@
 //! caller: wrapping keys and tokens handed out, material unwrapped, checked and put in
 //! its place (first, again, or for rotation).
 
-use super::super::key_material::{imported_material_id, unwrap_imported};
+use super::super::key_material::{imported_material_id, stored_form, unwrap_imported};
 use super::*;
 
 impl LocalKmsClient {
@@ -17,8 +17,7 @@ impl LocalKmsClient {
         let action = "kms:GetParametersForImport";
         let check = |key: &KeyRecord| -> Result<(), KmsError> {
             key.check_origin(true)?;
-            key.check_not_pending_deletion()?;
-            check_importable(key.spec)
+            key.check_not_pending_deletion()
         };
         self.kms.read(|state, _| {
             check(state.authorized(&self.caller, key_id, MANAGE, action, None)?)
@@ -82,7 +81,6 @@ impl LocalKmsClient {
                 state.authorized_mut(&self.caller, key_id, MANAGE, "kms:ImportKeyMaterial", None)?;
             key.check_origin(true)?;
             key.check_not_pending_deletion()?;
-            check_importable(key.spec)?;
             if let Some(valid_to) = request.valid_to {
                 let latest = now.saturating_add(days(MAX_VALID_DAYS.into()));
                 if valid_to <= now || valid_to > latest {
@@ -92,6 +90,7 @@ impl LocalKmsClient {
                 }
             }
             let material = unwrap_with_token(key, &request.import_token, &request.encrypted_key_material, now)?;
+            let material = stored_form(key.spec, material)?;
             check_material(key.spec, &material)?;
             let id = imported_material_id(&key.id, &material);
             if let Some(given) = &request.key_material_id {
@@ -163,19 +162,6 @@ impl LocalKmsClient {
             Ok((arn, Some(id)))
         })
     }
-}
-
-/// ML-KEM keys import a seed, which aws-lc-rs cannot make a key from.
-fn check_importable(spec: KeySpec) -> Result<(), KmsError> {
-    if matches!(
-        spec,
-        KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024
-    ) {
-        return Err(KmsError::UnsupportedOperation(format!(
-            "LocalKms does not import {spec} material (a seed, which aws-lc-rs cannot make a key from)"
-        )));
-    }
-    Ok(())
 }
 
 /// The material in `wrapped`, unwrapped with the parameters `token` names.

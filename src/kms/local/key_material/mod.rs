@@ -20,7 +20,7 @@ use aws_lc_rs::rsa::{
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, PqdsaKeyPair, RsaKeyPair};
 use zeroize::Zeroizing;
 
-use super::prehashed;
+use super::aws_lc_raw;
 pub(crate) use super::secret_bytes::SecretBytes;
 use super::{
     EncryptionAlgorithm, KeySpec, KmsError, MessageType, SigningAlgorithm, WrappingAlgorithm,
@@ -200,12 +200,17 @@ pub(crate) fn generate(
 /// A new data key pair of `spec`: the private key as PKCS #8 and the public key as
 /// SubjectPublicKeyInfo, both DER, as GenerateDataKeyPair returns them.
 pub(crate) fn data_key_pair(spec: KeySpec) -> Result<(SecretBytes, Vec<u8>), KmsError> {
-    if ml_kem(spec).is_some() {
-        // AWS returns ML-KEM data key pairs as a PKCS #8 seed; aws-lc-rs cannot yet make
-        // a key from a seed, or export one.
-        return Err(KmsError::UnsupportedOperation(format!(
-            "LocalKms does not make {spec} data key pairs (AWS returns their private key as a seed, which aws-lc-rs cannot export); it makes RSA, ECC and Ed25519 pairs"
-        )));
+    if let Some(ml_kem) = ml_kem(spec) {
+        // AWS hands out an ML-KEM pair's private key as a PKCS #8 seed.
+        let mut seed = Zeroizing::new([0u8; 64]);
+        aws_lc_rs::rand::fill(&mut seed[..]).map_err(internal("drawing a seed"))?;
+        let pkcs8 = ml_kem_seed_pkcs8(ml_kem.oid_last, &seed);
+        let (_, public) = aws_lc_raw::ml_kem_from_pkcs8(&pkcs8)
+            .ok_or_else(|| KmsError::Internal(format!("aws-lc made no {spec} key from a seed")))?;
+        return Ok((
+            SecretBytes::new(pkcs8),
+            ml_kem_spki(ml_kem.oid_last, &public),
+        ));
     }
     let private = generate(spec, |_| {})?;
     let public = KeyMaterial {
@@ -460,6 +465,37 @@ fn oaep(
             "SYMMETRIC_DEFAULT is not an RSA algorithm".into(),
         )),
     }
+}
+
+/// Imported key material in the form the key keeps it: an ML-KEM key's PKCS #8 (seed or
+/// expanded, as AWS takes it) becomes its expanded decapsulation key; other material is
+/// kept as imported. Material that is no key of the spec is the importer's error.
+pub(crate) fn stored_form(
+    spec: KeySpec,
+    imported: Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    let Some(ml_kem) = ml_kem(spec) else {
+        return Ok(imported);
+    };
+    aws_lc_raw::ml_kem_from_pkcs8(&imported)
+        .map(|(private, _)| private)
+        .filter(|private| kem::DecapsulationKey::new(ml_kem.algorithm, private).is_ok())
+        .ok_or_else(|| {
+            KmsError::IncorrectKeyMaterial(format!(
+                "the imported key material is not a PKCS #8 {spec} private key"
+            ))
+        })
+}
+
+/// ML-KEM's PKCS #8 in seed form (RFC 9935): the algorithm's identifier and the 64-byte
+/// seed, tagged `[0]`.
+fn ml_kem_seed_pkcs8(oid_last: u8, seed: &[u8; 64]) -> Zeroizing<Vec<u8>> {
+    let mut der = Zeroizing::new(vec![
+        0x30, 0x54, 0x02, 0x01, 0x00, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
+        0x04, 0x04, oid_last, 0x04, 0x42, 0x80, 0x40,
+    ]);
+    der.extend_from_slice(seed);
+    der
 }
 
 /// ML-KEM's public key as SubjectPublicKeyInfo: the algorithm's identifier (no

@@ -51,11 +51,11 @@ impl KeyMaterial<'_> {
                 .try_into()
                 .map_err(|_| KmsError::Internal("an Ed25519 seed is not 32 bytes".into()))?;
             let public = ed25519_public(&pair)?;
-            let private = prehashed::Ed25519Private {
+            let private = aws_lc_raw::Ed25519Private {
                 seed,
                 public: &public,
             };
-            return prehashed::ed25519ph_sign(&private, message)
+            return aws_lc_raw::ed25519ph_sign(&private, message)
                 .map(|s| s.to_vec())
                 .ok_or_else(|| KmsError::Internal("HashEdDSA signing failed".into()));
         }
@@ -63,7 +63,7 @@ impl KeyMaterial<'_> {
             let pair =
                 PqdsaKeyPair::from_pkcs8(signing_algorithm, self.secret).map_err(rejected(spec))?;
             if check_ml_dsa_message(message_type, message)? == MlDsaInput::Mu {
-                return prehashed::ml_dsa_sign_mu(
+                return aws_lc_raw::ml_dsa_sign_mu(
                     self.secret,
                     message,
                     signing_algorithm.signature_len(),
@@ -109,7 +109,7 @@ impl KeyMaterial<'_> {
         if spec == KeySpec::EccNistEdwards25519 {
             let pair = self.ed25519()?;
             if check_ed25519_message_type(algorithm, message_type)? == Ed25519::Prehashed {
-                return Ok(prehashed::ed25519ph_verify(
+                return Ok(aws_lc_raw::ed25519ph_verify(
                     &ed25519_public(&pair)?,
                     message,
                     signature,
@@ -121,7 +121,11 @@ impl KeyMaterial<'_> {
         }
         if let Some((signing_algorithm, verification)) = ml_dsa(spec) {
             if check_ml_dsa_message(message_type, message)? == MlDsaInput::Mu {
-                return Ok(prehashed::ml_dsa_verify_mu(self.secret, message, signature));
+                return Ok(aws_lc_raw::ml_dsa_verify_mu(
+                    self.secret,
+                    message,
+                    signature,
+                ));
             }
             let pair =
                 PqdsaKeyPair::from_pkcs8(signing_algorithm, self.secret).map_err(rejected(spec))?;
@@ -256,10 +260,10 @@ enum MlDsaInput {
 fn check_ml_dsa_message(message_type: MessageType, message: &[u8]) -> Result<MlDsaInput, KmsError> {
     match message_type {
         MessageType::Raw => Ok(MlDsaInput::Message),
-        MessageType::ExternalMu if message.len() == prehashed::MU_LEN => Ok(MlDsaInput::Mu),
+        MessageType::ExternalMu if message.len() == aws_lc_raw::MU_LEN => Ok(MlDsaInput::Mu),
         MessageType::ExternalMu => Err(KmsError::Validation(format!(
             "an EXTERNAL_MU message must be {} bytes, not {}",
-            prehashed::MU_LEN,
+            aws_lc_raw::MU_LEN,
             message.len()
         ))),
         MessageType::Digest => Err(KmsError::Validation(

@@ -1,12 +1,14 @@
-//! The two signature schemes KMS offers that aws-lc-rs does not expose, called in aws-lc
-//! (the library under aws-lc-rs, through its own `aws-lc-sys` bindings):
-//! HashEdDSA (Ed25519ph, RFC 8032) and ML-DSA over an external message representative μ
-//! (FIPS 204, section 6.2). The only unsafe code in atrest: every pointer passed is a
-//! live slice of the length the function reads, checked before the call, and every
-//! object aws-lc allocates is freed by a guard.
+//! What KMS offers that aws-lc-rs does not expose, called in aws-lc (the library under
+//! aws-lc-rs, through its own `aws-lc-sys` bindings): HashEdDSA (Ed25519ph, RFC 8032),
+//! ML-DSA over an external message representative μ (FIPS 204, section 6.2), and ML-KEM
+//! keys read from PKCS #8 in seed form (RFC 9935), as AWS hands out and takes them. The
+//! only unsafe code in atrest: every pointer passed is a live slice of the length the
+//! function reads (or null, for a length query), checked before the call, and every object
+//! aws-lc allocates is freed by a guard.
 #![allow(unsafe_code)]
 
 use aws_lc_sys as ffi;
+use zeroize::Zeroizing;
 
 /// An Ed25519 private key as aws-lc takes it: the seed, then the public key.
 pub(super) struct Ed25519Private<'a> {
@@ -16,7 +18,7 @@ pub(super) struct Ed25519Private<'a> {
 
 /// HashEdDSA: SHA-512 of `message`, signed with an empty context.
 pub(super) fn ed25519ph_sign(key: &Ed25519Private<'_>, message: &[u8]) -> Option<[u8; 64]> {
-    let mut private = zeroize::Zeroizing::new([0u8; 64]);
+    let mut private = Zeroizing::new([0u8; 64]);
     for (byte, from) in private.iter_mut().zip(key.seed.iter().chain(key.public)) {
         *byte = *from;
     }
@@ -76,8 +78,8 @@ impl Drop for PkeyCtx {
     }
 }
 
-/// A signing or verifying context for the ML-DSA key in `pkcs8`.
-fn ml_dsa_context(pkcs8: &[u8]) -> Option<(Pkey, PkeyCtx)> {
+/// The private key PKCS #8 `pkcs8` holds, whole (nothing left over).
+fn parse_private_key(pkcs8: &[u8]) -> Option<Pkey> {
     let mut cbs = ffi::CBS {
         data: pkcs8.as_ptr(),
         len: pkcs8.len(),
@@ -88,6 +90,41 @@ fn ml_dsa_context(pkcs8: &[u8]) -> Option<(Pkey, PkeyCtx)> {
         return None;
     }
     let pkey = Pkey(pkey);
+    (cbs.len == 0).then_some(pkey)
+}
+
+/// A raw key of `pkey` by `get` (EVP_PKEY_get_raw_private_key or _public_key): asked
+/// for its length, then written.
+fn raw_key(
+    pkey: &Pkey,
+    get: unsafe extern "C" fn(*const ffi::EVP_PKEY, *mut u8, *mut usize) -> std::os::raw::c_int,
+) -> Option<Zeroizing<Vec<u8>>> {
+    let mut len = 0usize;
+    // SAFETY: a null buffer asks only for the length, written to `len`.
+    if unsafe { get(pkey.0, std::ptr::null_mut(), &mut len) } != 1 {
+        return None;
+    }
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    // SAFETY: `out` has the `len` writable bytes aws-lc reported; it writes at most those.
+    if unsafe { get(pkey.0, out.as_mut_ptr(), &mut len) } != 1 || len > out.len() {
+        return None;
+    }
+    out.truncate(len);
+    Some(out)
+}
+
+/// An ML-KEM key from its PKCS #8 (seed or expanded form): the expanded decapsulation
+/// key FIPS 203 defines, and the encapsulation (public) key.
+pub(super) fn ml_kem_from_pkcs8(pkcs8: &[u8]) -> Option<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+    let pkey = parse_private_key(pkcs8)?;
+    let private = raw_key(&pkey, ffi::EVP_PKEY_get_raw_private_key)?;
+    let public = raw_key(&pkey, ffi::EVP_PKEY_get_raw_public_key)?;
+    Some((private, public.to_vec()))
+}
+
+/// A signing or verifying context for the ML-DSA key in `pkcs8`.
+fn ml_dsa_context(pkcs8: &[u8]) -> Option<(Pkey, PkeyCtx)> {
+    let pkey = parse_private_key(pkcs8)?;
     // SAFETY: `pkey.0` is a valid EVP_PKEY; the context takes its own reference.
     let ctx = unsafe { ffi::EVP_PKEY_CTX_new(pkey.0, std::ptr::null_mut()) };
     if ctx.is_null() {
