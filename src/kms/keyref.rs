@@ -132,8 +132,7 @@ pub fn is_multi_region_id(s: &str) -> bool {
 
 /// The multi-Region key id these 16 random bytes make.
 pub fn multi_region_id(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("mrk-{hex}")
+    format!("mrk-{}", super::hex::encode(b))
 }
 
 fn is_uuid(s: &str) -> bool {

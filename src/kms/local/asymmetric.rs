@@ -132,21 +132,6 @@ impl LocalKmsClient {
         Ok((key, key.key_material()?))
     }
 
-    fn check_signing_algorithm(
-        key: &KeyRecord,
-        algorithm: SigningAlgorithm,
-    ) -> Result<(), KmsError> {
-        if key.spec.algorithms(key.usage).signing.contains(&algorithm) {
-            return Ok(());
-        }
-        Err(KmsError::InvalidKeyUsage(format!(
-            "{} ({}) does not sign with {algorithm}; it signs with {}",
-            key.arn(),
-            key.spec,
-            names(key.spec.algorithms(key.usage).signing)
-        )))
-    }
-
     /// Sign: a signature over `message` (1 to 4096 bytes; a digest of the algorithm's
     /// length with [`MessageType::Digest`]) with the private key of a SIGN_VERIFY key.
     pub fn sign(
@@ -160,7 +145,7 @@ impl LocalKmsClient {
         self.kms.read(|state, now| {
             let (key, material) =
                 self.material_for(state, key_id, "kms:Sign", KeyUsage::SignVerify)?;
-            Self::check_signing_algorithm(key, algorithm)?;
+            check_algorithm(key, key.spec.algorithms(key.usage).signing, algorithm)?;
             let signature = material.sign(algorithm, message_type, message)?;
             self.used(key, "Sign", now);
             Ok(Signed {
@@ -186,7 +171,7 @@ impl LocalKmsClient {
         self.kms.read(|state, now| {
             let (key, material) =
                 self.material_for(state, key_id, "kms:Verify", KeyUsage::SignVerify)?;
-            Self::check_signing_algorithm(key, algorithm)?;
+            check_algorithm(key, key.spec.algorithms(key.usage).signing, algorithm)?;
             if !material.verify(algorithm, message_type, message, signature)? {
                 return Err(KmsError::InvalidSignature(format!(
                     "the signature is not {}'s over this message with {algorithm}",
@@ -303,7 +288,7 @@ impl LocalKmsClient {
                 "kms:GenerateMac",
                 KeyUsage::GenerateVerifyMac,
             )?;
-            check_mac_algorithm(key, algorithm)?;
+            check_algorithm(key, key.spec.algorithms(key.usage).mac, algorithm)?;
             let mac = material.mac(message)?;
             self.used(key, "GenerateMac", now);
             Ok((key.arn(), mac))
@@ -324,7 +309,7 @@ impl LocalKmsClient {
         self.kms.read(|state, now| {
             let (key, material) =
                 self.material_for(state, key_id, "kms:VerifyMac", KeyUsage::GenerateVerifyMac)?;
-            check_mac_algorithm(key, algorithm)?;
+            check_algorithm(key, key.spec.algorithms(key.usage).mac, algorithm)?;
             if !material.verify_mac(message, mac)? {
                 return Err(KmsError::InvalidMac(format!(
                     "the MAC is not {}'s over this message with {algorithm}",
@@ -466,20 +451,7 @@ fn rsa_material<'k>(
     context: &EncryptionContext,
 ) -> Result<KeyMaterial<'k>, KmsError> {
     key.check_usable()?;
-    if !key
-        .spec
-        .algorithms(key.usage)
-        .encryption
-        .contains(&algorithm)
-    {
-        return Err(KmsError::InvalidKeyUsage(format!(
-            "{} ({}, {}) does not encrypt with {algorithm}; it supports {}",
-            key.arn(),
-            key.spec,
-            key.usage,
-            names(key.spec.algorithms(key.usage).encryption)
-        )));
-    }
+    check_algorithm(key, key.spec.algorithms(key.usage).encryption, algorithm)?;
     if !context.is_empty() {
         return Err(KmsError::Validation(format!(
             "EncryptionContext is supported only with symmetric keys; {algorithm} takes none"
@@ -488,14 +460,21 @@ fn rsa_material<'k>(
     key.key_material()
 }
 
-fn check_mac_algorithm(key: &KeyRecord, algorithm: MacAlgorithm) -> Result<(), KmsError> {
-    if key.spec.algorithms(key.usage).mac.contains(&algorithm) {
+/// Checks that the key supports `algorithm`, one of the algorithms of its kind
+/// (`supported`, from its spec and usage).
+fn check_algorithm<T: PartialEq + fmt::Display>(
+    key: &KeyRecord,
+    supported: &[T],
+    algorithm: T,
+) -> Result<(), KmsError> {
+    if supported.contains(&algorithm) {
         return Ok(());
     }
     Err(KmsError::InvalidKeyUsage(format!(
-        "{} ({}) does not make {algorithm} MACs; it makes {}",
+        "{} ({}, {}) does not support {algorithm}; it supports {}",
         key.arn(),
         key.spec,
-        names(key.spec.algorithms(key.usage).mac)
+        key.usage,
+        names(supported)
     )))
 }

@@ -92,7 +92,7 @@ impl LocalKmsClient {
                 account: caller.account().to_string(),
                 region: caller.region().to_string(),
                 description: request.description,
-                spec: request.key_spec,
+                spec,
                 usage,
                 state: if external {
                     KeyState::PendingImport
@@ -484,7 +484,6 @@ impl LocalKmsClient {
     }
 }
 
-/// Whether a key of `spec` may have `usage`, as AWS allows.
 /// RotationPeriodInDays, as AWS checks it.
 pub(super) fn check_rotation_period(period: u32) -> Result<(), KmsError> {
     validation::range(

@@ -213,8 +213,9 @@ impl KeyRecord {
         }
     }
 
-    /// AWS's KeyMaterialId for material `version`: 64 hex digits, here the key id's 32
-    /// and the version's, so that it is stable and says which version it is.
+    /// AWS's KeyMaterialId for material `version`: 64 hex digits. Imported material has
+    /// its own (derived from key and material); other material the key id's 32 digits and
+    /// the version's, so that it is stable and says which version it is.
     pub(super) fn material_id(&self, version: u32) -> String {
         if let Some(imported) = self.imported(version) {
             return imported.id().to_string();
@@ -251,7 +252,6 @@ impl KeyRecord {
     pub(super) fn metadata(&self) -> KeyMetadata {
         let algorithms = self.spec.algorithms(self.usage);
         let (expiration_model, valid_to) = self.expiration();
-        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect();
         KeyMetadata {
             account: self.account.clone(),
             key_id: self.id.clone(),
@@ -265,15 +265,11 @@ impl KeyRecord {
             deletion_date: self.deletion_date,
             key_spec: self.spec,
             customer_master_key_spec: self.spec.customer_master_key_spec(),
-            encryption_algorithms: algorithms
-                .encryption
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
-            signing_algorithms: algorithms.signing.iter().map(|a| a.to_string()).collect(),
-            mac_algorithms: algorithms.mac.iter().map(|a| a.to_string()).collect(),
-            key_agreement_algorithms: names(algorithms.key_agreement),
-            encapsulation_algorithms: names(algorithms.encapsulation),
+            encryption_algorithms: strings(algorithms.encryption),
+            signing_algorithms: strings(algorithms.signing),
+            mac_algorithms: strings(algorithms.mac),
+            key_agreement_algorithms: strings(algorithms.key_agreement),
+            encapsulation_algorithms: strings(algorithms.encapsulation),
             origin: self.origin.aws_name(),
             expiration_model,
             valid_to,
@@ -314,7 +310,7 @@ impl KeyRecord {
     ) -> Result<Vec<u8>, KmsError> {
         let material = self.current_material()?;
         let header = CiphertextBlob::header(&self.id, material.version)
-            .ok_or_else(|| KmsError::Internal(format!("key id {} is not a UUID", self.id)))?;
+            .ok_or_else(|| KmsError::Internal(format!("key id {} is not a key id", self.id)))?;
         let aead =
             Aead::new(&material.key, backend).map_err(|e| KmsError::Internal(e.to_string()))?;
         let sealed = aead
@@ -325,4 +321,9 @@ impl KeyRecord {
         blob.extend_from_slice(&sealed);
         Ok(blob)
     }
+}
+
+/// AWS's names of algorithms, as DescribeKey lists them.
+fn strings<T: fmt::Display>(algorithms: &[T]) -> Vec<String> {
+    algorithms.iter().map(|a| a.to_string()).collect()
 }

@@ -1,6 +1,8 @@
 //! The KMS JSON 1.1 members of the operations on asymmetric, HMAC and ML-KEM keys and of
 //! data key pairs, read as AWS reads them, and their answers.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use zeroize::Zeroizing;
 
 use super::json::body;
@@ -83,7 +85,7 @@ pub(super) fn answer(
             let algorithm = MacAlgorithm::parse(&params.str("MacAlgorithm")?)?;
             let (key_id, mac) = client.generate_mac(&key, &message, algorithm)?;
             body(&GenerateMacResponse {
-                mac: base64_of(&mac),
+                mac: BASE64.encode(&mac),
                 mac_algorithm: algorithm,
                 key_id,
             })
@@ -131,9 +133,4 @@ pub(super) fn answer(
         ))
         .into()),
     }
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -154,10 +154,6 @@ impl ImportedMaterial {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl KeyRecord {
     pub(super) fn is_external(&self) -> bool {
         self.origin == Origin::External

@@ -43,7 +43,7 @@ impl LocalKmsClient {
                 PARAMETERS_VALID_HOURS * 3600,
             ));
             imports.parameters.push(StoredParameters {
-                token: hex(&token),
+                token: crate::kms::hex::encode(&token),
                 wrapping_spec,
                 wrapping_key,
                 algorithm,
@@ -171,7 +171,7 @@ fn unwrap_with_token(
     wrapped: &[u8],
     now: Timestamp,
 ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
-    let token = hex(token);
+    let token = crate::kms::hex::encode(token);
     let parameters = key
         .imports
         .as_ref()

@@ -447,12 +447,7 @@ pub(crate) fn imported_material_id(key_id: &str, material: &[u8]) -> String {
     let mut context = digest::Context::new(&digest::SHA256);
     context.update(key_id.as_bytes());
     context.update(material);
-    context
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::kms::hex::encode(context.finish().as_ref())
 }
 
 fn oaep(
