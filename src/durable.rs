@@ -12,6 +12,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::crash::{reach, CrashPoint};
+
 /// A lock on a file (created owner-only if absent), held until dropped: how processes
 /// sharing a root take turns at a read-change-write of its state.
 #[derive(Debug)]
@@ -98,6 +100,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let nonce: u64 = rand::random();
     tmp_name.push(format!(".{}.{nonce:016x}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
+    reach(CrashPoint::FileWrite)?;
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -105,11 +108,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .mode(0o600)
         .open(&tmp)?;
     let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
-        let _ = fs::remove_file(&tmp);
+    let renamed = written
+        .and_then(|()| Ok(reach(CrashPoint::FileRename)?))
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = renamed {
+        // A crashed process leaves its temporary file behind; a live one cleans up.
+        if !crate::crash::has_crashed() {
+            let _ = fs::remove_file(&tmp);
+        }
         return Err(e);
     }
     sync_dir(parent_of(path))
+}
+
+/// Removes the file at `path` durably; nothing to do when it is not there.
+pub fn remove_file(path: &Path) -> io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    reach(CrashPoint::FileRemove)?;
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    sync_dir(parent_of(path))
+}
+
+/// Renames the directory `from` to `to`, durably.
+fn rename_dir(from: &Path, to: &Path) -> io::Result<()> {
+    reach(CrashPoint::DirRename)?;
+    fs::rename(from, to)?;
+    sync_dir(parent_of(to))
 }
 
 /// Makes a rename or a new entry in `dir` durable.
@@ -166,6 +195,7 @@ impl DirReplacement {
     /// Starts over: an earlier attempt's staging directory is removed.
     pub fn begin(&self) -> io::Result<()> {
         remove_dir_if_present(&self.staging)?;
+        reach(CrashPoint::DirCreate)?;
         fs::create_dir_all(&self.staging)
     }
 
@@ -186,8 +216,7 @@ impl DirReplacement {
     pub fn mark_ready(&self) -> io::Result<()> {
         sync_dir(&self.staging)?;
         remove_dir_if_present(&self.ready)?;
-        fs::rename(&self.staging, &self.ready)?;
-        sync_dir(parent_of(&self.target))
+        rename_dir(&self.staging, &self.ready)
     }
 
     /// Moves the ready directory into the target's place; nothing to do when it is not
@@ -202,14 +231,11 @@ impl DirReplacement {
 
 /// The ready directory moves in; the one it replaces goes aside first and is removed last.
 fn move_in(target: &Path, ready: &Path, aside: &Path) -> io::Result<()> {
-    let parent = parent_of(target);
     remove_dir_if_present(aside)?;
     if target.exists() {
-        fs::rename(target, aside)?;
-        sync_dir(parent)?;
+        rename_dir(target, aside)?;
     }
-    fs::rename(ready, target)?;
-    sync_dir(parent)?;
+    rename_dir(ready, target)?;
     remove_dir_if_present(aside)
 }
 
@@ -261,6 +287,10 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 fn remove_dir_if_present(path: &Path) -> io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    reach(CrashPoint::DirRemove)?;
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

@@ -64,6 +64,7 @@ pub mod bench;
 pub mod clock;
 #[cfg(feature = "store")]
 pub mod control;
+pub mod crash;
 pub mod crypto;
 pub mod durable;
 pub mod format;

@@ -12,7 +12,7 @@ use super::state::Retention;
 use super::state::{read_json, write_json};
 use super::{ControlError, Root};
 use crate::clock::{days, Clock, Timestamp};
-use crate::durable::{sync_dir, DirReplacement};
+use crate::durable::{self, DirReplacement};
 use crate::kms::LocalKmsClient;
 use crate::store::{
     check_snapshot_key, list_snapshots, snapshot_info, stage_restore, verify_snapshot,
@@ -330,7 +330,7 @@ impl Root {
                     for replacement in &staged {
                         let _ = replacement.abandon();
                     }
-                    let _ = fs::remove_file(&journal);
+                    let _ = durable::remove_file(&journal);
                     return Err(e.into());
                 }
             }
@@ -394,9 +394,5 @@ fn remove_journal(journal: &Path) -> Result<(), ControlError> {
         path: journal.to_path_buf(),
         source,
     };
-    fs::remove_file(journal).map_err(io)?;
-    if let Some(dir) = journal.parent() {
-        sync_dir(dir).map_err(io)?;
-    }
-    Ok(())
+    durable::remove_file(journal).map_err(io)
 }

@@ -8,6 +8,7 @@ use super::project::{
 use super::state::Settings;
 use super::{Applied, ControlError, Root};
 use crate::clock::{Clock, Timestamp};
+use crate::crash::{reach, CrashPoint};
 use crate::kms::{Caller, EncryptionContext, KeySpec, KeyUsage as KmsKeyUsage, Kms, KmsError};
 
 /// How Atlas reaches the key, as `project encryption enable` is told.
@@ -348,10 +349,13 @@ pub(super) fn verify_key(
         });
     }
     let context = check_context();
-    let blob = kms
-        .encrypt(&metadata.arn, b"atrest key check", &context)
+    let blob = reach(CrashPoint::KmsEncrypt)
+        .map_err(KmsError::from)
+        .and_then(|()| kms.encrypt(&metadata.arn, b"atrest key check", &context))
         .map_err(|e| missing("kms:Encrypt", e))?;
-    kms.decrypt(&metadata.arn, &blob.ciphertext_blob, &context)
+    reach(CrashPoint::KmsDecrypt)
+        .map_err(KmsError::from)
+        .and_then(|()| kms.decrypt(&metadata.arn, &blob.ciphertext_blob, &context))
         .map_err(|e| missing("kms:Decrypt", e))?;
     Ok(metadata.arn)
 }

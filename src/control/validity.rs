@@ -10,6 +10,7 @@ use super::rules::check_context;
 use super::state::Settings;
 use super::{ControlError, Root, ALERT_KEY_INVALID, ALERT_KMS_UNREACHABLE};
 use crate::clock::{Clock, Timestamp};
+use crate::crash::{reach, CrashPoint};
 use crate::kms::{KeyState, Kms, KmsError};
 
 /// A change that was made now, or queued because the project's clusters are shut down.
@@ -264,7 +265,9 @@ pub(super) fn round_trip(kms: &dyn Kms, key: &str) -> Result<(), KmsError> {
         }
     }
     let context = check_context();
+    reach(CrashPoint::KmsEncrypt)?;
     let blob = kms.encrypt(key, b"atrest validity check", &context)?;
+    reach(CrashPoint::KmsDecrypt)?;
     kms.decrypt(key, &blob.ciphertext_blob, &context)?;
     Ok(())
 }

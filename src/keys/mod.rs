@@ -34,6 +34,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::crash::{reach, CrashPoint};
 use crate::crypto::{Aead, Backend, Nonce, SecretKey};
 use crate::format::{
     DataKeyStatus, FormatError, KeystoreAuthenticator, KeystoreRecord, WrappedDataKey,
@@ -192,8 +193,9 @@ impl Keystore {
         };
         let wrapped = record.master_key;
         let context = master_key_context(store_id, &identity, wrapped.version, !legacy);
-        let plain = kms
-            .decrypt(&wrapped.cmk_arn, &wrapped.kms_blob, &context)
+        let plain = reach(CrashPoint::KmsDecrypt)
+            .map_err(KmsError::from)
+            .and_then(|()| kms.decrypt(&wrapped.cmk_arn, &wrapped.kms_blob, &context))
             .map_err(|source| KeysError::Kms {
                 operation: "decrypt",
                 store: store_id,
@@ -492,8 +494,9 @@ fn wrap_master_key(
     created: Timestamp,
 ) -> Result<MasterKey, KeysError> {
     let context = master_key_context(store_id, identity, version, true);
-    let encrypted = kms
-        .encrypt(cmk, key.expose(), &context)
+    let encrypted = reach(CrashPoint::KmsEncrypt)
+        .map_err(KmsError::from)
+        .and_then(|()| kms.encrypt(cmk, key.expose(), &context))
         .map_err(|source| KeysError::Kms {
             operation: "encrypt",
             store: store_id,
@@ -508,8 +511,9 @@ fn wrap_master_key(
         cmk: encrypted.key_arn.clone(),
         source,
     };
-    let check = kms
-        .decrypt(&encrypted.key_arn, &encrypted.ciphertext_blob, &context)
+    let check = reach(CrashPoint::KmsDecrypt)
+        .map_err(KmsError::from)
+        .and_then(|()| kms.decrypt(&encrypted.key_arn, &encrypted.ciphertext_blob, &context))
         .map_err(|source| kms_error("decrypt (round-trip check of) the new wrapping of", source))?;
     if check.plaintext.as_slice() != key.expose() {
         return Err(kms_error(

@@ -151,6 +151,14 @@ pub struct UnrecognizedError {
     pub retryable: bool,
 }
 
+/// A KMS call atrest's simulated crash stopped before it was made (see [`crate::crash`]):
+/// unreachable, as the KMS is to a dead process.
+impl From<crate::crash::Crashed> for KmsError {
+    fn from(crashed: crate::crash::Crashed) -> Self {
+        KmsError::Unavailable(crashed.to_string())
+    }
+}
+
 impl KmsError {
     /// An error atrest has no name for.
     pub fn unrecognized(

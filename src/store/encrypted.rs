@@ -13,6 +13,7 @@ use super::{
     StoreOptions, StoreTick, WriteBatch,
 };
 use crate::clock::Timestamp;
+use crate::crash::CrashPoint;
 use crate::durable::recover_dir;
 use crate::format::Record;
 use crate::keys::{
@@ -285,6 +286,7 @@ impl Store {
         batch.put_cf(&cf, KEYSTORE_KEY, keystore.encode());
         let mut synced = rocksdb::WriteOptions::default();
         synced.set_sync(true);
+        self.db.crash_point(CrashPoint::KeystoreWrite)?;
         self.db
             .write_opt(batch, &synced)
             .map_err(|e| self.rocks_error(e))
@@ -316,6 +318,7 @@ impl Store {
 
     fn ensure_column_family(&self, database: &str) -> Result<(), StoreError> {
         if self.db.cf_handle(database).is_none() {
+            self.db.crash_point(CrashPoint::RecordWrite)?;
             self.db
                 .create_cf(database, &rocksdb::Options::default())
                 .map_err(|e| self.rocks_error(e))?;
@@ -418,6 +421,7 @@ impl Store {
         let sealed =
             AAD_SCRATCH.with_borrow_mut(|aad| self.seal(&mut None, database, key, value, aad))?;
         let cf = self.column_family(database)?;
+        self.db.crash_point(CrashPoint::RecordWrite)?;
         self.db
             .put_cf_opt(&cf, key, sealed, &self.write_options)
             .map_err(|e| self.rocks_error(e))
@@ -450,6 +454,7 @@ impl Store {
         let Some(cf) = self.db.cf_handle(database) else {
             return Ok(());
         };
+        self.db.crash_point(CrashPoint::RecordWrite)?;
         self.db
             .delete_cf_opt(&cf, key, &self.write_options)
             .map_err(|e| self.rocks_error(e))
@@ -525,6 +530,7 @@ impl Store {
                 &self.path,
             )?;
         }
+        self.db.crash_point(CrashPoint::RecordWrite)?;
         self.db
             .write_opt(rocks_batch, &self.write_options)
             .map_err(|e| self.rocks_error(e))

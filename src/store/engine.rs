@@ -11,6 +11,15 @@ use rocksdb::{
 };
 
 use super::{KeyRange, KeyValue, StoreError};
+use crate::crash::{reach, CrashPoint};
+
+/// A crash point (see [`crate::crash`]) on the store at `path`, as a store error.
+fn crash_point(path: &Path, point: CrashPoint) -> Result<(), StoreError> {
+    reach(point).map_err(|crashed| StoreError::Io {
+        path: path.to_path_buf(),
+        source: crashed.into(),
+    })
+}
 
 type Rocks = DBWithThreadMode<MultiThreaded>;
 
@@ -21,6 +30,11 @@ type Rocks = DBWithThreadMode<MultiThreaded>;
 pub(super) struct Db(Rocks);
 
 impl Db {
+    /// Reached before every change to this RocksDB (see [`crate::crash`]).
+    pub(super) fn crash_point(&self, point: CrashPoint) -> Result<(), StoreError> {
+        crash_point(self.0.path(), point)
+    }
+
     /// The column families of the RocksDB at `path`, open or not.
     pub(super) fn list_cf(opts: &Options, path: &Path) -> Result<Vec<String>, rocksdb::Error> {
         Rocks::list_cf(opts, path)
@@ -37,12 +51,16 @@ impl Deref for Db {
 impl Drop for Db {
     fn drop(&mut self) {
         // Best effort: a flush that fails leaves the records in the log, as a crash would.
+        // One flush of every column family: one wait for the background job, not one each.
         let families = Db::list_cf(&Options::default(), self.0.path()).unwrap_or_default();
-        for name in families {
-            if let Some(cf) = self.0.cf_handle(&name) {
-                let _ = self.0.flush_cf(&cf);
-            }
-        }
+        let handles: Vec<_> = families
+            .iter()
+            .filter_map(|name| self.0.cf_handle(name))
+            .collect();
+        let handles: Vec<_> = handles.iter().collect();
+        let _ = self
+            .0
+            .flush_cfs_opt(&handles, &rocksdb::FlushOptions::default());
     }
 }
 
@@ -52,6 +70,7 @@ pub(super) const KEYSTORE_CF: &str = "atrest.keystore";
 /// Creates a RocksDB at `path` holding only the column family `marker`, which says what
 /// kind of store it is (see [`open_existing`]).
 pub(super) fn create_with_marker(path: &Path, marker: &str) -> Result<Db, StoreError> {
+    crash_point(path, CrashPoint::StoreCreate)?;
     // Record keys are plaintext: the store's directory is its owner's alone.
     std::fs::create_dir_all(path)
         .and_then(|()| {
@@ -181,6 +200,12 @@ pub fn rocksdb_options() -> Options {
     opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_track_and_verify_wals_in_manifest(true);
     opts.set_max_background_jobs(2);
+    // RocksDB opens each column family's tables with this many threads, started at every
+    // open whatever the number of tables: 16 by default, which for the few tables of a
+    // node's databases costs more than the opening itself (a fuzz run that reopens stores
+    // spent most of its time starting threads).
+    opts.set_max_file_opening_threads(1);
+    opts.set_log_level(rocksdb::LogLevel::Warn);
     opts
 }
 

@@ -12,6 +12,7 @@ use rocksdb::Options;
 use super::batch::BatchOp;
 use super::engine::{create_with_marker, open_existing, read_applied, stamp_applied, Cursor, Db};
 use super::{validate_database_name, KeyRange, KeyValue, StoreError, WriteBatch};
+use crate::crash::CrashPoint;
 
 const PLAIN_MARKER_CF: &str = "atrest.plain";
 
@@ -63,6 +64,7 @@ impl PlainStore {
     ) -> Result<std::sync::Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
         validate_database_name(database)?;
         if self.db.cf_handle(database).is_none() {
+            self.db.crash_point(CrashPoint::RecordWrite)?;
             self.db
                 .create_cf(database, &Options::default())
                 .map_err(|e| self.rocks_error(e))?;
@@ -85,6 +87,7 @@ impl PlainStore {
     /// Stores `value` under `key` in `database`.
     pub fn put(&self, database: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let cf = self.column_family(database)?;
+        self.db.crash_point(CrashPoint::RecordWrite)?;
         self.db
             .put_cf(&cf, key, value)
             .map_err(|e| self.rocks_error(e))
@@ -105,6 +108,7 @@ impl PlainStore {
         let Some(cf) = self.db.cf_handle(database) else {
             return Ok(());
         };
+        self.db.crash_point(CrashPoint::RecordWrite)?;
         self.db.delete_cf(&cf, key).map_err(|e| self.rocks_error(e))
     }
 
@@ -157,6 +161,7 @@ impl PlainStore {
                 &self.path,
             )?;
         }
+        self.db.crash_point(CrashPoint::RecordWrite)?;
         self.db.write(rocks_batch).map_err(|e| self.rocks_error(e))
     }
 

@@ -71,6 +71,36 @@ fn control_outcome<T>(
     }
 }
 
+/// A root with a project and a single-node encrypted cluster whose three databases have
+/// their column families, as every run starts: made once per process, written out for each.
+fn root_template() -> Result<&'static Template, String> {
+    use crate::control::{InitOptions, Root};
+
+    static TEMPLATE: std::sync::OnceLock<Result<Template, String>> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let scratch = Scratch::new("control-template");
+            let root = Root::open(&scratch.0).map_err(|e| e.to_string())?;
+            root.init(&InitOptions {
+                nodes: 1,
+                ..InitOptions::default()
+            })
+            .map_err(|e| format!("init: {e}"))?;
+            let cluster = root.cluster(None).map_err(|e| e.to_string())?;
+            for db in Db::ALL {
+                cluster
+                    .put(db.name(), b"template", b"")
+                    .and_then(|()| cluster.delete(db.name(), b"template"))
+                    .map_err(|e| e.to_string())?;
+            }
+            drop(cluster);
+            drop(root);
+            Template::capture(&scratch.0).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// Runs `ops` against a root (project, CMK, one single-node encrypted cluster, KMS faults
 /// injected through [`Root::wrap_kms`](crate::control::Root::wrap_kms)) and the model:
 /// validity checks must shut the cluster down exactly when the key is unusable (disabled,
@@ -78,15 +108,13 @@ fn control_outcome<T>(
 /// meanwhile and apply them at the next good check; every record must survive. `Err`
 /// describes the first divergence.
 pub fn run_control(ops: &[Op]) -> Result<(), String> {
-    use crate::control::{Applied, CheckOutcome, InitOptions, Root};
+    use crate::control::{Applied, CheckOutcome, Root};
 
     let scratch = Scratch::new("control");
+    root_template()?
+        .write_to(&scratch.0)
+        .map_err(|e| format!("writing the template: {e}"))?;
     let mut root = Root::open(&scratch.0).map_err(|e| e.to_string())?;
-    root.init(&InitOptions {
-        nodes: 1,
-        ..InitOptions::default()
-    })
-    .map_err(|e| format!("init: {e}"))?;
     let admin = root.kms_client(None, None).map_err(|e| e.to_string())?;
     let faulty = Arc::new(FaultyKms::new(Arc::new(admin.clone())));
     let schedule = faulty.clone();

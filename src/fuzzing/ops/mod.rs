@@ -11,21 +11,24 @@
 //! into a `Vec<Op>` with the `arbitrary` crate and call them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::clock::{days, Clock, ManualClock, Timestamp};
-use crate::kms::{Caller, CreateKeyRequest, Fault, FaultyKms, KmsError, LocalKms, LocalKmsClient};
+use crate::kms::{
+    Caller, CreateKeyRequest, Entropy, Fault, FaultyKms, KmsError, LocalKms, LocalKmsClient,
+};
 use crate::store::{
     restore_snapshot, DataKeyLimits, KeyRange, KeyValue, LocalDirStorage, RestoreTarget,
     SnapshotError, Store, StoreError, StoreOptions, WriteBatch,
 };
 
 mod control;
+mod scratch;
 
 pub use control::run_control;
+use scratch::{Scratch, Template};
 
 /// One of three databases.
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -203,26 +206,6 @@ fn matches_model(
     Ok(())
 }
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    /// A fresh directory under the system's temporary one, named for `what`, this process
-    /// and a random id, so that parallel runs never share one.
-    fn new(what: &str) -> Self {
-        Scratch(std::env::temp_dir().join(format!(
-            "atrest-{what}-{}-{}",
-            std::process::id(),
-            crate::keys::StoreId::random()
-        )))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Every record the model holds.
 type Records = BTreeMap<(Db, u8), Vec<u8>>;
 
@@ -286,32 +269,103 @@ fn check_kms_error(
     }
 }
 
+/// The seed of every run's KMS: each draws the same first CMK, so the store the template
+/// holds (its master key wrapped under that CMK) opens in every run.
+const KMS_SEED: u64 = 0x00a7_5e57;
+
+/// What a store-level run starts from: a clock, a KMS (seeded, with faults injectable),
+/// the store options, and the first CMK.
+struct Start {
+    clock: Arc<ManualClock>,
+    local: Arc<LocalKms>,
+    admin: LocalKmsClient,
+    faulty: Arc<FaultyKms>,
+    options: StoreOptions,
+    first: String,
+}
+
+impl Start {
+    fn new() -> Result<Self, String> {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
+        let local = LocalKms::in_memory_with(clock.clone(), Entropy::Seeded(KMS_SEED));
+        let caller =
+            Caller::account_root("111122223333", "us-east-1").map_err(|e| e.to_string())?;
+        let admin = local.client(caller);
+        let faulty = Arc::new(FaultyKms::new(Arc::new(admin.clone())));
+        let options = StoreOptions {
+            clock: clock.clone(),
+            data_key_limits: DataKeyLimits {
+                max_uses: 5,
+                reservation: 2,
+                max_age: Some(days(30)),
+            },
+            master_key_rotation: Some(days(90)),
+            ..StoreOptions::default()
+        };
+        let first = new_cmk(&admin).map_err(|e| e.to_string())?;
+        Ok(Start {
+            clock,
+            local,
+            admin,
+            faulty,
+            options,
+            first,
+        })
+    }
+}
+
+fn new_cmk(admin: &LocalKmsClient) -> Result<String, KmsError> {
+    admin.create_key(CreateKeyRequest::default()).map(|m| m.arn)
+}
+
+/// A new store with a column family for each of the three databases, as every run starts:
+/// made once per process (creating a RocksDB and its column families costs more than most
+/// sequences), then written out for each run.
+fn store_template() -> Result<&'static Template, String> {
+    static TEMPLATE: std::sync::OnceLock<Result<Template, String>> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let start = Start::new()?;
+            let scratch = Scratch::new("ops-template");
+            let store = Store::create(
+                scratch.0.join("store"),
+                start.faulty.clone(),
+                &start.first,
+                start.options.clone(),
+            )
+            .map_err(|e| format!("create: {e}"))?;
+            for db in Db::ALL {
+                store
+                    .put(db.name(), b"template", b"")
+                    .and_then(|()| store.delete(db.name(), b"template"))
+                    .map_err(|e| e.to_string())?;
+            }
+            drop(store);
+            Template::capture(&scratch.0).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// Runs `ops` against the store and the model; `Err` describes the first divergence.
 pub fn run(ops: &[Op]) -> Result<(), String> {
     let scratch = Scratch::new("ops");
     let dir = scratch.0.clone();
-    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
-    let local = LocalKms::in_memory(clock.clone());
-    let admin: LocalKmsClient =
-        local.client(Caller::account_root("111122223333", "us-east-1").map_err(|e| e.to_string())?);
-    let faulty = Arc::new(FaultyKms::new(Arc::new(admin.clone())));
-    let options = StoreOptions {
-        clock: clock.clone(),
-        data_key_limits: DataKeyLimits {
-            max_uses: 5,
-            reservation: 2,
-            max_age: Some(days(30)),
-        },
-        master_key_rotation: Some(days(90)),
-        ..StoreOptions::default()
-    };
-    let new_cmk =
-        |admin: &LocalKmsClient| admin.create_key(CreateKeyRequest::default()).map(|m| m.arn);
-    let first = new_cmk(&admin).map_err(|e| e.to_string())?;
+    let Start {
+        clock,
+        local,
+        admin,
+        faulty,
+        options,
+        first,
+    } = Start::new()?;
+    store_template()?
+        .write_to(&dir)
+        .map_err(|e| format!("writing the template: {e}"))?;
     let store_path = dir.join("store");
     let mut store = Some(
-        Store::create(&store_path, faulty.clone(), &first, options.clone())
-            .map_err(|e| format!("create: {e}"))?,
+        Store::open(&store_path, faulty.clone(), &first, options.clone())
+            .map_err(|e| format!("open: {e}"))?,
     );
     let storage = LocalDirStorage::new(dir.join("snapshots")).map_err(|e| e.to_string())?;
     let mut model = Model {

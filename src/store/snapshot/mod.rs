@@ -35,6 +35,7 @@ use rand::RngCore;
 use archive::{pack_dir, unpack};
 use listing::info;
 
+use crate::crash::{reach, CrashPoint};
 use crate::crypto::stream::{Opener, Sealer, StreamKey, PREFIX_LEN};
 use crate::crypto::{Aead, SecretKey};
 use crate::durable::DirReplacement;
@@ -201,23 +202,24 @@ fn unwrap_snapshot_key(
 ) -> Result<Aead, SnapshotError> {
     let context = snapshot_context(id, StoreId(header.store_id));
     let cmk = header.cmk_arn.clone();
-    let plain =
-        kms.decrypt(&cmk, &header.wrapped_key, &context)
-            .map_err(|source| match source {
-                KmsError::Disabled(_) => SnapshotError::CmkDisabled {
-                    id: id.to_string(),
-                    cmk: cmk.clone(),
-                },
-                KmsError::NotFound(_) => SnapshotError::CredentialsNotPresent {
-                    id: id.to_string(),
-                    cmk: cmk.clone(),
-                },
-                source => SnapshotError::Kms {
-                    id: id.to_string(),
-                    cmk: cmk.clone(),
-                    source,
-                },
-            })?;
+    let plain = reach(CrashPoint::KmsDecrypt)
+        .map_err(KmsError::from)
+        .and_then(|()| kms.decrypt(&cmk, &header.wrapped_key, &context))
+        .map_err(|source| match source {
+            KmsError::Disabled(_) => SnapshotError::CmkDisabled {
+                id: id.to_string(),
+                cmk: cmk.clone(),
+            },
+            KmsError::NotFound(_) => SnapshotError::CredentialsNotPresent {
+                id: id.to_string(),
+                cmk: cmk.clone(),
+            },
+            source => SnapshotError::Kms {
+                id: id.to_string(),
+                cmk: cmk.clone(),
+                source,
+            },
+        })?;
     let key = SecretKey::from_slice(&plain.plaintext).map_err(|e| SnapshotError::Corrupt {
         id: id.to_string(),
         reason: e.to_string(),
@@ -309,6 +311,7 @@ impl Store {
         // the same moment's: no rotation can fall between them.
         let keystore = {
             let _writer = self.lock_keystore_writer();
+            self.db.crash_point(CrashPoint::DirCreate)?;
             rocksdb::checkpoint::Checkpoint::new(&self.db)
                 .and_then(|c| c.create_checkpoint(&checkpoint_dir))
                 .map_err(|e| self.rocks_error(e))?;
@@ -321,7 +324,9 @@ impl Store {
             &checkpoint_dir,
             progress,
         );
-        let _ = fs::remove_dir_all(&checkpoint_dir);
+        if !crate::crash::has_crashed() {
+            let _ = fs::remove_dir_all(&checkpoint_dir);
+        }
         result
     }
 
@@ -340,13 +345,15 @@ impl Store {
             source,
         };
         let key = SecretKey::generate();
-        let wrapped = self
-            .kms
-            .encrypt(
-                &cmk,
-                key.expose(),
-                &snapshot_context(id, keystore.store_id()),
-            )
+        let wrapped = reach(CrashPoint::KmsEncrypt)
+            .map_err(KmsError::from)
+            .and_then(|()| {
+                self.kms.encrypt(
+                    &cmk,
+                    key.expose(),
+                    &snapshot_context(id, keystore.store_id()),
+                )
+            })
             .map_err(kms_error)?;
         let material = self
             .kms
@@ -489,6 +496,7 @@ pub fn stage_restore(
     let result = (|| {
         let mut stream = decrypted(&header, &header_bytes, input, &aead, progress);
         unpack(id, &mut stream, |name, file, _| {
+            reach(CrashPoint::FileWrite)?;
             let mut out = File::create(staging.join(name))?;
             io::copy(file, &mut out)?;
             out.sync_all()

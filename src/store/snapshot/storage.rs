@@ -10,6 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::crash::{reach, CrashPoint};
 use crate::durable::{sync_dir, FileLock};
 use crate::format::SnapshotHeader;
 
@@ -162,6 +163,7 @@ impl PendingSnapshot for LocalPending {
     fn commit(self: Box<Self>) -> io::Result<()> {
         let file = self.file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
+        reach(CrashPoint::FileRename)?;
         fs::rename(&self.tmp, &self.path)?;
         sync_dir(self.path.parent().unwrap_or(Path::new(".")))
     }
@@ -172,6 +174,7 @@ impl SnapshotStorage for LocalDirStorage {
         let path = self.path(id)?;
         let creating = FileLock::acquire_shared(&self.dir.join(CREATES_LOCK))?;
         let tmp = self.dir.join(format!(".{id}{SUFFIX}{PARTIAL_SUFFIX}"));
+        reach(CrashPoint::FileWrite)?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -207,7 +210,9 @@ impl SnapshotStorage for LocalDirStorage {
     }
 
     fn delete(&self, id: &str) -> io::Result<()> {
-        fs::remove_file(self.path(id)?)?;
+        let path = self.path(id)?;
+        reach(CrashPoint::FileRemove)?;
+        fs::remove_file(path)?;
         sync_dir(&self.dir)
     }
 
