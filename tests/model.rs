@@ -154,3 +154,85 @@ fn a_scripted_sequence_matches_the_model() {
     more.push(Reopen);
     run(&more).unwrap();
 }
+
+/// A crash at each of the first eight steps of every operation that makes durable changes:
+/// the store opens again and holds the records from before the operation or after it.
+#[test]
+fn a_crash_at_any_step_of_an_operation_leaves_before_or_after() {
+    use Op::*;
+    let put = |key: u8| Put {
+        db: Db::A,
+        key,
+        value: vec![key; 40],
+    };
+    let interrupted = [
+        put(9),
+        Batch(vec![(Db::B, 1, Some(b"b".to_vec())), (Db::A, 1, None)]),
+        Delete { db: Db::A, key: 2 },
+        RotateMaster,
+        RotateCmk,
+        RollDataKey { db: Db::A },
+        Snapshot,
+        Restore { which: 0 },
+        Tick { days: 91 },
+        Reopen,
+    ];
+    for op in interrupted {
+        for at in 0..8 {
+            let ops = vec![
+                put(1),
+                put(2),
+                Snapshot,
+                put(3),
+                Crash { at },
+                op.clone(),
+                Scan {
+                    db: Db::A,
+                    first: None,
+                },
+                put(4),
+                RotateMaster,
+                Reopen,
+                Restore { which: 0 },
+            ];
+            if let Err(divergence) = run(&ops) {
+                panic!("{divergence}\n{ops:?}");
+            }
+        }
+    }
+}
+
+/// What a failing fuzz input prints is the Rust that builds its sequence, to paste here.
+#[test]
+fn a_sequence_prints_as_the_rust_that_builds_it() {
+    let ops = vec![
+        Op::Put {
+            db: Db::A,
+            key: 1,
+            value: vec![1, 2],
+        },
+        Op::Batch(vec![(Db::B, 2, Some(vec![3])), (Db::C, 3, None)]),
+        Op::Scan {
+            db: Db::A,
+            first: Some(4),
+        },
+        Op::Fault {
+            calls: 1,
+            kind: FaultKind::Throttled,
+        },
+        Op::Crash { at: 3 },
+        Op::Tick { days: 91 },
+        Op::RotateCmk,
+    ];
+    let printed = "vec![
+    Op::Put { db: Db::A, key: 1, value: vec![1, 2] },
+    Op::Batch(vec![(Db::B, 2, Some(vec![3])), (Db::C, 3, None)]),
+    Op::Scan { db: Db::A, first: Some(4) },
+    Op::Fault { calls: 1, kind: FaultKind::Throttled },
+    Op::Crash { at: 3 },
+    Op::Tick { days: 91 },
+    Op::RotateCmk,
+]";
+    assert_eq!(atrest::fuzzing::ops::to_rust(&ops), printed);
+    run(&ops).unwrap();
+}

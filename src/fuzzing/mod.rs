@@ -42,7 +42,10 @@ pub const TARGETS: &[(&str, Target)] = &[
 pub fn operations(data: &[u8]) {
     let sequence = ops::decode(data, 64);
     if let Err(divergence) = ops::run(&sequence) {
-        panic!("{divergence}");
+        panic!(
+            "{divergence}\nreplay: atrest::fuzzing::ops::run(&{})",
+            ops::to_rust(&sequence)
+        );
     }
 }
 
@@ -51,7 +54,10 @@ pub fn operations(data: &[u8]) {
 pub fn control(data: &[u8]) {
     let sequence = ops::decode(data, 48);
     if let Err(divergence) = ops::run_control(&sequence) {
-        panic!("{divergence}");
+        panic!(
+            "{divergence}\nreplay: atrest::fuzzing::ops::run_control(&{})",
+            ops::to_rust(&sequence)
+        );
     }
 }
 

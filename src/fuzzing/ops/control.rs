@@ -27,6 +27,17 @@ impl ControlModel {
         Some(kind)
     }
 
+    /// What asking the root for the cluster must give: it is shut down; or, if it is
+    /// `held` open already, it is simply handed out; or its node is opened, unwrapping its
+    /// master key through the (faulty) KMS under the project's CMK.
+    fn expect_cluster(&mut self, held: bool) -> ControlExpect {
+        match (self.shut_down, held) {
+            (true, _) => ControlExpect::ShutDown,
+            (false, true) => ControlExpect::Kms(Expect::Ok),
+            (false, false) => self.expect_open(),
+        }
+    }
+
     /// What opening the cluster must give: it is shut down; or its node unwraps its
     /// master key through the (faulty) KMS under the project's CMK.
     fn expect_open(&mut self) -> ControlExpect {
@@ -137,6 +148,9 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
         faults: None,
     };
 
+    // The cluster stays open between steps, as a program using it keeps it (opening a
+    // node costs more than most steps); `Reopen` closes it.
+    let mut held = None;
     for (step, op) in ops.iter().enumerate() {
         let fail = |what: String| format!("step {step} {op:?}: {what}");
         match op {
@@ -147,10 +161,14 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
             | Op::Scan { .. }
             | Op::Reopen
             | Op::RollDataKey { .. } => {
-                let expect = model.expect_open();
+                if matches!(op, Op::Reopen) {
+                    held = None;
+                }
+                let expect = model.expect_cluster(held.is_some());
                 let Some(cluster) = control_outcome(step, op, &expect, root.cluster(None))? else {
                     continue;
                 };
+                held = Some(cluster.clone());
                 let result = match op {
                     Op::Put { db, key, value } => cluster.put(db.name(), &record_key(*key), value),
                     Op::Delete { db, key } => cluster.delete(db.name(), &record_key(*key)),
@@ -199,7 +217,7 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
                         }
                         None => {
                             model.rotating_to = Some(target.clone());
-                            model.expect_open()
+                            model.expect_cluster(held.is_some())
                         }
                     }
                 };
@@ -269,7 +287,11 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
                     }
                 }
             }
-            Op::RotateKeyOnDemand | Op::Tick { .. } | Op::Snapshot | Op::Restore { .. } => {}
+            Op::RotateKeyOnDemand
+            | Op::Tick { .. }
+            | Op::Snapshot
+            | Op::Restore { .. }
+            | Op::Crash { .. } => {}
         }
         // After every step: what can be read equals the model, or the shutdown says why.
         if model.faults.is_none() && (model.shut_down || model.enabled(&model.cmk)) {
@@ -297,10 +319,12 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
                             model.master_version
                         )));
                     }
+                    held = Some(cluster);
                 }
             }
         }
     }
+    drop(held);
     drop(root);
     drop(scratch);
     Ok(())
