@@ -289,6 +289,28 @@ impl Model {
     }
 }
 
+/// Disables or enables the `which`th CMK created so far, in the KMS and in `cmks` (each
+/// CMK and whether it is enabled): what `DisableCmk` and `EnableCmk` do in both runners.
+fn switch_cmk(
+    admin: &LocalKmsClient,
+    cmks: &mut [(String, bool)],
+    which: u8,
+    enable: bool,
+) -> Result<(), String> {
+    let count = cmks.len().max(1);
+    let Some((cmk, enabled)) = cmks.get_mut(usize::from(which) % count) else {
+        return Ok(());
+    };
+    if enable {
+        admin.enable_key(cmk)
+    } else {
+        admin.disable_key(cmk)
+    }
+    .map_err(|e| e.to_string())?;
+    *enabled = enable;
+    Ok(())
+}
+
 /// An outcome the model predicts for a KMS-using operation.
 enum Expect {
     Ok,

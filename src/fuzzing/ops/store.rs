@@ -263,16 +263,8 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                     }
                 }
                 Op::DisableCmk { which } | Op::EnableCmk { which } => {
-                    let index = *which as usize % model.cmks.len();
-                    let cmk = model.cmks[index].0.clone();
                     let enable = matches!(op, Op::EnableCmk { .. });
-                    let result = if enable {
-                        admin.enable_key(&cmk)
-                    } else {
-                        admin.disable_key(&cmk)
-                    };
-                    result.map_err(|e| fail(e.to_string()))?;
-                    model.cmks[index].1 = enable;
+                    switch_cmk(&admin, &mut model.cmks, *which, enable).map_err(fail)?;
                 }
                 Op::Tick { days: n } => {
                     clock.advance(days(u64::from(*n)));
