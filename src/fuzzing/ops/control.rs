@@ -87,29 +87,23 @@ fn control_outcome<T>(
 fn root_template() -> Result<&'static Template, String> {
     use crate::control::{InitOptions, Root};
 
-    static TEMPLATE: std::sync::OnceLock<Result<Template, String>> = std::sync::OnceLock::new();
-    TEMPLATE
-        .get_or_init(|| {
-            let scratch = Scratch::new("control-template");
-            let root = Root::open(&scratch.0).map_err(|e| e.to_string())?;
-            root.init(&InitOptions {
-                nodes: 1,
-                ..InitOptions::default()
-            })
-            .map_err(|e| format!("init: {e}"))?;
-            let cluster = root.cluster(None).map_err(|e| e.to_string())?;
-            for db in Db::ALL {
-                cluster
-                    .put(db.name(), b"template", b"")
-                    .and_then(|()| cluster.delete(db.name(), b"template"))
-                    .map_err(|e| e.to_string())?;
-            }
-            drop(cluster);
-            drop(root);
-            Template::capture(&scratch.0).map_err(|e| e.to_string())
+    static TEMPLATE: scratch::Once = scratch::Once::new();
+    Template::once(&TEMPLATE, "control-template", |dir| {
+        let root = Root::open(dir).map_err(|e| e.to_string())?;
+        root.init(&InitOptions {
+            nodes: 1,
+            ..InitOptions::default()
         })
-        .as_ref()
-        .map_err(Clone::clone)
+        .map_err(|e| format!("init: {e}"))?;
+        let cluster = root.cluster(None).map_err(|e| e.to_string())?;
+        for db in Db::ALL {
+            cluster
+                .put(db.name(), b"template", b"")
+                .and_then(|()| cluster.delete(db.name(), b"template"))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
 }
 
 /// Runs `ops` against a root (project, CMK, one single-node encrypted cluster, KMS faults

@@ -37,9 +37,28 @@ pub(super) struct Template {
     files: Vec<(PathBuf, Vec<u8>)>,
 }
 
+/// A template as it is kept for the process: built once, or why it could not be.
+pub(super) type Once = std::sync::OnceLock<Result<Template, String>>;
+
 impl Template {
+    /// The tree `build` leaves in a fresh directory, built the first time `cell` is asked
+    /// for it and kept there for the rest of the process.
+    pub(super) fn once(
+        cell: &'static Once,
+        what: &str,
+        build: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<&'static Template, String> {
+        cell.get_or_init(|| {
+            let scratch = Scratch::new(what);
+            build(&scratch.0)?;
+            Template::capture(&scratch.0).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+    }
+
     /// The tree under `dir`, read whole.
-    pub(super) fn capture(dir: &Path) -> std::io::Result<Self> {
+    fn capture(dir: &Path) -> std::io::Result<Self> {
         let mut template = Template {
             dirs: Vec::new(),
             files: Vec::new(),

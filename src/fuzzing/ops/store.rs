@@ -57,29 +57,24 @@ fn new_cmk(admin: &LocalKmsClient) -> Result<String, KmsError> {
 /// made once per process (creating a RocksDB and its column families costs more than most
 /// sequences), then written out for each run.
 fn store_template() -> Result<&'static Template, String> {
-    static TEMPLATE: std::sync::OnceLock<Result<Template, String>> = std::sync::OnceLock::new();
-    TEMPLATE
-        .get_or_init(|| {
-            let start = Start::new()?;
-            let scratch = Scratch::new("ops-template");
-            let store = Store::create(
-                scratch.0.join("store"),
-                start.faulty.clone(),
-                &start.first,
-                start.options.clone(),
-            )
-            .map_err(|e| format!("create: {e}"))?;
-            for db in Db::ALL {
-                store
-                    .put(db.name(), b"template", b"")
-                    .and_then(|()| store.delete(db.name(), b"template"))
-                    .map_err(|e| e.to_string())?;
-            }
-            drop(store);
-            Template::capture(&scratch.0).map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(Clone::clone)
+    static TEMPLATE: scratch::Once = scratch::Once::new();
+    Template::once(&TEMPLATE, "ops-template", |dir| {
+        let start = Start::new()?;
+        let store = Store::create(
+            dir.join("store"),
+            start.faulty.clone(),
+            &start.first,
+            start.options.clone(),
+        )
+        .map_err(|e| format!("create: {e}"))?;
+        for db in Db::ALL {
+            store
+                .put(db.name(), b"template", b"")
+                .and_then(|()| store.delete(db.name(), b"template"))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
 }
 
 /// Runs `ops` against the store and the model; `Err` describes the first divergence.
