@@ -83,39 +83,28 @@ impl LocalKmsClient {
         };
         let caller = &self.caller;
         self.write(|state, now| {
+            let id = if request.multi_region {
+                self.kms.new_multi_region_id()
+            } else {
+                self.kms.new_key_id()
+            };
             let mut key = KeyRecord {
-                id: if request.multi_region {
-                    self.kms.new_multi_region_id()
-                } else {
-                    self.kms.new_key_id()
-                },
-                account: caller.account().to_string(),
-                region: caller.region().to_string(),
                 description: request.description,
-                spec,
-                usage,
-                state: if external {
-                    KeyState::PendingImport
-                } else {
-                    KeyState::Enabled
-                },
-                created: now,
-                deletion_date: None,
-                pending_window_days: None,
                 policy,
-                materials: Vec::new(),
-                auto_rotation: None,
-                rotations: Vec::new(),
-                on_demand_rotations: 0,
                 tags,
-                grants: Vec::new(),
-                last_usage: None,
                 secret,
-                origin: request.origin,
-                imports: None,
                 multi_region: request.multi_region.then(|| MultiRegion {
                     primary_region: caller.region().to_string(),
                 }),
+                ..KeyRecord::new(
+                    id,
+                    caller.account().to_string(),
+                    caller.region().to_string(),
+                    spec,
+                    usage,
+                    request.origin,
+                    now,
+                )
             };
             if key.spec == KeySpec::SymmetricDefault && !external {
                 key.materials.push(Material {

@@ -100,6 +100,48 @@ pub(super) fn storage_key(id: &str, region: &str) -> String {
 }
 
 impl KeyRecord {
+    /// A new key of `account` in `region`: Enabled, or PendingImport when its material is
+    /// to be imported (`origin`); no description, policy, tags, material, rotations,
+    /// grants or usage yet, which callers add.
+    pub(super) fn new(
+        id: String,
+        account: String,
+        region: String,
+        spec: KeySpec,
+        usage: KeyUsage,
+        origin: Origin,
+        created: Timestamp,
+    ) -> Self {
+        KeyRecord {
+            id,
+            account,
+            region,
+            description: String::new(),
+            spec,
+            usage,
+            state: if origin == Origin::External {
+                KeyState::PendingImport
+            } else {
+                KeyState::Enabled
+            },
+            created,
+            deletion_date: None,
+            pending_window_days: None,
+            policy: String::new(),
+            materials: Vec::new(),
+            auto_rotation: None,
+            rotations: Vec::new(),
+            on_demand_rotations: 0,
+            tags: Vec::new(),
+            grants: Vec::new(),
+            last_usage: None,
+            secret: None,
+            origin,
+            imports: None,
+            multi_region: None,
+        }
+    }
+
     pub(super) fn storage_key(&self) -> String {
         storage_key(&self.id, &self.region)
     }

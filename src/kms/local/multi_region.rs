@@ -235,47 +235,38 @@ impl LocalKmsClient {
                 )));
             }
             let imported = primary.is_external();
+            // A replica of imported material is PendingImport: the material is imported
+            // into it again.
             let replica = KeyRecord {
-                id: primary.id.clone(),
-                account: primary.account.clone(),
-                region: replica_region.to_string(),
                 description: request.description.clone(),
-                spec: primary.spec,
-                usage: primary.usage,
-                // A replica of imported material needs the material imported again.
-                state: if imported {
-                    KeyState::PendingImport
-                } else {
-                    KeyState::Enabled
-                },
-                created: now,
-                deletion_date: None,
-                pending_window_days: None,
                 policy: policy.clone(),
                 materials: if imported {
                     Vec::new()
                 } else {
                     copy_materials(&primary.materials)
                 },
-                auto_rotation: None,
                 rotations: if imported {
                     Vec::new()
                 } else {
                     primary.rotations.clone()
                 },
-                on_demand_rotations: 0,
                 tags: tags.clone(),
-                grants: Vec::new(),
-                last_usage: None,
                 secret: match (&primary.secret, imported) {
                     (Some(secret), false) => {
                         Some(SecretBytes::new(Zeroizing::new(secret.expose().to_vec())))
                     }
                     _ => None,
                 },
-                origin: primary.origin,
-                imports: None,
                 multi_region: primary.multi_region.clone(),
+                ..KeyRecord::new(
+                    primary.id.clone(),
+                    primary.account.clone(),
+                    replica_region.to_string(),
+                    primary.spec,
+                    primary.usage,
+                    primary.origin,
+                    now,
+                )
             };
             state.keys.insert(stored.clone(), replica);
             let replica = state

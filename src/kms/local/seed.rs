@@ -296,16 +296,8 @@ impl PlannedKey {
             (spec, None) => Some(key_material::generate(spec, fill)?),
         };
         Ok(KeyRecord {
-            id: self.id,
-            account: self.account,
-            region: self.region,
             description: self.description,
-            spec: self.spec,
-            usage: self.usage,
             state: self.state,
-            created: now,
-            deletion_date: None,
-            pending_window_days: None,
             policy: self.policy,
             materials: (1..)
                 .zip(self.materials)
@@ -319,15 +311,17 @@ impl PlannedKey {
                 period_days,
                 next: now.saturating_add(days(period_days.into())),
             }),
-            rotations: Vec::new(),
-            on_demand_rotations: 0,
             tags: self.tags,
-            grants: Vec::new(),
-            last_usage: None,
             secret,
-            origin: Origin::AwsKms,
-            imports: None,
-            multi_region: None,
+            ..KeyRecord::new(
+                self.id,
+                self.account,
+                self.region,
+                self.spec,
+                self.usage,
+                Origin::AwsKms,
+                now,
+            )
         })
     }
 }
