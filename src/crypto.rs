@@ -257,54 +257,70 @@ impl Aead {
         }
     }
 
-    /// Decrypts ciphertext-then-tag from `sealed` into a new buffer, reading the input
-    /// once (no copy to decrypt in place where the backend allows). Nothing is returned
-    /// unless the tag verifies.
+    /// Decrypts ciphertext-then-tag from `sealed` into a new buffer (see
+    /// [`Aead::open_into`]).
     pub fn open_to_vec(
         &self,
         nonce: &Nonce,
         aad: &[u8],
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        let mut plain = Vec::new();
+        self.open_into(nonce, aad, sealed, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// Decrypts ciphertext-then-tag from `sealed`, appending the plaintext to `plain`
+    /// (whose allocation a caller may reuse), reading the input once (no copy to decrypt
+    /// in place where the backend allows). Nothing is appended unless the tag verifies.
+    pub fn open_into(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        sealed: &[u8],
+        plain: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         let split = sealed
             .len()
             .checked_sub(TAG_LEN)
             .ok_or(CryptoError::TooShort(sealed.len()))?;
         let (ciphertext, tag) = sealed.split_at(split);
-        let mut plain = vec![0u8; split];
-        match &self.inner {
+        let start = plain.len();
+        plain.resize(start + split, 0);
+        let out = plain.get_mut(start..).unwrap_or_default();
+        let opened = match &self.inner {
             #[cfg(feature = "aws-lc")]
             AeadInner::AwsLc(key) => {
                 use aws_lc_rs::aead::{Aad, Nonce as AwsNonce};
-                let opened = key.open_separate_gather(
+                key.open_separate_gather(
                     AwsNonce::assume_unique_for_key(nonce.0),
                     Aad::from(aad),
                     ciphertext,
                     tag,
-                    &mut plain,
-                );
-                if opened.is_err() {
-                    plain.zeroize();
-                    return Err(CryptoError::Authentication);
-                }
+                    out,
+                )
+                .is_ok()
             }
             #[cfg(feature = "rustcrypto")]
             AeadInner::RustCrypto(cipher) => {
                 use aes_gcm::aead::AeadInPlace;
-                plain.copy_from_slice(ciphertext);
-                let result = cipher.decrypt_in_place_detached(
-                    aes_gcm::Nonce::from_slice(&nonce.0),
-                    aad,
-                    &mut plain,
-                    aes_gcm::Tag::from_slice(tag),
-                );
-                if result.is_err() {
-                    plain.zeroize();
-                    return Err(CryptoError::Authentication);
-                }
+                out.copy_from_slice(ciphertext);
+                cipher
+                    .decrypt_in_place_detached(
+                        aes_gcm::Nonce::from_slice(&nonce.0),
+                        aad,
+                        out,
+                        aes_gcm::Tag::from_slice(tag),
+                    )
+                    .is_ok()
             }
+        };
+        if !opened {
+            out.zeroize();
+            plain.truncate(start);
+            return Err(CryptoError::Authentication);
         }
-        Ok(plain)
+        Ok(())
     }
 
     /// Convenience for small values (keys, headers): returns ciphertext || tag.

@@ -149,6 +149,7 @@ fn an_interrupted_init_says_what_to_remove() {
 fn bench_runs_both_sides_and_reports_ratios() {
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path().join("bench");
+    let report_dir = dir.path().join("report");
     let report = json(
         dir.path(),
         &[
@@ -156,26 +157,61 @@ fn bench_runs_both_sides_and_reports_ratios() {
             "--count",
             "3000",
             "--value-size",
-            "100",
+            "100,1024",
             "--dir",
             scratch.to_str().unwrap(),
+            "--report",
+            report_dir.to_str().unwrap(),
         ],
     );
-    let names: Vec<&str> = report["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["name"].as_str().unwrap())
-        .collect();
+    let sizes = report["sizes"].as_array().unwrap();
     assert_eq!(
-        names,
-        ["fillseq", "overwritebatch", "readrandom", "readseq"]
+        sizes
+            .iter()
+            .map(|s| s["value_size"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [100, 1024]
     );
-    for w in report["workloads"].as_array().unwrap() {
-        assert!(w["ratio"].as_f64().unwrap() > 0.0, "{w}");
-        assert!(w["plaintext"]["ops_per_sec"].as_f64().unwrap() > 0.0, "{w}");
+    for size in sizes {
+        let names: Vec<&str> = size["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "fillseq",
+                "overwritebatch",
+                "readrandom",
+                "readrandom-2threads",
+                "readseq",
+                "readrandom-uncached"
+            ]
+        );
+        for w in size["workloads"].as_array().unwrap() {
+            assert!(w["ratio"].as_f64().unwrap() > 0.0, "{w}");
+            assert!(w["cpu_ratio"].as_f64().unwrap() >= 0.0, "{w}");
+            assert!(w["plaintext"]["ops_per_sec"].as_f64().unwrap() > 0.0, "{w}");
+        }
+        let readrandom = &size["workloads"][2];
+        for side in readrandom["latency"].as_array().unwrap() {
+            assert!(side["p50_us"].as_f64().unwrap() > 0.0, "{readrandom}");
+            assert!(side["p999_us"].as_f64() >= side["p50_us"].as_f64());
+        }
+        assert!(size["workloads"][1]["latency"].is_null());
+        assert!(size["snapshot_mb"].as_f64().unwrap() > 0.0);
     }
-    assert!(report["snapshot_mb"].as_f64().unwrap() > 0.0);
+    let page = std::fs::read_to_string(report_dir.join("index.html")).unwrap();
+    for needle in [
+        "<svg",
+        "100 B values",
+        "1024 B values",
+        "readrandom-uncached",
+    ] {
+        assert!(page.contains(needle), "{needle} in the report");
+    }
     assert!(!scratch.exists(), "the scratch directory was left behind");
 }
 

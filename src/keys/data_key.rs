@@ -84,6 +84,22 @@ impl DataKey {
         value: &[u8],
         aad: &mut Vec<u8>,
     ) -> Result<Vec<u8>, SealError> {
+        let mut out = Vec::with_capacity(RECORD_OVERHEAD + value.len());
+        self.seal_record_into(store, database, key, value, aad, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`DataKey::seal_record`], appending the sealed record to `out` (whose allocation a
+    /// caller may reuse); nothing is appended unless it seals.
+    pub fn seal_record_into(
+        &self,
+        store: StoreId,
+        database: &str,
+        key: &[u8],
+        value: &[u8],
+        aad: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
         let count = self
             .material
             .uses
@@ -95,14 +111,18 @@ impl DataKey {
         let nonce = Nonce::random();
         let mut header = [0u8; RECORD_HEADER_LEN];
         Record::write_header(&mut header, self.id(), &nonce);
-        let mut out = Vec::with_capacity(RECORD_OVERHEAD + value.len());
+        let start = out.len();
+        out.reserve(RECORD_OVERHEAD + value.len());
         out.extend_from_slice(&header);
         out.extend_from_slice(value);
-        out.resize(RECORD_OVERHEAD + value.len(), 0);
+        out.resize(start + RECORD_OVERHEAD + value.len(), 0);
         record_aad(aad, &store.0, self.id(), database, key);
-        let sealed = out.get_mut(RECORD_HEADER_LEN..).unwrap_or_default();
-        self.aead().seal_in_place(&nonce, aad, sealed)?;
-        Ok(out)
+        let sealed = out.get_mut(start + RECORD_HEADER_LEN..).unwrap_or_default();
+        if let Err(e) = self.aead().seal_in_place(&nonce, aad, sealed) {
+            out.truncate(start);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Opens a decoded record of `key` in `database` of `store`, sealed by this data key.
@@ -114,8 +134,24 @@ impl DataKey {
         record: &Record<'_>,
         aad: &mut Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError> {
+        let mut plain = Vec::new();
+        self.open_record_into(store, database, key, record, aad, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// [`DataKey::open_record`], appending the value to `plain`.
+    pub fn open_record_into(
+        &self,
+        store: StoreId,
+        database: &str,
+        key: &[u8],
+        record: &Record<'_>,
+        aad: &mut Vec<u8>,
+        plain: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         record_aad(aad, &store.0, record.data_key_id, database, key);
-        self.aead().open_to_vec(&record.nonce, aad, record.sealed)
+        self.aead()
+            .open_into(&record.nonce, aad, record.sealed, plain)
     }
 
     /// Seals counted so far (an over-count after a restart, never an under-count).
@@ -192,24 +228,28 @@ impl Keystore {
     /// with its active key while the persisted reservation covers the use; else reserve
     /// more uses, or, once the key has made `max_uses` seals or is `max_age` old, roll over
     /// to a new key (the old one keeps decrypting). A database without a key gets its
-    /// first one.
+    /// first one. `now` is read only when the answer is not a plain seal: the hot path
+    /// reads no clock.
     pub fn seal_step(
         &self,
         database: &str,
         limits: &DataKeyLimits,
-        now: Timestamp,
+        now: impl FnOnce() -> Timestamp,
     ) -> Result<SealStep, KeysError> {
-        let new_key = || {
-            self.with_new_data_key(database, limits.first_reservation(), now)
-                .map(SealStep::Persist)
-        };
         let Some(active) = self.active_data_key(database) else {
-            return new_key();
+            return self
+                .with_new_data_key(database, limits.first_reservation(), now())
+                .map(SealStep::Persist);
         };
         let next_use = active.uses().saturating_add(1);
         if next_use <= active.reserved_uses() {
             return Ok(SealStep::Seal(Arc::clone(active)));
         }
+        let now = now();
+        let new_key = || {
+            self.with_new_data_key(database, limits.first_reservation(), now)
+                .map(SealStep::Persist)
+        };
         let too_old = limits
             .max_age
             .is_some_and(|age| now.since(active.created()) >= age);
@@ -268,7 +308,7 @@ mod tests {
         now: Timestamp,
     ) -> (Keystore, Arc<DataKey>) {
         loop {
-            match ks.seal_step("db", l, now).unwrap() {
+            match ks.seal_step("db", l, || now).unwrap() {
                 SealStep::Seal(key) => return (ks, key),
                 SealStep::Persist(next) => ks = next,
             }
@@ -283,7 +323,7 @@ mod tests {
     fn a_database_without_a_key_gets_its_first_one_persisted() {
         let ks = keystore();
         let l = limits(100, 10);
-        match ks.seal_step("db", &l, SystemClock.now()).unwrap() {
+        match ks.seal_step("db", &l, || SystemClock.now()).unwrap() {
             SealStep::Persist(next) => {
                 let key = next.active_data_key("db").unwrap();
                 assert_eq!(key.reserved_uses(), 10);
@@ -313,7 +353,7 @@ mod tests {
         let now = SystemClock.now();
         let (ks, key) = key_for_seal(keystore(), &l, now);
         while seal(&key, &ks).is_ok() {}
-        match ks.seal_step("db", &l, now).unwrap() {
+        match ks.seal_step("db", &l, || now).unwrap() {
             SealStep::Persist(next) => {
                 let same = next.active_data_key("db").unwrap();
                 assert_eq!(same.id(), key.id());

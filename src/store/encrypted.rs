@@ -6,16 +6,18 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::batch::BatchOp;
 use super::engine::{
-    create_with_marker, open_existing, read_applied, stamp_applied, Cursor, Db, KEYSTORE_CF,
+    create_with_marker, open_existing, read_applied, stamp_applied, Db, KEYSTORE_CF,
 };
+use super::scan::open_record;
+use super::sealer::{InFlight, SealJob, SealerSlot, PARALLEL_MIN_PUTS};
 use super::{
-    display_key, refuse_reserved, validate_database_name, KeyRange, KeyValue, StoreError,
-    StoreOptions, StoreTick, WriteBatch,
+    display_key, refuse_reserved, validate_database_name, StoreError, StoreOptions, StoreTick,
+    WriteBatch,
 };
 use crate::clock::Timestamp;
 use crate::crash::CrashPoint;
 use crate::durable::recover_dir;
-use crate::format::Record;
+use crate::format::RECORD_OVERHEAD;
 use crate::keys::{
     DataKey, KeysError, Keystore, KeystoreStatus, NodeIdentity, SealError, SealStep, StoreId,
 };
@@ -40,6 +42,8 @@ pub struct Store {
     keystore_writer: Mutex<()>,
     options: StoreOptions,
     write_options: rocksdb::WriteOptions,
+    /// The second thread that seals half of each large batch.
+    sealer: SealerSlot,
 }
 
 impl std::fmt::Debug for Store {
@@ -75,7 +79,7 @@ impl Store {
             options.backend,
             options.clock.now(),
         )?;
-        let db = create_with_marker(&path, KEYSTORE_CF)?;
+        let db = create_with_marker(&path, KEYSTORE_CF, options.block_cache_bytes)?;
         let store = Store::assemble(db, path, kms, keystore, options);
         store.persist_keystore(&store.keystore())?;
         Ok(store)
@@ -94,7 +98,7 @@ impl Store {
             path: path.clone(),
             source: e,
         })?;
-        let db = open_existing(&path, KEYSTORE_CF)?;
+        let db = open_existing(&path, KEYSTORE_CF, options.block_cache_bytes)?;
         super::snapshot::remove_abandoned_checkpoints(&path).map_err(|source| StoreError::Io {
             path: path.clone(),
             source,
@@ -152,6 +156,7 @@ impl Store {
             keystore_writer: Mutex::new(()),
             options,
             write_options,
+            sealer: SealerSlot::default(),
         }
     }
 
@@ -320,7 +325,7 @@ impl Store {
         if self.db.cf_handle(database).is_none() {
             self.db.crash_point(CrashPoint::RecordWrite)?;
             self.db
-                .create_cf(database, &rocksdb::Options::default())
+                .create_family(database)
                 .map_err(|e| self.rocks_error(e))?;
         }
         Ok(())
@@ -332,13 +337,17 @@ impl Store {
     fn key_for_seal(&self, database: &str) -> Result<Arc<DataKey>, StoreError> {
         let limits = self.options.data_key_limits;
         loop {
-            if let SealStep::Seal(key) = self.keystore().seal_step(database, &limits, self.now())? {
+            if let SealStep::Seal(key) = self
+                .keystore()
+                .seal_step(database, &limits, || self.now())?
+            {
                 return Ok(key);
             }
             let _writer = self.lock_keystore_writer();
             // Another writer may have persisted what was needed meanwhile: decide again.
-            if let SealStep::Persist(next) =
-                self.keystore().seal_step(database, &limits, self.now())?
+            if let SealStep::Persist(next) = self
+                .keystore()
+                .seal_step(database, &limits, || self.now())?
             {
                 validate_database_name(database)?;
                 self.ensure_column_family(database)?;
@@ -348,7 +357,8 @@ impl Store {
     }
 
     /// Seals `value` for `record_key` in `database` with `cached` (the database's key as a
-    /// batch last used it), replacing it whenever its reservation is spent.
+    /// batch last used it), replacing it whenever its reservation is spent; appends the
+    /// sealed record to `out`.
     fn seal(
         &self,
         cached: &mut Option<Arc<DataKey>>,
@@ -356,11 +366,12 @@ impl Store {
         record_key: &[u8],
         value: &[u8],
         aad: &mut Vec<u8>,
-    ) -> Result<Vec<u8>, StoreError> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         loop {
             if let Some(key) = cached.as_ref() {
-                match key.seal_record(self.id, database, record_key, value, aad) {
-                    Ok(sealed) => return Ok(sealed),
+                match key.seal_record_into(self.id, database, record_key, value, aad, out) {
+                    Ok(()) => return Ok(()),
                     Err(SealError::ReservationSpent { .. }) => {}
                     Err(SealError::Crypto(e)) => {
                         return Err(StoreError::Corrupt {
@@ -375,51 +386,11 @@ impl Store {
         }
     }
 
-    /// Opens one stored value, checking that it belongs to this store, database and key.
-    fn open_value(
-        keystore: &Keystore,
-        cached: &mut Option<Arc<DataKey>>,
-        database: &str,
-        record_key: &[u8],
-        stored: &[u8],
-        aad: &mut Vec<u8>,
-    ) -> Result<Vec<u8>, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            database: database.to_string(),
-            key: display_key(record_key),
-            reason,
-        };
-        let record = Record::decode(stored).map_err(|e| corrupt(e.to_string()))?;
-        // A scan meets the same key record after record: look it up, and check that it
-        // belongs to this database, only when it changes.
-        if cached.as_ref().is_none_or(|k| k.id() != record.data_key_id) {
-            let key = keystore.data_key(record.data_key_id).ok_or_else(|| {
-                corrupt(format!(
-                    "it names data key {}, which this store does not hold (was it copied from another store?)",
-                    record.data_key_id
-                ))
-            })?;
-            if key.database() != database {
-                return Err(corrupt(format!(
-                    "it names data key {} of database {:?} (was it copied from another database?)",
-                    key.id(),
-                    key.database()
-                )));
-            }
-            *cached = Some(Arc::clone(key));
-        }
-        let key = cached
-            .as_ref()
-            .ok_or_else(|| corrupt("no data key".into()))?;
-        key.open_record(keystore.store_id(), database, record_key, &record, aad).map_err(|_| {
-            corrupt("it does not authenticate: the stored bytes were altered, or moved from another key, database or store".into())
-        })
-    }
-
     /// Seals `value` under `database`'s active data key and stores it under `key`.
     pub fn put(&self, database: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let sealed =
-            AAD_SCRATCH.with_borrow_mut(|aad| self.seal(&mut None, database, key, value, aad))?;
+        let mut sealed = Vec::with_capacity(RECORD_OVERHEAD + value.len());
+        AAD_SCRATCH
+            .with_borrow_mut(|aad| self.seal(&mut None, database, key, value, aad, &mut sealed))?;
         let cf = self.column_family(database)?;
         self.db.crash_point(CrashPoint::RecordWrite)?;
         self.db
@@ -441,11 +412,13 @@ impl Store {
             return Ok(None);
         };
         let keystore = self.keystore();
-        AAD_SCRATCH
-            .with_borrow_mut(|aad| {
-                Store::open_value(&keystore, &mut None, database, key, &stored, aad)
-            })
-            .map(Some)
+        let mut value = Vec::new();
+        AAD_SCRATCH.with_borrow_mut(|aad| {
+            open_record(
+                &keystore, &mut None, database, key, &stored, aad, &mut value,
+            )
+        })?;
+        Ok(Some(value))
     }
 
     /// Deletes `key` from `database`; deleting what is absent is not an error.
@@ -488,9 +461,11 @@ impl Store {
             .iter()
             .map(|d| self.db.cf_handle(d))
             .collect();
+        let mut ahead = self.seal_ahead(batch, &mut keys)?;
+        let mut sealed = Vec::new();
         let mut rocks_batch = rocksdb::WriteBatch::default();
         AAD_SCRATCH.with_borrow_mut(|aad| {
-            for op in batch.ops() {
+            for (index, op) in batch.ops().iter().enumerate() {
                 let (database, key, value) = match op {
                     BatchOp::Put {
                         database,
@@ -512,12 +487,25 @@ impl Store {
                 ) else {
                     continue;
                 };
-                let sealed = self.seal(cached, name, key, value, aad)?;
+                let from_helper = match ahead.as_mut() {
+                    Some((split, in_flight)) if index >= *split => {
+                        in_flight.job().and_then(SealJob::take)
+                    }
+                    _ => None,
+                };
+                let record = match from_helper {
+                    Some(record) => record,
+                    None => {
+                        sealed.clear();
+                        self.seal(cached, name, key, value, aad, &mut sealed)?;
+                        &sealed
+                    }
+                };
                 if family.is_none() {
                     *family = Some(self.column_family(name)?);
                 }
                 let cf = family.as_ref().ok_or_else(|| self.missing_family(name))?;
-                rocks_batch.put_cf(cf, key, sealed);
+                rocks_batch.put_cf(cf, key, record);
             }
             Ok::<(), StoreError>(())
         })?;
@@ -536,21 +524,54 @@ impl Store {
             .map_err(|e| self.rocks_error(e))
     }
 
-    /// The records of `database` in `range`, in key order, each decrypted as it is read.
-    pub fn scan(&self, database: &str, range: KeyRange) -> Result<Scan<'_>, StoreError> {
-        validate_database_name(database)?;
-        let cursor = match self.db.cf_handle(database) {
-            Some(cf) => Cursor::new(&self.db, &cf, range),
-            None => Cursor::empty(),
+    /// Hands the second half of a large `batch`'s puts to the store's second thread to
+    /// seal while this one seals the first; returns where that half starts. Only where
+    /// every database's key, resolved here into `keys` (in database order, as the batch
+    /// first names them), has reserved uses enough for all the batch's puts.
+    fn seal_ahead(
+        &self,
+        batch: &WriteBatch,
+        keys: &mut [Option<Arc<DataKey>>],
+    ) -> Result<Option<(usize, InFlight<'_>)>, StoreError> {
+        let mut puts = vec![0u64; keys.len()];
+        for op in batch.ops() {
+            if let BatchOp::Put { database, .. } = op {
+                if let Some(n) = puts.get_mut(*database) {
+                    *n += 1;
+                }
+            }
+        }
+        if puts.iter().sum::<u64>() < PARALLEL_MIN_PUTS as u64 {
+            return Ok(None);
+        }
+        for (index, name) in batch.databases().iter().enumerate() {
+            if let (Some(slot @ None), Some(1..)) = (keys.get_mut(index), puts.get(index)) {
+                *slot = Some(self.key_for_seal(name)?);
+            }
+        }
+        let covered = keys.iter().zip(&puts).all(|(key, &needed)| {
+            needed == 0
+                || key
+                    .as_ref()
+                    .is_some_and(|k| k.reserved_uses().saturating_sub(k.uses()) >= needed)
+        });
+        let Some(mut sealer) = covered.then(|| self.sealer.borrow()).flatten() else {
+            return Ok(None);
         };
-        Ok(Scan {
-            cursor,
-            path: &self.path,
-            database: database.to_string(),
-            keystore: self.keystore(),
-            cached: None,
-            aad: Vec::with_capacity(128),
-        })
+        let split = batch.ops().len() / 2;
+        let job = sealer.job();
+        job.prepare(self.id, batch.databases(), keys);
+        for op in batch.ops().get(split..).unwrap_or_default() {
+            if let BatchOp::Put {
+                database,
+                key,
+                value,
+            } = op
+            {
+                job.push(*database, key, value);
+            }
+        }
+        Ok(InFlight::send(&self.sealer, sealer).map(|in_flight| (split, in_flight)))
     }
 
     /// The column families of every database, and the keystore's.
@@ -576,32 +597,5 @@ impl Store {
             self.db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
-    }
-}
-
-/// An iterator over decrypted records. Stops at the first error, which it yields.
-pub struct Scan<'a> {
-    cursor: Cursor<'a>,
-    path: &'a Path,
-    database: String,
-    keystore: Arc<Keystore>,
-    cached: Option<Arc<DataKey>>,
-    aad: Vec<u8>,
-}
-
-impl Iterator for Scan<'_> {
-    type Item = Result<KeyValue, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (keystore, cached, database, aad) = (
-            &self.keystore,
-            &mut self.cached,
-            &self.database,
-            &mut self.aad,
-        );
-        self.cursor.next_with(self.path, |key, stored| {
-            Store::open_value(keystore, cached, database, key, stored, aad)
-                .map(|value| (key.to_vec(), value))
-        })
     }
 }

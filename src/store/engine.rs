@@ -10,7 +10,7 @@ use rocksdb::{
     MultiThreaded, Options,
 };
 
-use super::{KeyRange, KeyValue, StoreError};
+use super::{KeyRange, StoreError};
 use crate::crash::{reach, CrashPoint};
 
 /// A crash point (see [`crate::crash`]) on the store at `path`, as a store error.
@@ -27,12 +27,22 @@ type Rocks = DBWithThreadMode<MultiThreaded>;
 /// cleanly needs nothing from its write-ahead log: a log cut short or deleted while the
 /// store is closed then loses nothing (RocksDB cannot tell such a cut from the torn last
 /// record a crash leaves, which it must tolerate).
-pub(super) struct Db(Rocks);
+pub(super) struct Db {
+    rocks: Rocks,
+    /// The block cache every column family of this store shares, new ones too.
+    cache: rocksdb::Cache,
+}
 
 impl Db {
+    /// Creates a column family with the store's options.
+    pub(super) fn create_family(&self, name: &str) -> Result<(), rocksdb::Error> {
+        self.rocks
+            .create_cf(name, &family_options_with(&self.cache))
+    }
+
     /// Reached before every change to this RocksDB (see [`crate::crash`]).
     pub(super) fn crash_point(&self, point: CrashPoint) -> Result<(), StoreError> {
-        crash_point(self.0.path(), point)
+        crash_point(self.rocks.path(), point)
     }
 
     /// The column families of the RocksDB at `path`, open or not.
@@ -44,7 +54,7 @@ impl Db {
 impl Deref for Db {
     type Target = Rocks;
     fn deref(&self) -> &Rocks {
-        &self.0
+        &self.rocks
     }
 }
 
@@ -52,14 +62,14 @@ impl Drop for Db {
     fn drop(&mut self) {
         // Best effort: a flush that fails leaves the records in the log, as a crash would.
         // One flush of every column family: one wait for the background job, not one each.
-        let families = Db::list_cf(&Options::default(), self.0.path()).unwrap_or_default();
+        let families = Db::list_cf(&Options::default(), self.rocks.path()).unwrap_or_default();
         let handles: Vec<_> = families
             .iter()
-            .filter_map(|name| self.0.cf_handle(name))
+            .filter_map(|name| self.rocks.cf_handle(name))
             .collect();
         let handles: Vec<_> = handles.iter().collect();
         let _ = self
-            .0
+            .rocks
             .flush_cfs_opt(&handles, &rocksdb::FlushOptions::default());
     }
 }
@@ -68,8 +78,13 @@ impl Drop for Db {
 pub(super) const KEYSTORE_CF: &str = "atrest.keystore";
 
 /// Creates a RocksDB at `path` holding only the column family `marker`, which says what
-/// kind of store it is (see [`open_existing`]).
-pub(super) fn create_with_marker(path: &Path, marker: &str) -> Result<Db, StoreError> {
+/// kind of store it is (see [`open_existing`]); its column families share a block cache
+/// of `block_cache_bytes`.
+pub(super) fn create_with_marker(
+    path: &Path,
+    marker: &str,
+    block_cache_bytes: usize,
+) -> Result<Db, StoreError> {
     crash_point(path, CrashPoint::StoreCreate)?;
     // Record keys are plaintext: the store's directory is its owner's alone.
     std::fs::create_dir_all(path)
@@ -80,14 +95,18 @@ pub(super) fn create_with_marker(path: &Path, marker: &str) -> Result<Db, StoreE
             path: path.to_path_buf(),
             source,
         })?;
-    let db = Rocks::open_cf_descriptors(
+    let cache = rocksdb::Cache::new_lru_cache(block_cache_bytes);
+    let rocks = Rocks::open_cf_descriptors(
         &rocksdb_options(),
         path,
-        [ColumnFamilyDescriptor::new(marker, Options::default())],
+        [ColumnFamilyDescriptor::new(
+            marker,
+            family_options_with(&cache),
+        )],
     )
     .map_err(|source| opening_failed(path, marker, source))?;
     record_holder(path);
-    Ok(Db(db))
+    Ok(Db { rocks, cache })
 }
 
 /// Who has a store open, beside RocksDB's own lock: what a second opener is told.
@@ -158,7 +177,12 @@ fn damage_report(path: &Path, marker: &str) -> String {
 
 /// Opens the RocksDB at `path` with all its column families, if one of them is `marker`
 /// (the keystore's, or the unencrypted store's): else it is not a store of that kind.
-pub(super) fn open_existing(path: &Path, marker: &str) -> Result<Db, StoreError> {
+/// The column families share a block cache of `block_cache_bytes`.
+pub(super) fn open_existing(
+    path: &Path,
+    marker: &str,
+    block_cache_bytes: usize,
+) -> Result<Db, StoreError> {
     let not_a_store = || StoreError::NotAStore {
         path: path.to_path_buf(),
     };
@@ -173,16 +197,36 @@ pub(super) fn open_existing(path: &Path, marker: &str) -> Result<Db, StoreError>
     if !families.iter().any(|f| f == marker) {
         return Err(not_a_store());
     }
-    let db = Rocks::open_cf_descriptors(
+    let cache = rocksdb::Cache::new_lru_cache(block_cache_bytes);
+    let rocks = Rocks::open_cf_descriptors(
         &rocksdb_options(),
         path,
         families
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default())),
+            .map(|name| ColumnFamilyDescriptor::new(name, family_options_with(&cache))),
     )
     .map_err(|source| opening_failed(path, marker, source))?;
     record_holder(path);
-    Ok(Db(db))
+    Ok(Db { rocks, cache })
+}
+
+/// A node store's block cache unless told otherwise: RocksDB's own default size, shared
+/// by every database of the node instead of one such cache each.
+pub const DEFAULT_BLOCK_CACHE_BYTES: usize = 32 << 20;
+
+/// The options of every column family of a store: tables read through one block cache of
+/// `block_cache_bytes` shared by all of them (a plaintext baseline given the same
+/// measures exactly what encryption adds).
+pub fn column_family_options(block_cache_bytes: usize) -> Options {
+    family_options_with(&rocksdb::Cache::new_lru_cache(block_cache_bytes))
+}
+
+fn family_options_with(cache: &rocksdb::Cache) -> Options {
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    let mut opts = Options::default();
+    opts.set_block_based_table_factory(&table);
+    opts
 }
 
 /// The RocksDB options of every store; a plaintext baseline opened with them measures
@@ -302,11 +346,11 @@ impl<'a> Cursor<'a> {
     /// The record under the cursor made into a result by `read` (a copy, or a decryption),
     /// then a step forward; `None` at the end of the range, and after the first error,
     /// which is returned once. What every scan's `next` is.
-    pub(super) fn next_with(
+    pub(super) fn next_with<T>(
         &mut self,
         path: &Path,
-        read: impl FnOnce(&[u8], &[u8]) -> Result<KeyValue, StoreError>,
-    ) -> Option<Result<KeyValue, StoreError>> {
+        read: impl FnOnce(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
         let result = match self.current() {
             Ok(None) => return None,
             Ok(Some((key, value))) => read(key, value),

@@ -18,15 +18,18 @@ mod encrypted;
 mod engine;
 mod node;
 mod plain;
+mod scan;
+mod sealer;
 mod snapshot;
 
 /// When data keys roll over; see [`crate::keys::DataKeyLimits`].
 pub use crate::keys::DataKeyLimits;
 pub use batch::WriteBatch;
-pub use encrypted::{Scan, Store};
-pub use engine::{rocksdb_options, HOLDER_FILE};
+pub use encrypted::Store;
+pub use engine::{column_family_options, rocksdb_options, DEFAULT_BLOCK_CACHE_BYTES, HOLDER_FILE};
 pub use node::{Node, NodeScan};
 pub use plain::{is_plain_store, PlainScan, PlainStore};
+pub use scan::Scan;
 pub use snapshot::{
     check_snapshot_key, list_snapshots, restore_snapshot, snapshot_header, snapshot_info,
     stage_restore, valid_snapshot_id, verify_snapshot, DamagedSnapshot, LocalDirStorage,
@@ -141,6 +144,9 @@ pub struct StoreOptions {
     pub master_key_rotation: Option<Duration>,
     /// When data keys roll over.
     pub data_key_limits: DataKeyLimits,
+    /// Bytes of RocksDB block cache, shared by the node's databases; it holds stored
+    /// (encrypted) blocks, so records are decrypted on every read whether cached or not.
+    pub block_cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -153,6 +159,7 @@ impl Default for StoreOptions {
             sync_writes: false,
             master_key_rotation: Some(days(DEFAULT_MASTER_KEY_ROTATION_DAYS)),
             data_key_limits: DataKeyLimits::default(),
+            block_cache_bytes: DEFAULT_BLOCK_CACHE_BYTES,
         }
     }
 }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use rocksdb::Options;
 
 use super::batch::BatchOp;
-use super::engine::{create_with_marker, open_existing, read_applied, stamp_applied, Cursor, Db};
+use super::engine::{
+    create_with_marker, open_existing, read_applied, stamp_applied, Cursor, Db,
+    DEFAULT_BLOCK_CACHE_BYTES,
+};
 use super::{validate_database_name, KeyRange, KeyValue, StoreError, WriteBatch};
 use crate::crash::CrashPoint;
 
@@ -35,14 +38,14 @@ impl PlainStore {
         if path.join("CURRENT").exists() {
             return Err(StoreError::AlreadyExists { path });
         }
-        let db = create_with_marker(&path, PLAIN_MARKER_CF)?;
+        let db = create_with_marker(&path, PLAIN_MARKER_CF, DEFAULT_BLOCK_CACHE_BYTES)?;
         Ok(PlainStore { db, path })
     }
 
     /// Opens the unencrypted store at `path`; an encrypted one is refused.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = open_existing(&path, PLAIN_MARKER_CF)?;
+        let db = open_existing(&path, PLAIN_MARKER_CF, DEFAULT_BLOCK_CACHE_BYTES)?;
         Ok(PlainStore { db, path })
     }
 
@@ -66,7 +69,7 @@ impl PlainStore {
         if self.db.cf_handle(database).is_none() {
             self.db.crash_point(CrashPoint::RecordWrite)?;
             self.db
-                .create_cf(database, &Options::default())
+                .create_family(database)
                 .map_err(|e| self.rocks_error(e))?;
         }
         self.db

@@ -165,13 +165,17 @@ pub enum Command {
     Keys(KeysCommand),
     /// db_bench-style workloads: the encrypted store beside plain RocksDB, in one run.
     Bench {
-        #[arg(long, default_value_t = 1024)]
-        value_size: usize,
+        /// Bytes per value; a list (`100,1024,16384`) runs every workload at each size.
+        #[arg(long, value_delimiter = ',', default_value = "1024")]
+        value_size: Vec<usize>,
         #[arg(long, default_value_t = 100_000)]
         count: u64,
         /// Scratch directory (removed afterwards); default: a new one under the system temp dir.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Also write an HTML report (bars of each ratio, latency percentiles) to DIR/index.html.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
     },
     /// Emulator time: real time plus an offset kept in the root.
     #[command(subcommand)]

@@ -197,7 +197,8 @@ fn run(cli: Cli) -> CliResult {
             value_size,
             count,
             dir,
-        } => render::bench(value_size, count, dir, out),
+            report,
+        } => render::bench(value_size, count, dir, report, out),
         Command::Clock(ClockCommand::Show) => {
             let root = open()?;
             let (now, offset) = (root.clock().now(), root.clock_offset());

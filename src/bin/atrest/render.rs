@@ -126,13 +126,19 @@ pub fn alerts(alerts: &[Alert]) -> String {
 }
 
 /// `atrest bench`: runs the workloads and prints the table of ratios.
-pub fn bench(value_size: usize, count: u64, dir: Option<PathBuf>, out: Output) -> CliResult {
+pub fn bench(
+    value_sizes: Vec<usize>,
+    count: u64,
+    dir: Option<PathBuf>,
+    report_dir: Option<PathBuf>,
+    out: Output,
+) -> CliResult {
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("atrest-bench-{}", std::process::id()))
     });
     let options = atrest::bench::BenchOptions {
         count,
-        value_size,
+        value_sizes,
         dir,
     };
     let report = atrest::bench::run(&options, &mut |step| {
@@ -141,38 +147,50 @@ pub fn bench(value_size: usize, count: u64, dir: Option<PathBuf>, out: Output) -
         }
     })
     .map_err(|e| e.to_string())?;
+    if let Some(report_dir) = report_dir {
+        let page = atrest::bench::write_report(&report, &report_dir).map_err(|e| e.to_string())?;
+        if !out.json {
+            eprintln!("report: {}", page.display());
+        }
+    }
     out.print(&report, || {
-        let mut lines = vec![
-            format!(
-                "{count} records of {value_size} B, AES-256-GCM on {}",
-                report.backend
-            ),
-            format!(
-                "{:<16} {:>14} {:>10} {:>14} {:>10} {:>7}",
-                "workload", "plain ops/s", "MB/s", "encrypted ops/s", "MB/s", "ratio"
-            ),
-        ];
-        for w in &report.workloads {
+        let mut lines = vec![format!(
+            "{count} records per workload, AES-256-GCM on {}; ratios are encrypted ÷ plain",
+            report.backend
+        )];
+        for size in &report.sizes {
             lines.push(format!(
-                "{:<16} {:>14.0} {:>10.1} {:>14.0} {:>10.1} {:>7.3}",
-                w.name,
-                w.plaintext.ops_per_sec,
-                w.plaintext.mb_per_sec,
-                w.encrypted.ops_per_sec,
-                w.encrypted.mb_per_sec,
-                w.ratio
+                "\n{} B values\n{:<22} {:>12} {:>9} {:>15} {:>9} {:>7} {:>9}",
+                size.value_size,
+                "workload",
+                "plain ops/s",
+                "MB/s",
+                "encrypted ops/s",
+                "MB/s",
+                "ratio",
+                "CPU ratio"
+            ));
+            for w in &size.workloads {
+                lines.push(format!(
+                    "{:<22} {:>12.0} {:>9.1} {:>15.0} {:>9.1} {:>7.3} {:>9.3}",
+                    w.name,
+                    w.plaintext.ops_per_sec,
+                    w.plaintext.mb_per_sec,
+                    w.encrypted.ops_per_sec,
+                    w.encrypted.mb_per_sec,
+                    w.ratio,
+                    w.cpu_ratio
+                ));
+            }
+            lines.push(format!(
+                "master-key rotation: {:.1} ms with {count} records stored",
+                size.master_key_rotation_ms
+            ));
+            lines.push(format!(
+                "snapshot: {:.1} MB, created at {:.0} MB/s, restored at {:.0} MB/s",
+                size.snapshot_mb, size.snapshot_create_mb_per_sec, size.snapshot_restore_mb_per_sec
             ));
         }
-        lines.push(format!(
-            "master-key rotation: {:.1} ms with {count} records stored",
-            report.master_key_rotation_ms
-        ));
-        lines.push(format!(
-            "snapshot: {:.1} MB, created at {:.0} MB/s, restored at {:.0} MB/s",
-            report.snapshot_mb,
-            report.snapshot_create_mb_per_sec,
-            report.snapshot_restore_mb_per_sec
-        ));
         lines.push(format!("peak memory (RSS): {:.0} MB", report.peak_rss_mb));
         lines.join("\n")
     });
