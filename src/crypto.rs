@@ -7,7 +7,10 @@
 
 use std::fmt;
 
-use rand::RngCore;
+use std::cell::RefCell;
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Bytes in an AES-256 key.
@@ -36,15 +39,68 @@ pub enum CryptoError {
     BackendMissing(Backend),
 }
 
+thread_local! {
+    /// Set by [`seed_thread`]: this thread's random bytes come from it.
+    static SEEDED: RefCell<Option<StdRng>> = const { RefCell::new(None) };
+}
+
+/// Fills `out` with random bytes: from the thread-local CSPRNG, or, on a thread
+/// [`seed_thread`] seeded, from its seeded stream. Every key, nonce and identifier atrest
+/// makes (and LocalKms's, unless it was given its own seed) comes through here.
+pub fn fill_random(out: &mut [u8]) {
+    SEEDED.with_borrow_mut(|seeded| match seeded {
+        Some(rng) => rng.fill_bytes(out),
+        None => rand::rng().fill_bytes(out),
+    });
+}
+
+/// Makes this thread's random bytes (see [`fill_random`]) a ChaCha stream from `seed` until
+/// the guard drops, when the thread's previous source comes back: a run replays byte for
+/// byte (keys, nonces, ids, hence every ciphertext). For tests and fuzzing only: the keys
+/// are as predictable as the seed. Work atrest hands to another thread is kept on this one
+/// while it is seeded.
+pub fn seed_thread(seed: u64) -> SeededThread {
+    let previous = SEEDED.with_borrow_mut(|s| s.replace(StdRng::seed_from_u64(seed)));
+    SeededThread {
+        previous,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// Whether [`seed_thread`] seeded this thread.
+pub fn is_thread_seeded() -> bool {
+    SEEDED.with_borrow(Option::is_some)
+}
+
+/// What [`seed_thread`] returns: dropping it gives the thread back its previous source.
+#[must_use = "the thread is seeded only while the guard lives"]
+pub struct SeededThread {
+    previous: Option<StdRng>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for SeededThread {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        SEEDED.with_borrow_mut(|s| *s = previous);
+    }
+}
+
+impl fmt::Debug for SeededThread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SeededThread")
+    }
+}
+
 /// 32 secret bytes: zeroized on drop, never shown by Debug.
 #[derive(Clone)]
 pub struct SecretKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl SecretKey {
-    /// Fresh random key material from the thread-local CSPRNG.
+    /// Fresh random key material (see [`fill_random`]).
     pub fn generate() -> Self {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        rand::rng().fill_bytes(key.as_mut());
+        fill_random(key.as_mut());
         SecretKey(key)
     }
 
@@ -78,10 +134,10 @@ impl fmt::Debug for SecretKey {
 pub struct Nonce(pub [u8; NONCE_LEN]);
 
 impl Nonce {
-    /// A fresh random nonce from the thread-local CSPRNG (no syscall).
+    /// A fresh random nonce (see [`fill_random`]; no syscall).
     pub fn random() -> Self {
         let mut n = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut n);
+        fill_random(&mut n);
         Nonce(n)
     }
 }

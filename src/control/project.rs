@@ -428,7 +428,8 @@ pub fn check_cluster_name(name: &str) -> Result<(), ControlError> {
 
 /// A 24-hex-digit id, as Atlas gives projects and roles.
 pub fn atlas_id() -> String {
-    let bytes: [u8; 12] = rand::random();
+    let mut bytes = [0u8; 12];
+    crate::crypto::fill_random(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

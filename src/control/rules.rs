@@ -302,7 +302,8 @@ pub(super) fn authorize(
 }
 
 pub(super) fn external_id_uuid() -> String {
-    let b: [u8; 16] = rand::random();
+    let mut b = [0u8; 16];
+    crate::crypto::fill_random(&mut b);
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

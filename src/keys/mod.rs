@@ -30,7 +30,6 @@ use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use rand::RngCore;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
@@ -86,7 +85,7 @@ impl StoreId {
     /// A fresh random store id.
     pub fn random() -> Self {
         let mut id = [0u8; 16];
-        rand::rng().fill_bytes(&mut id);
+        crate::crypto::fill_random(&mut id);
         StoreId(id)
     }
 }

@@ -189,7 +189,9 @@ impl Drop for InFlight<'_> {
         if self.job().is_none() {
             return;
         }
-        if let (Some(mut sealer), Some(job)) = (self.sealer.take(), self.done.take()) {
+        if let (Some(mut sealer), Some(mut job)) = (self.sealer.take(), self.done.take()) {
+            // Idle buffers keep no data key alive past the batch.
+            job.keys.clear();
             sealer.job = job;
             *self.slot.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(sealer);
         }

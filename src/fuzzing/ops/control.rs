@@ -115,6 +115,7 @@ fn root_template() -> Result<&'static Template, String> {
 pub fn run_control(ops: &[Op]) -> Result<(), String> {
     use crate::control::{Applied, CheckOutcome, Root};
 
+    let _seeded = crate::crypto::seed_thread(RUN_SEED);
     let scratch = Scratch::new("control");
     root_template()?
         .write_to(&scratch.0)

@@ -32,6 +32,13 @@ pub use control::run_control;
 use scratch::{Scratch, Template};
 pub use store::run;
 
+/// The seed of each run's own random bytes (keys, nonces, ids: see
+/// [`crate::crypto::seed_thread`]), so that a run replays byte for byte.
+const RUN_SEED: u64 = 0x0a7e_5eed;
+/// The seed of the per-process templates' random bytes: a template is the same in every
+/// process, and making it draws nothing from the run that asked for it.
+const TEMPLATE_SEED: u64 = 0x7e3b_1a7e;
+
 /// One of three databases.
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Db {

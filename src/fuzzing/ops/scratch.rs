@@ -8,19 +8,23 @@ use std::path::{Path, PathBuf};
 pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Scratch {
-    /// A fresh directory named for `what`, this process and a random id, so that
-    /// parallel runs never share one.
+    /// A fresh directory named for `what`, this process, the time and a count, so that
+    /// parallel runs never share one (not a random id: runs draw the same seeded bytes).
     pub(super) fn new(what: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let shm = Path::new("/dev/shm");
         let base = if shm.is_dir() {
             shm.to_path_buf()
         } else {
             std::env::temp_dir()
         };
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Scratch(base.join(format!(
-            "atrest-{what}-{}-{}",
+            "atrest-{what}-{}-{started}-{}",
             std::process::id(),
-            crate::keys::StoreId::random()
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         )))
     }
 }
@@ -49,6 +53,7 @@ impl Template {
         build: impl FnOnce(&Path) -> Result<(), String>,
     ) -> Result<&'static Template, String> {
         cell.get_or_init(|| {
+            let _seeded = crate::crypto::seed_thread(super::TEMPLATE_SEED);
             let scratch = Scratch::new(what);
             build(&scratch.0)?;
             Template::capture(&scratch.0).map_err(|e| e.to_string())

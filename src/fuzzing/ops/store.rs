@@ -79,6 +79,7 @@ fn store_template() -> Result<&'static Template, String> {
 
 /// Runs `ops` against the store and the model; `Err` describes the first divergence.
 pub fn run(ops: &[Op]) -> Result<(), String> {
+    let _seeded = crate::crypto::seed_thread(RUN_SEED);
     let scratch = Scratch::new("ops");
     let dir = scratch.0.clone();
     let Start {

@@ -15,7 +15,8 @@ use crate::crypto::{Nonce, SecretKey};
 /// The source of a LocalKms's random bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Entropy {
-    /// The operating system's CSPRNG: what a KMS must use.
+    /// The operating system's CSPRNG: what a KMS must use (a thread a test seeded with
+    /// [`seed_thread`](crate::crypto::seed_thread) draws from its seed instead).
     #[default]
     System,
     /// A ChaCha stream from this seed, for runs that must replay byte for byte. Its key
@@ -37,7 +38,7 @@ impl Source {
 
     fn fill(&self, buf: &mut [u8]) {
         match &self.0 {
-            None => rand::rng().fill_bytes(buf),
+            None => crate::crypto::fill_random(buf),
             Some(rng) => rng
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

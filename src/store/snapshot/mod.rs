@@ -30,7 +30,6 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use rand::RngCore;
 
 use archive::{pack_dir, unpack};
 use listing::info;
@@ -291,7 +290,7 @@ pub fn verify_snapshot(
 /// A new snapshot's id: 16 random bytes, and their hex spelling used as its name.
 fn random_id() -> ([u8; 16], String) {
     let mut id = [0u8; 16];
-    rand::rng().fill_bytes(&mut id);
+    crate::crypto::fill_random(&mut id);
     (id, id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -362,7 +361,7 @@ impl Store {
             .current_key_material_id
             .unwrap_or_default();
         let mut nonce_prefix = [0u8; PREFIX_LEN];
-        rand::rng().fill_bytes(&mut nonce_prefix);
+        crate::crypto::fill_random(&mut nonce_prefix);
         let identity = keystore.identity();
         let header = SnapshotHeader {
             snapshot_id: id_bytes,
