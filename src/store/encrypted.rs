@@ -17,7 +17,6 @@ use super::{
 use crate::clock::Timestamp;
 use crate::crash::CrashPoint;
 use crate::durable::recover_dir;
-use crate::format::RECORD_OVERHEAD;
 use crate::keys::{
     DataKey, KeysError, Keystore, KeystoreStatus, NodeIdentity, SealError, SealStep, StoreId,
 };
@@ -28,6 +27,29 @@ const KEYSTORE_KEY: &[u8] = b"keystore";
 thread_local! {
     /// Associated data is built per record; one buffer per thread, never freed.
     static AAD_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+thread_local! {
+    /// A put's sealed record, which RocksDB copies: one buffer per thread, reused.
+    static SEALED_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer larger than this is not kept for the next put.
+const KEPT_SCRATCH_BYTES: usize = 1 << 20;
+
+/// Runs `f` with this thread's empty sealed-record buffer (a fresh one if it is in use).
+fn with_sealed_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    SEALED_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut sealed) => {
+            sealed.clear();
+            let result = f(&mut sealed);
+            if sealed.capacity() > KEPT_SCRATCH_BYTES {
+                *sealed = Vec::new();
+            }
+            result
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// An open node store. Share it between threads with `Arc`.
@@ -388,14 +410,15 @@ impl Store {
 
     /// Seals `value` under `database`'s active data key and stores it under `key`.
     pub fn put(&self, database: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let mut sealed = Vec::with_capacity(RECORD_OVERHEAD + value.len());
-        AAD_SCRATCH
-            .with_borrow_mut(|aad| self.seal(&mut None, database, key, value, aad, &mut sealed))?;
-        let cf = self.column_family(database)?;
-        self.db.crash_point(CrashPoint::RecordWrite)?;
-        self.db
-            .put_cf_opt(&cf, key, sealed, &self.write_options)
-            .map_err(|e| self.rocks_error(e))
+        with_sealed_scratch(|sealed| {
+            AAD_SCRATCH
+                .with_borrow_mut(|aad| self.seal(&mut None, database, key, value, aad, sealed))?;
+            let cf = self.column_family(database)?;
+            self.db.crash_point(CrashPoint::RecordWrite)?;
+            self.db
+                .put_cf_opt(&cf, key, &*sealed, &self.write_options)
+                .map_err(|e| self.rocks_error(e))
+        })
     }
 
     /// The value under `key`, or `None`; a database never written to holds nothing.

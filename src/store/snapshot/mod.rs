@@ -30,7 +30,6 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-
 use archive::{pack_dir, unpack};
 use listing::info;
 
