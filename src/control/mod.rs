@@ -5,7 +5,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `root` | [`Root`]: the directory layout, settings and [`Root::transact`], the emulator clock, KMS clients, opening clusters |
+//! | `root` | [`Root`]: the directory layout, settings and `Root::transact`, the emulator clock, KMS clients, opening clusters |
 //! | `state` | the saved shapes: [`Settings`] in `atrest.json`, the clock file |
 //! | `init` | creating a project: owner, access role, CMK, the first cluster |
 //! | `rules` | Atlas's checks: who may act, which key and role, which clusters may encrypt |

@@ -1,6 +1,7 @@
 //! A write batch: puts and deletes across databases, applied atomically by a node.
 
-/// Puts and deletes across databases, applied atomically by [`Store::write`].
+/// Puts and deletes across databases, applied atomically by
+/// [`Store::write`](super::Store::write).
 #[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
     /// Each database once; operations refer to it by index.
