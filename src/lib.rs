@@ -10,6 +10,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`atlas`](mod@atlas) | `atlas serve`: the Atlas Administration API v2 over the root's project (features `store` and `server`) |
 //! | [`world`] | one entry point for embedders: a temporary root on a manual clock, with KMS faults on demand |
 //! | [`control`] | the atrest root and Atlas's control plane: project, rules, clusters of N nodes, validity checks, alerts, snapshots, emulator time |
 //! | [`bench`](mod@bench) | `atrest bench`: workloads on the store beside plain RocksDB |
@@ -57,6 +58,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(all(feature = "store", feature = "server"))]
+pub mod atlas;
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "store")]

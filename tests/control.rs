@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -322,7 +324,7 @@ fn enabling_and_disabling_encryption_rewrites_every_node_and_loses_nothing() {
     assert_eq!(before.len(), 2500);
     let on_disk = |needle: &[u8]| {
         let mut found = false;
-        for entry in walk(&dir.path().join("clusters/app")) {
+        for entry in common::files_under(&dir.path().join("clusters/app")) {
             found |= std::fs::read(entry)
                 .unwrap()
                 .windows(needle.len())
@@ -381,19 +383,6 @@ fn enabling_and_disabling_encryption_rewrites_every_node_and_loses_nothing() {
         .create_cluster(DEFAULT_OWNER, spec("late", "M10", true))
         .unwrap_err();
     assert!(matches!(err, ControlError::ProjectNotConfigured), "{err}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

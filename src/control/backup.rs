@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::events::EVENT_SNAPSHOT_SUCCESSFUL;
 use super::init::InitOptions;
 use super::project::{DEFAULT_CLUSTER, DEFAULT_NODES};
 use super::state::Retention;
@@ -51,12 +52,25 @@ impl Root {
         let _creating = self.lock_snapshot_creates(false)?;
         let storage = self.snapshot_storage()?;
         // One node's checkpoint is the cluster's: every node holds the same records.
-        match cluster.first_store(|store| store.create_snapshot(storage.as_ref(), progress))? {
-            Some(taken) => Ok(taken?),
-            None => Err(ControlError::NotEncrypted {
-                cluster: cluster.name().to_string(),
-            }),
-        }
+        let taken =
+            match cluster.first_store(|store| store.create_snapshot(storage.as_ref(), progress))? {
+                Some(taken) => taken?,
+                None => {
+                    return Err(ControlError::NotEncrypted {
+                        cluster: cluster.name().to_string(),
+                    })
+                }
+            };
+        self.transact(|s| {
+            s.project.record(
+                EVENT_SNAPSHOT_SUCCESSFUL,
+                taken.created,
+                Some(cluster.name()),
+                None,
+            );
+            Ok(())
+        })?;
+        Ok(taken)
     }
 
     /// Every snapshot, oldest first, and every damaged snapshot file. What interrupted

@@ -93,6 +93,36 @@ pub enum ControlError {
         role: &'static str,
         action: String,
     },
+    #[error("{action} is refused: {user} has the Project Read Only role")]
+    /// A change asked for by a read-only member or API key.
+    ReadOnlyRole { user: String, action: String },
+    #[error("access role {role_id} is in use by the project's encryption at rest: point it at another role first")]
+    /// Deauthorizing the role the project's encryption at rest assumes.
+    AccessRoleInUse { role_id: String },
+    #[error("private endpoints to the KMS need the project to require private networking: turn requirePrivateNetworking on first")]
+    /// A private endpoint while private networking is off.
+    PrivateNetworkingOff,
+    #[error(
+        "a private endpoint to the project's KMS must be in its region, {region}, not {given}"
+    )]
+    /// A private endpoint in another region than the KMS's.
+    WrongEndpointRegion { given: String, region: String },
+    #[error("no private endpoint {id}")]
+    /// An unknown private endpoint.
+    UnknownPrivateEndpoint { id: String },
+    #[error("no snapshot {id} of cluster {cluster}")]
+    /// A snapshot id that names no snapshot of the cluster.
+    UnknownSnapshot { id: String, cluster: String },
+    #[error("cluster {cluster} has {nodes} node(s); atrest does not change a replica set's size ({asked} asked)")]
+    /// A change of a cluster's node count.
+    NodeCountFixed {
+        cluster: String,
+        nodes: u32,
+        asked: u32,
+    },
+    #[error("API key {public_key} already exists")]
+    /// A second API key with the same public half.
+    ApiKeyExists { public_key: String },
     #[error("no cloud provider access role {role_id}: authorize the IAM role for Atlas first")]
     /// The encryption config names an unknown access role.
     UnknownAccessRole { role_id: String },

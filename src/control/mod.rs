@@ -9,6 +9,11 @@
 //! | `state` | the saved shapes: [`Settings`] in `atrest.json`, the clock file |
 //! | `init` | creating a project: owner, access role, CMK, the first cluster |
 //! | `rules` | Atlas's checks: who may act, which key and role, which clusters may encrypt |
+//! | `access_roles` | cloud provider access roles set up, authorized and deauthorized as Atlas's API does |
+//! | `events` | the activity feed under Atlas's event type names |
+//! | `private_endpoints` | private endpoints to the KMS, their status a function of the clock |
+//! | `restore_jobs` | automated restores asked for through Atlas's API, recorded when done |
+//! | `api_keys` | programmatic API keys: public half and role; their verifiers kept with the secrets |
 //! | `rotation` | master-key rotation, the rolling rewrite, CMK rotation ([`Root::set_key`]) |
 //! | `validity` | validity checks, shutdown and recovery, the queue of changes made meanwhile |
 //! | `schedule` | [`Root::tick`]: what emulator time has made due |
@@ -30,13 +35,18 @@
 //!                                  only the record of this machine's unfinished uploads
 //! ```
 
+mod access_roles;
+mod api_keys;
 mod backup;
 mod backup_storage;
 pub mod cluster;
 mod error;
+mod events;
 mod init;
 mod load;
+mod private_endpoints;
 pub mod project;
+mod restore_jobs;
 mod root;
 mod rotation;
 mod rules;
@@ -45,12 +55,16 @@ mod state;
 mod status;
 mod validity;
 
+pub use api_keys::ApiKey;
 pub use backup::KeyUsage;
 pub use error::ControlError;
+pub use events::Event;
 pub use init::{
     InitOptions, DEFAULT_ACCOUNT, DEFAULT_CMK_ALIAS, DEFAULT_REGION, DEFAULT_ROLE_NAME,
 };
 pub use load::{LoadReport, MAX_LOAD_VALUE_SIZE};
+pub use private_endpoints::{EndpointStatus, PrivateEndpoint};
+pub use restore_jobs::RestoreJob;
 pub use root::{KmsWrapper, Root};
 pub use rules::AccessRequest;
 pub use schedule::RootTick;

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::api_keys::ApiKey;
+use super::events::Event;
+use super::private_endpoints::PrivateEndpoint;
+use super::restore_jobs::RestoreJob;
 use super::ControlError;
 use crate::clock::Timestamp;
 
@@ -33,6 +37,9 @@ pub enum ProjectRole {
     /// Project Cluster Manager: may create and change clusters, not their encryption.
     #[serde(rename = "GROUP_CLUSTER_MANAGER")]
     ClusterManager,
+    /// Project Read Only: may read the project's settings, change nothing.
+    #[serde(rename = "GROUP_READ_ONLY")]
+    ReadOnly,
 }
 
 impl ProjectRole {
@@ -41,6 +48,7 @@ impl ProjectRole {
         match self {
             ProjectRole::Owner => "GROUP_OWNER",
             ProjectRole::ClusterManager => "GROUP_CLUSTER_MANAGER",
+            ProjectRole::ReadOnly => "GROUP_READ_ONLY",
         }
     }
 }
@@ -67,6 +75,23 @@ pub struct AccessRole {
     pub atlas_assumed_role_external_id: String,
     /// When it was authorized.
     pub authorized_date: Timestamp,
+    /// When Atlas set it up (before it was authorized); unknown for roles authorized in
+    /// one step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date: Option<Timestamp>,
+}
+
+/// An AWS IAM access role Atlas has set up (its id and the external id the customer's
+/// trust policy must require) but has not been authorized to assume yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingAccessRole {
+    /// Atlas's id for the role (24 hex digits).
+    pub role_id: String,
+    /// The external id the role's trust policy must require of Atlas.
+    pub atlas_assumed_role_external_id: String,
+    /// When it was set up.
+    pub created_date: Timestamp,
 }
 
 /// How Atlas reaches the customer's KMS.
@@ -242,6 +267,24 @@ pub struct ProjectState {
     pub users: Vec<User>,
     /// IAM roles authorized for Atlas.
     pub access_roles: Vec<AccessRole>,
+    /// Access roles set up and waiting to be authorized.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_roles: Vec<PendingAccessRole>,
+    /// Programmatic API keys and their roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<ApiKey>,
+    /// Private endpoints to the KMS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_endpoints: Vec<PrivateEndpoint>,
+    /// Restores asked for through Atlas's API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_jobs: Vec<RestoreJob>,
+    /// What happened, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+    /// When the project was created (unknown for roots made before this was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
     /// Encryption at rest.
     pub encryption: EncryptionConfig,
     /// Clusters by name.
@@ -268,6 +311,12 @@ impl ProjectState {
                 role: ProjectRole::Owner,
             }],
             access_roles: Vec::new(),
+            pending_roles: Vec::new(),
+            api_keys: Vec::new(),
+            private_endpoints: Vec::new(),
+            restore_jobs: Vec::new(),
+            events: Vec::new(),
+            created: Some(now),
             encryption: EncryptionConfig {
                 enabled: false,
                 access: None,
@@ -289,16 +338,32 @@ impl ProjectState {
         }
     }
 
-    /// The role of `user`, who must be a member.
+    /// The role of `user`, a member or the public half of an API key.
     pub fn role_of(&self, user: &str) -> Result<ProjectRole, ControlError> {
-        self.users
+        let users = self.users.iter().map(|u| (u.username.as_str(), u.role));
+        let keys = self
+            .api_keys
             .iter()
-            .find(|u| u.username == user)
-            .map(|u| u.role)
+            .map(|k| (k.public_key.as_str(), k.role));
+        users
+            .chain(keys)
+            .find(|(name, _)| *name == user)
+            .map(|(_, role)| role)
             .ok_or_else(|| ControlError::UnknownUser {
                 user: user.to_string(),
                 users: self.users.iter().map(|u| u.username.clone()).collect(),
             })
+    }
+
+    /// Refuses a Project Read Only `user` (and a stranger): `action` says what was refused.
+    pub fn require_writer(&self, user: &str, action: &str) -> Result<(), ControlError> {
+        match self.role_of(user)? {
+            ProjectRole::ReadOnly => Err(ControlError::ReadOnlyRole {
+                user: user.to_string(),
+                action: action.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses unless `user` is a Project Owner: `action` says what was refused.
@@ -433,6 +498,22 @@ pub fn atlas_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `bytes` spelled as a UUID, `8-4-4-4-12` lowercase hex digits: external ids, private
+/// API keys. Written straight into the one string returned, which a caller holding a
+/// secret can zeroize.
+pub fn uuid_string(bytes: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        for nibble in [b >> 4, b & 0xf] {
+            out.extend(char::from_digit(u32::from(nibble), 16));
+        }
+    }
+    out
+}
+
 /// `us-east-1` as Atlas writes it: `US_EAST_1`.
 pub fn atlas_region(region: &str) -> String {
     region.replace('-', "_").to_ascii_uppercase()
@@ -451,6 +532,12 @@ mod tests {
             serverless: false,
             encrypt: true,
         }
+    }
+
+    #[test]
+    fn uuids_are_spelled_8_4_4_4_12() {
+        let bytes: [u8; 16] = std::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(uuid_string(&bytes), "00112233-4455-6677-8899-aabbccddeeff");
     }
 
     #[test]

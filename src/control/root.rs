@@ -180,7 +180,8 @@ impl Root {
             .collect()
     }
 
-    pub(super) fn require_settings(&self) -> Result<Settings, ControlError> {
+    /// The settings of an initialised root; `NotInitialised` before `init`.
+    pub fn require_settings(&self) -> Result<Settings, ControlError> {
         self.settings()?
             .ok_or_else(|| ControlError::NotInitialised {
                 path: self.dir.clone(),
@@ -331,7 +332,7 @@ impl Root {
         write_atomic(&path, &bytes).map_err(|source| ControlError::Io { path, source })
     }
 
-    fn saved_secret(&self, id: &str) -> Result<Zeroizing<String>, ControlError> {
+    pub(super) fn saved_secret(&self, id: &str) -> Result<Zeroizing<String>, ControlError> {
         self.saved_secrets()?
             .remove(id)
             .ok_or_else(|| ControlError::MissingSecret {

@@ -2,6 +2,7 @@
 //! rollover on demand, the rolling rewrite that turns a cluster's encryption on or off,
 //! and CMK rotation.
 
+use super::events::{EVENT_KEY_ROTATED, EVENT_KEY_ROTATION_STARTED};
 use super::project::{QueuedChange, DEFAULT_CLUSTER};
 use super::rules::verify_key;
 use super::state::{CmkRotation, Settings};
@@ -114,6 +115,8 @@ impl Root {
                         to: target.clone(),
                         started: now,
                     });
+                    s.project
+                        .record(EVENT_KEY_ROTATION_STARTED, now, None, None);
                     Ok(true)
                 }
             }
@@ -140,6 +143,7 @@ impl Root {
         self.transact(|s| {
             s.cmk = target.clone();
             s.cmk_rotation = None;
+            s.project.record(EVENT_KEY_ROTATED, now, None, None);
             s.project.encryption.cmk_set_at = now;
             s.project.encryption.rotation_reminded = false;
             Ok(s.clone())

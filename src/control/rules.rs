@@ -1,9 +1,12 @@
 //! Atlas's rules for encryption at rest, each a check with its own error: who may act, which
 //! key and role a project may use, which clusters may use it.
 
+use super::events::{
+    EVENT_CLUSTER_UPDATE_COMPLETED, EVENT_CONFIGURATION_UPDATED, EVENT_ROLE_ADDED,
+};
 use super::project::{
-    atlas_id, check_cluster_may_encrypt, check_cluster_name, tier_size, AccessRole, ClusterSpec,
-    KmsAccess, KmsCaller, ProjectRole, QueuedChange, User,
+    atlas_id, check_cluster_may_encrypt, check_cluster_name, tier_size, uuid_string, AccessRole,
+    Backup, ClusterSpec, KmsAccess, KmsCaller, ProjectRole, QueuedChange, User,
 };
 use super::state::Settings;
 use super::{Applied, ControlError, Root};
@@ -144,6 +147,10 @@ impl Root {
             settings.project.encryption.rotation_reminded = false;
         }
         settings.cmk = arn;
+        let now = self.clock.now();
+        settings
+            .project
+            .record(EVENT_CONFIGURATION_UPDATED, now, None, Some(acting));
         let encryption = &mut settings.project.encryption;
         encryption.enabled = true;
         encryption.access = Some(access);
@@ -177,7 +184,9 @@ impl Root {
     ) -> Result<Applied<()>, ControlError> {
         check_cluster_shape(&spec)?;
         let settings = self.require_settings()?;
-        settings.project.role_of(acting)?;
+        settings
+            .project
+            .require_writer(acting, "creating a cluster")?;
         check_cluster_is_new(&settings, &spec.name)?;
         if spec.encrypt {
             check_cluster_may_use(&settings, &spec)?;
@@ -218,6 +227,48 @@ impl Root {
         };
         self.submit(change, progress)
             .map(|applied| applied.map(|_| ()))
+    }
+}
+
+impl Root {
+    /// Changes cluster `name`'s instance size and backup kind, under the same rules as a
+    /// new cluster of that shape (an encrypted cluster stays M10 or larger, with Cloud
+    /// Backups). A Project Read Only member may not.
+    pub fn update_cluster(
+        &self,
+        acting: &str,
+        name: &str,
+        tier: Option<&str>,
+        backup: Option<Backup>,
+    ) -> Result<ClusterSpec, ControlError> {
+        let now = self.clock.now();
+        self.transact(|settings| {
+            settings
+                .project
+                .require_writer(acting, "changing a cluster")?;
+            let mut spec = settings.project.cluster(name)?.spec.clone();
+            if let Some(tier) = tier {
+                spec.tier = tier.to_string();
+            }
+            if let Some(backup) = backup {
+                spec.backup = backup;
+            }
+            check_cluster_shape(&spec)?;
+            if spec.encrypt {
+                check_cluster_may_encrypt(&spec)?;
+            }
+            let config = settings.project.cluster_mut(name)?;
+            if config.spec != spec {
+                config.spec = spec.clone();
+                settings.project.record(
+                    EVENT_CLUSTER_UPDATE_COMPLETED,
+                    now,
+                    Some(name),
+                    Some(acting),
+                );
+            }
+            Ok(spec)
+        })
     }
 }
 
@@ -276,13 +327,7 @@ pub(super) fn authorize(
     external_id: Option<String>,
     now: Timestamp,
 ) -> Result<AccessRole, ControlError> {
-    let caller = Caller::new(iam_role_arn, &settings.region)?;
-    if !caller.principal().contains(":role/") {
-        return Err(KmsError::Validation(format!(
-            "{iam_role_arn} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
-        ))
-        .into());
-    }
+    check_iam_role_arn(settings, iam_role_arn)?;
     if let Some(existing) = settings
         .project
         .access_roles
@@ -296,23 +341,29 @@ pub(super) fn authorize(
         iam_assumed_role_arn: iam_role_arn.to_string(),
         atlas_assumed_role_external_id: external_id.unwrap_or_else(external_id_uuid),
         authorized_date: now,
+        created_date: None,
     };
     settings.project.access_roles.push(role.clone());
+    settings.project.record(EVENT_ROLE_ADDED, now, None, None);
     Ok(role)
+}
+
+/// An IAM role's ARN, `arn:aws:iam::ACCOUNT:role/NAME`.
+pub(super) fn check_iam_role_arn(settings: &Settings, arn: &str) -> Result<(), ControlError> {
+    let caller = Caller::new(arn, &settings.region)?;
+    if !caller.principal().contains(":role/") {
+        return Err(KmsError::Validation(format!(
+            "{arn} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 pub(super) fn external_id_uuid() -> String {
     let mut b = [0u8; 16];
     crate::crypto::fill_random(&mut b);
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    uuid_string(&b)
 }
 
 /// Atlas's checks of a CMK, made as `principal`: it resolves (another account's key only

@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use std::fmt;
 
+use super::events::{
+    EVENT_CLUSTER_CREATED, EVENT_CLUSTER_UPDATE_COMPLETED, EVENT_KEY_INVALID, EVENT_KEY_VALID,
+};
 use super::project::QueuedChange;
 use super::rules::check_context;
 use super::state::Settings;
@@ -118,6 +121,27 @@ impl Root {
         Ok(outcome)
     }
 
+    /// Whether the project's key passes the validity check's calls right now, as Atlas's
+    /// API computes `valid`: nothing is recorded and nothing shut down (that is the next
+    /// [`Root::check`]'s). A KMS that gives no verdict on the key leaves the last check's.
+    pub fn key_is_valid(&self) -> Result<bool, ControlError> {
+        let settings = self.require_settings()?;
+        let encryption = &settings.project.encryption;
+        if !encryption.enabled {
+            return Ok(false);
+        }
+        let verdict = match self.kms_for(&settings, settings.project.kms_caller()) {
+            Ok(kms) => round_trip(kms.as_ref(), &settings.cmk),
+            Err(ControlError::Kms(e)) => Err(e),
+            Err(other) => return Err(other),
+        };
+        Ok(match verdict {
+            Ok(()) => true,
+            Err(e) if !e.is_verdict_on_key() => encryption.valid,
+            Err(_) => false,
+        })
+    }
+
     /// Queues `change` while the project's clusters are shut down; else applies it now.
     pub(super) fn submit(
         &self,
@@ -158,7 +182,17 @@ impl Root {
         change: QueuedChange,
         progress: &mut dyn FnMut(usize, u64),
     ) -> Result<Vec<u32>, ControlError> {
-        match change {
+        let event = match &change {
+            QueuedChange::CreateCluster { spec } => {
+                Some((EVENT_CLUSTER_CREATED, spec.name.clone()))
+            }
+            QueuedChange::EnableEncryption { cluster }
+            | QueuedChange::DisableEncryption { cluster } => {
+                Some((EVENT_CLUSTER_UPDATE_COMPLETED, cluster.clone()))
+            }
+            QueuedChange::RotateMasterKey { .. } => None,
+        };
+        let done = match change {
             QueuedChange::CreateCluster { spec } => self.build_cluster(spec).map(|()| Vec::new()),
             QueuedChange::EnableEncryption { cluster } => {
                 self.rewrite(&cluster, true, progress).map(|()| Vec::new())
@@ -167,7 +201,15 @@ impl Root {
                 self.rewrite(&cluster, false, progress).map(|()| Vec::new())
             }
             QueuedChange::RotateMasterKey { cluster } => self.rotate_now(&cluster),
+        }?;
+        if let Some((event, cluster)) = event {
+            let now = self.clock.now();
+            self.transact(|s| {
+                s.project.record(event, now, Some(&cluster), None);
+                Ok(())
+            })?;
         }
+        Ok(done)
     }
 }
 
@@ -193,6 +235,9 @@ fn record_verdict(
     }
     match verdict {
         Ok(()) => {
+            if !project.encryption.valid || project.validity.shut_down.is_some() {
+                project.record(EVENT_KEY_VALID, now, None, None);
+            }
             project.encryption.valid = true;
             project.validity.unreachable_since = None;
             let was_down = project.validity.shut_down.take().is_some();
@@ -223,6 +268,9 @@ fn record_verdict(
             (outcome, Vec::new())
         }
         Err(e) => {
+            if project.encryption.valid {
+                project.record(EVENT_KEY_INVALID, now, None, None);
+            }
             project.encryption.valid = false;
             project.validity.unreachable_since = None;
             let reason = e.to_string();

@@ -110,6 +110,11 @@ impl HttpServer {
         self.addr
     }
 
+    /// `http://ADDR`, what a client takes as its base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Blocks until the server stops (when the process ends: nothing else stops a server
     /// being waited on).
     pub fn wait(mut self) {

@@ -50,7 +50,7 @@ impl KmsServer {
 
     /// `http://ADDR`, what an SDK takes as its endpoint URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr())
+        self.http.url()
     }
 
     /// Blocks until the server stops (when the process ends).

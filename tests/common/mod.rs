@@ -7,6 +7,20 @@ pub mod s3_proxy;
 
 use atrest::kms::{EncryptionContext, KeyState, KmsError};
 
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// An encryption context from pairs.
 pub fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
     pairs

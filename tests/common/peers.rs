@@ -78,18 +78,27 @@ impl Served {
     }
 
     pub fn start_on(root: &std::path::Path, listen: &str, extra: &[&str]) -> Served {
+        Self::serve(root, &["kms", "serve", "--listen", listen], extra)
+    }
+
+    /// `atrest atlas serve` on a free port of 127.0.0.1.
+    pub fn start_atlas(root: &std::path::Path) -> Served {
+        Self::serve(root, &["atlas", "serve", "--listen", "127.0.0.1:0"], &[])
+    }
+
+    fn serve(root: &std::path::Path, command: &[&str], extra: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
             .arg("--root")
             .arg(root)
-            .args(["kms", "serve", "--listen", listen])
+            .args(command)
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()
-            .expect("atrest kms serve starts");
+            .expect("atrest serve starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout is piped"))
             .read_line(&mut line)
-            .expect("atrest kms serve prints its address");
+            .expect("atrest serve prints its address");
         let url = line
             .trim()
             .strip_prefix("listening on ")

@@ -114,6 +114,9 @@ pub enum Command {
     /// Calls on the embedded KMS, named and flagged as the AWS CLI names them.
     #[command(subcommand)]
     Kms(KmsCommand),
+    /// Atlas's Administration API over this root.
+    #[command(subcommand)]
+    Atlas(AtlasCommand),
     /// Store VALUE (or the bytes of --value-file) under KEY in database DB.
     Put {
         db: String,
@@ -307,9 +310,14 @@ impl From<BackupArg> for Backup {
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum RoleArg {
     /// Project Owner.
+    #[value(alias = "GROUP_OWNER")]
     Owner,
     /// Project Cluster Manager.
+    #[value(alias = "GROUP_CLUSTER_MANAGER")]
     ClusterManager,
+    /// Project Read Only.
+    #[value(alias = "GROUP_READ_ONLY")]
+    ReadOnly,
 }
 
 impl From<RoleArg> for ProjectRole {
@@ -317,6 +325,7 @@ impl From<RoleArg> for ProjectRole {
         match role {
             RoleArg::Owner => ProjectRole::Owner,
             RoleArg::ClusterManager => ProjectRole::ClusterManager,
+            RoleArg::ReadOnly => ProjectRole::ReadOnly,
         }
     }
 }
@@ -355,6 +364,9 @@ pub enum ProjectCommand {
         #[arg(long)]
         key: String,
     },
+    /// Programmatic API keys for `atlas serve` (Atlas's Administration API).
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Where snapshots live from now on; the existing ones are moved there.
     Backup {
         /// `local` (ROOT/snapshots) or s3://BUCKET/PREFIX (a bucket in the project's
@@ -364,6 +376,38 @@ pub enum ProjectCommand {
         /// With s3://: an endpoint URL instead of AWS's (moto, MinIO, ...).
         #[arg(long)]
         s3_endpoint: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key with a project role (Project Owner); prints its public key and,
+    /// this once, its private key.
+    Create {
+        /// GROUP_OWNER, GROUP_CLUSTER_MANAGER or GROUP_READ_ONLY (or owner, cluster-manager,
+        /// read-only).
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// What the key is for.
+        #[arg(long, default_value = "created by atrest project api-key create")]
+        description: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AtlasCommand {
+    /// Serve the Atlas Administration API (v2) for this root's project: encryption at
+    /// rest, cloud provider access, clusters, snapshots, restores, alerts, events, with
+    /// digest authentication by API key (`project api-key create`). Plain HTTP on
+    /// loopback; /atrest/v1/... holds the emulator's own controls (clock, tick, KMS faults).
+    Serve {
+        /// Address to listen on; port 0 picks a free one (the first line printed names it).
+        #[arg(long, default_value = "127.0.0.1:4600")]
+        listen: String,
+        /// Allow --listen on an address other than loopback (plain HTTP: digest keeps the
+        /// private key off the wire, but not the rest).
+        #[arg(long)]
+        allow_remote: bool,
     },
 }
 

@@ -56,6 +56,15 @@ pub fn for_control(e: &ControlError) -> Option<String> {
             "check the bucket, its region (--region) and the AWS credentials the chain finds (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...); with an S3-compatible store, its --s3-endpoint".into()
         }
         ControlError::ConcurrentChange { .. } => "run the command again".into(),
+        ControlError::ReadOnlyRole { .. } => {
+            "act as a Project Owner or Cluster Manager (--user NAME)".into()
+        }
+        ControlError::AccessRoleInUse { .. } => {
+            "point encryption at rest at another role first (`atrest project encryption enable --cmk KEY --role-id ID`)".into()
+        }
+        ControlError::PrivateNetworkingOff => {
+            "turn it on with `atrest project encryption enable --cmk KEY --role-id ID --require-private-networking`".into()
+        }
         ControlError::Snapshot(SnapshotError::CmkDisabled { cmk, .. }) => {
             format!("re-enable it (atrest kms enable-key --key-id {cmk}) to restore this snapshot")
         }

@@ -12,6 +12,8 @@ mod render;
 
 use std::process::ExitCode;
 
+use atrest::atlas::{create_api_key, AtlasApi};
+use atrest::clock::SystemClock;
 use atrest::control::{
     AccessRequest, Applied, AwsSettings, ControlError, InitOptions, KmsSettings, Root,
     RotationSettings, DEFAULT_REGION,
@@ -22,8 +24,8 @@ use clap::Parser;
 use serde_json::json;
 
 use args::{
-    Cli, ClockCommand, Command, EncryptionCommand, KeysCommand, KmsKind, ProjectCommand,
-    RotateCommand,
+    ApiKeyCommand, AtlasCommand, Cli, ClockCommand, Command, EncryptionCommand, KeysCommand,
+    KmsKind, ProjectCommand, RotateCommand,
 };
 use render::{progress_bar, Output};
 
@@ -135,6 +137,10 @@ fn run(cli: Cli) -> CliResult {
             let client = root.kms_client(cli.caller.as_deref(), cli.region.as_deref())?;
             kms::run(&root, &client, command, out)
         }
+        Command::Atlas(AtlasCommand::Serve {
+            listen,
+            allow_remote,
+        }) => serve_atlas(open()?, &listen, allow_remote),
         Command::Snapshot(command) => {
             cluster::snapshot_command(&open()?, cluster_name, command, out)
         }
@@ -256,8 +262,47 @@ fn run(cli: Cli) -> CliResult {
     }
 }
 
+/// `atlas serve`: the first line printed names the address, as `kms serve` does.
+fn serve_atlas(root: Root, listen: &str, allow_remote: bool) -> CliResult {
+    let api = AtlasApi::new(root, std::sync::Arc::new(SystemClock))?;
+    let group = api.root().require_settings()?.project.id;
+    let server = api
+        .serve(listen, allow_remote)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!("{e}: --allow-remote"),
+            _ => e.to_string(),
+        })?;
+    println!("listening on {}", server.url());
+    eprintln!(
+        "Atlas Administration API v2 for project {group} at {}/api/atlas/v2 (digest authentication: atrest project api-key create)",
+        server.url()
+    );
+    server.wait();
+    Ok(())
+}
+
 fn project_command(root: &Root, user: &str, command: ProjectCommand, out: Output) -> CliResult {
     match command {
+        ProjectCommand::ApiKey(ApiKeyCommand::Create { role, description }) => {
+            let (key, private) = create_api_key(root, user, role.into(), &description)?;
+            out.print(
+                &json!({
+                    "id": key.id,
+                    "publicKey": key.public_key,
+                    "privateKey": private.as_str(),
+                    "role": key.role,
+                    "desc": key.description,
+                }),
+                || {
+                    format!(
+                        "public key  {}\nprivate key {}  (shown this once)\nrole        {}",
+                        key.public_key,
+                        private.as_str(),
+                        key.role.atlas_name()
+                    )
+                },
+            );
+        }
         ProjectCommand::Status => {
             let status = root.project_status()?;
             out.print(&status, || status.to_string());

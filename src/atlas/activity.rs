@@ -1,0 +1,187 @@
+//! `alerts` (the ones Atlas raises for encryption at rest: the rotation reminder and an
+//! invalid key, open while their condition holds) and `events` (the project's activity
+//! feed under Atlas's event type names, filtered as Atlas filters them).
+
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::project::{derived_id, org_id};
+use super::routes::{Call, Outcome};
+use super::wire::page;
+use crate::clock::Timestamp;
+use crate::control::project::Alert;
+use crate::control::{Event, Settings, ALERT_KEY_INVALID, ALERT_NEEDS_ROTATION};
+
+/// The alerts Atlas itself raises; atrest's own (a rebuilt node, a master key rotated)
+/// are its events and `/atrest/v1/alerts`.
+const ATLAS_ALERTS: &[&str] = &[ALERT_NEEDS_ROTATION, ALERT_KEY_INVALID];
+
+fn alert_id(settings: &Settings, index: usize) -> String {
+    derived_id(&format!("alert {index} of {}", settings.project.id))
+}
+
+/// Whether alert `index` is the latest of its kind and its condition still holds.
+fn is_open(settings: &Settings, index: usize, alert: &Alert) -> bool {
+    let p = &settings.project;
+    let latest = p
+        .alerts
+        .iter()
+        .rposition(|a| a.event_type_name == alert.event_type_name)
+        == Some(index);
+    let holds = match alert.event_type_name.as_str() {
+        ALERT_NEEDS_ROTATION => p.encryption.rotation_reminded,
+        ALERT_KEY_INVALID => p.validity.shut_down.is_some(),
+        _ => false,
+    };
+    latest && holds
+}
+
+fn alert_view(settings: &Settings, index: usize, alert: &Alert) -> Value {
+    let open = is_open(settings, index, alert);
+    let mut view = json!({
+        "id": alert_id(settings, index),
+        "groupId": settings.project.id,
+        "eventTypeName": alert.event_type_name,
+        "created": alert.created.to_string(),
+        "updated": alert.created.to_string(),
+        "status": if open { "OPEN" } else { "CLOSED" },
+        "links": [],
+    });
+    if let (false, Some(fields)) = (open, view.as_object_mut()) {
+        fields.insert("resolved".into(), json!(alert.created.to_string()));
+    }
+    view
+}
+
+fn atlas_alerts(settings: &Settings) -> impl Iterator<Item = (usize, &Alert)> {
+    settings
+        .project
+        .alerts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| ATLAS_ALERTS.contains(&a.event_type_name.as_str()))
+}
+
+pub(super) fn list_alerts(call: &Call<'_>) -> Outcome {
+    let settings = call.settings()?;
+    let wanted = match call.query.get("status") {
+        None => None,
+        Some(s @ ("OPEN" | "CLOSED" | "TRACKING")) => Some(s),
+        Some(other) => {
+            return Err(ApiError::validation(format!("No alert status {other}."))
+                .with_parameters(&["status"]))
+        }
+    };
+    let views = atlas_alerts(&settings)
+        .map(|(i, a)| alert_view(&settings, i, a))
+        .filter(|v| wanted.is_none_or(|w| v["status"] == w))
+        .collect();
+    Ok((200, Some(page(views, call.query)?)))
+}
+
+pub(super) fn get_alert(call: &Call<'_>) -> Outcome {
+    let settings = call.settings()?;
+    let id = call.param(1);
+    let found = atlas_alerts(&settings)
+        .find(|(i, _)| alert_id(&settings, *i) == id)
+        .map(|(i, a)| (200, Some(alert_view(&settings, i, a))));
+    found.ok_or_else(|| {
+        ApiError::new(
+            404,
+            "ALERT_NOT_FOUND",
+            format!(
+                "No alert with ID {id} exists in group {}.",
+                settings.project.id
+            ),
+        )
+        .with_parameters(&[id, &settings.project.id])
+    })
+}
+
+fn event_id(settings: &Settings, event: &Event) -> String {
+    derived_id(&format!("event {} of {}", event.seq, settings.project.id))
+}
+
+fn event_view(settings: &Settings, event: &Event) -> Value {
+    let mut view = json!({
+        "id": event_id(settings, event),
+        "groupId": settings.project.id,
+        "orgId": org_id(&settings.project.id),
+        "eventTypeName": event.event_type_name,
+        "created": event.created.to_string(),
+        "isGlobalAdmin": false,
+        "links": [],
+    });
+    if let Some(fields) = view.as_object_mut() {
+        if let Some(cluster) = &event.cluster_name {
+            fields.insert("clusterName".into(), json!(cluster));
+        }
+        let by_key = event.by.as_ref().filter(|by| {
+            settings
+                .project
+                .api_keys
+                .iter()
+                .any(|k| &k.public_key == *by)
+        });
+        if let Some(key) = by_key {
+            fields.insert("publicKey".into(), json!(key));
+        }
+    }
+    view
+}
+
+fn date(call: &Call<'_>, name: &str) -> Result<Option<Timestamp>, ApiError> {
+    call.query
+        .get(name)
+        .map(|text| {
+            humantime::parse_rfc3339_weak(text)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| Timestamp::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+                .ok_or_else(|| {
+                    ApiError::validation(format!("{name} must be an ISO 8601 date and time."))
+                        .with_parameters(&[name])
+                })
+        })
+        .transpose()
+}
+
+pub(super) fn list_events(call: &Call<'_>) -> Outcome {
+    let settings = call.settings()?;
+    let types = call.query.all("eventType");
+    let excluded = call.query.all("excludedEventType");
+    let clusters = call.query.all("clusterNames");
+    let (min, max) = (date(call, "minDate")?, date(call, "maxDate")?);
+    // Newest first, as Atlas lists events.
+    let views = settings
+        .project
+        .events
+        .iter()
+        .rev()
+        .filter(|e| types.is_empty() || types.contains(&e.event_type_name.as_str()))
+        .filter(|e| !excluded.contains(&e.event_type_name.as_str()))
+        .filter(|e| {
+            clusters.is_empty()
+                || e.cluster_name
+                    .as_deref()
+                    .is_some_and(|c| clusters.contains(&c))
+        })
+        .filter(|e| min.is_none_or(|m| e.created >= m) && max.is_none_or(|m| e.created <= m))
+        .map(|e| event_view(&settings, e))
+        .collect();
+    Ok((200, Some(page(views, call.query)?)))
+}
+
+pub(super) fn get_event(call: &Call<'_>) -> Outcome {
+    let settings = call.settings()?;
+    let id = call.param(1);
+    settings
+        .project
+        .events
+        .iter()
+        .find(|e| event_id(&settings, e) == id)
+        .map(|e| (200, Some(event_view(&settings, e))))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("No event with ID {id} exists.")).with_parameters(&[id])
+        })
+}

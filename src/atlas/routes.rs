@@ -1,0 +1,480 @@
+//! The route table: each operation's method and path (as the OpenAPI document spells them,
+//! `{}` for a path parameter), the resource versions it is served at, the least project
+//! role it takes, and its handler; and what every call shares.
+
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use super::wire::{error_response, negotiate, Query, Style};
+use super::{activity, clusters, project};
+use crate::control::project::ProjectRole;
+use crate::control::{ApiKey, Root, Settings};
+use crate::http::{Request, Response};
+
+/// What a handler answers: a status and a body, or an error.
+pub(super) type Outcome = Result<(u16, Option<Value>), ApiError>;
+
+/// The least role an operation takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Need {
+    /// Any member: reads.
+    Read,
+    /// Project Cluster Manager or Owner.
+    Clusters,
+    /// Project Owner.
+    Owner,
+}
+
+fn rank(role: ProjectRole) -> Need {
+    match role {
+        ProjectRole::ReadOnly => Need::Read,
+        ProjectRole::ClusterManager => Need::Clusters,
+        ProjectRole::Owner => Need::Owner,
+    }
+}
+
+/// One operation.
+pub(super) struct Route {
+    method: &'static str,
+    path: &'static str,
+    versions: &'static [&'static str],
+    need: Need,
+    run: fn(&Call<'_>) -> Outcome,
+}
+
+const V1: &[&str] = &["2023-01-01"];
+/// The cluster resource's versions whose shape atrest serves (ClusterDescription20240805).
+const CLUSTER_VERSIONS: &[&str] = &["2024-08-05", "2024-10-23"];
+const CLUSTER_READ_VERSIONS: &[&str] = &["2024-08-05"];
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    versions: &'static [&'static str],
+    need: Need,
+    run: fn(&Call<'_>) -> Outcome,
+) -> Route {
+    Route {
+        method,
+        path,
+        versions,
+        need,
+        run,
+    }
+}
+
+/// Every operation served, under `/api/atlas/v2`.
+const ROUTES: &[Route] = &[
+    route("GET", "/groups", V1, Need::Read, project::list_groups),
+    route("POST", "/groups", V1, Need::Read, project::create_group),
+    route("GET", "/groups/{}", V1, Need::Read, project::get_group),
+    route(
+        "GET",
+        "/groups/{}/cloudProviderAccess",
+        V1,
+        Need::Read,
+        project::list_roles,
+    ),
+    route(
+        "POST",
+        "/groups/{}/cloudProviderAccess",
+        V1,
+        Need::Owner,
+        project::create_role,
+    ),
+    route(
+        "GET",
+        "/groups/{}/cloudProviderAccess/{}",
+        V1,
+        Need::Read,
+        project::get_role,
+    ),
+    route(
+        "PATCH",
+        "/groups/{}/cloudProviderAccess/{}",
+        V1,
+        Need::Owner,
+        project::authorize_role,
+    ),
+    route(
+        "DELETE",
+        "/groups/{}/cloudProviderAccess/{}/{}",
+        V1,
+        Need::Owner,
+        project::deauthorize_role,
+    ),
+    route(
+        "GET",
+        "/groups/{}/encryptionAtRest",
+        V1,
+        Need::Owner,
+        project::get_encryption,
+    ),
+    route(
+        "PATCH",
+        "/groups/{}/encryptionAtRest",
+        V1,
+        Need::Owner,
+        project::update_encryption,
+    ),
+    route(
+        "GET",
+        "/groups/{}/encryptionAtRest/{}/privateEndpoints",
+        V1,
+        Need::Owner,
+        project::list_endpoints,
+    ),
+    route(
+        "POST",
+        "/groups/{}/encryptionAtRest/{}/privateEndpoints",
+        V1,
+        Need::Owner,
+        project::create_endpoint,
+    ),
+    route(
+        "GET",
+        "/groups/{}/encryptionAtRest/{}/privateEndpoints/{}",
+        V1,
+        Need::Owner,
+        project::get_endpoint,
+    ),
+    route(
+        "DELETE",
+        "/groups/{}/encryptionAtRest/{}/privateEndpoints/{}",
+        V1,
+        Need::Owner,
+        project::delete_endpoint,
+    ),
+    route(
+        "GET",
+        "/groups/{}/clusters",
+        CLUSTER_READ_VERSIONS,
+        Need::Read,
+        clusters::list,
+    ),
+    route(
+        "POST",
+        "/groups/{}/clusters",
+        CLUSTER_VERSIONS,
+        Need::Clusters,
+        clusters::create,
+    ),
+    route(
+        "GET",
+        "/groups/{}/clusters/{}",
+        CLUSTER_READ_VERSIONS,
+        Need::Read,
+        clusters::get,
+    ),
+    route(
+        "PATCH",
+        "/groups/{}/clusters/{}",
+        CLUSTER_VERSIONS,
+        Need::Clusters,
+        clusters::update,
+    ),
+    route(
+        "GET",
+        "/groups/{}/clusters/{}/backup/snapshots",
+        V1,
+        Need::Read,
+        clusters::list_snapshots,
+    ),
+    route(
+        "POST",
+        "/groups/{}/clusters/{}/backup/snapshots",
+        V1,
+        Need::Clusters,
+        clusters::take_snapshot,
+    ),
+    route(
+        "GET",
+        "/groups/{}/clusters/{}/backup/snapshots/{}",
+        V1,
+        Need::Read,
+        clusters::get_snapshot,
+    ),
+    route(
+        "DELETE",
+        "/groups/{}/clusters/{}/backup/snapshots/{}",
+        V1,
+        Need::Owner,
+        clusters::delete_snapshot,
+    ),
+    route(
+        "GET",
+        "/groups/{}/clusters/{}/backup/restoreJobs",
+        V1,
+        Need::Read,
+        clusters::list_restore_jobs,
+    ),
+    route(
+        "POST",
+        "/groups/{}/clusters/{}/backup/restoreJobs",
+        V1,
+        Need::Owner,
+        clusters::create_restore_job,
+    ),
+    route(
+        "GET",
+        "/groups/{}/clusters/{}/backup/restoreJobs/{}",
+        V1,
+        Need::Read,
+        clusters::get_restore_job,
+    ),
+    route(
+        "GET",
+        "/groups/{}/alerts",
+        V1,
+        Need::Read,
+        activity::list_alerts,
+    ),
+    route(
+        "GET",
+        "/groups/{}/alerts/{}",
+        V1,
+        Need::Read,
+        activity::get_alert,
+    ),
+    route(
+        "GET",
+        "/groups/{}/events",
+        V1,
+        Need::Read,
+        activity::list_events,
+    ),
+    route(
+        "GET",
+        "/groups/{}/events/{}",
+        V1,
+        Need::Read,
+        activity::get_event,
+    ),
+];
+
+/// The path every route is under.
+const BASE: &str = "/api/atlas/v2";
+
+/// The parameters of `path` if it has the shape of `pattern`.
+fn matches<'p>(pattern: &str, path: &'p str) -> Option<Vec<&'p str>> {
+    let mut params = Vec::new();
+    let mut wanted = pattern.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return Some(params),
+            (Some("{}"), Some(segment)) if !segment.is_empty() => params.push(segment),
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Answers an authenticated request for `path` under `/api/atlas/v2`.
+pub(super) fn handle(
+    root: &Root,
+    key: &ApiKey,
+    request: &Request<'_>,
+    path: &str,
+    query: &Query,
+) -> Response {
+    let pretty = query.flag("pretty", false).unwrap_or(false);
+    let Some(path) = path.strip_prefix(BASE) else {
+        return error_response(
+            &ApiError::not_found(format!("No resource at {path}.")),
+            pretty,
+        );
+    };
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let shaped: Vec<(&Route, Vec<&str>)> = ROUTES
+        .iter()
+        .filter_map(|r| matches(r.path, path).map(|params| (r, params)))
+        .collect();
+    let Some((route, params)) = shaped.iter().find(|(r, _)| r.method == request.method) else {
+        let error = match shaped.is_empty() {
+            true => ApiError::not_found(format!("No resource at {BASE}{path}.")),
+            false => ApiError::new(
+                405,
+                "METHOD_NOT_ALLOWED",
+                format!("{} is not allowed on {BASE}{path}.", request.method),
+            ),
+        };
+        return error_response(&error, pretty);
+    };
+    let version = match negotiate(request.header("accept"), route.versions) {
+        Ok(version) => version,
+        Err(e) => return error_response(&e, pretty),
+    };
+    let style = match Style::of(query, version) {
+        Ok(style) => style,
+        Err(e) => return error_response(&e, pretty),
+    };
+    if rank(key.role) < route.need {
+        let error = ApiError::new(
+            403,
+            "USER_UNAUTHORIZED",
+            format!(
+                "The current user is not authorized to perform this action: API key {} has the {} role.",
+                key.public_key,
+                key.role.atlas_name()
+            ),
+        );
+        return style.error(&error);
+    }
+    let call = Call {
+        root,
+        acting: &key.public_key,
+        query,
+        body: request.body,
+        params: params.clone(),
+    };
+    match call.in_group().and_then(|()| (route.run)(&call)) {
+        Ok((status, body)) => style.answer(status, body),
+        Err(e) => style.error(&e),
+    }
+}
+
+/// What a handler is given.
+pub(super) struct Call<'a> {
+    /// The root served.
+    pub root: &'a Root,
+    /// Who asks: the API key's public half.
+    pub acting: &'a str,
+    /// The query.
+    pub query: &'a Query,
+    /// The body as sent.
+    body: &'a [u8],
+    /// The path parameters, in order (the group id first, where there is one).
+    pub params: Vec<&'a str>,
+}
+
+impl Call<'_> {
+    /// Path parameter `n`.
+    pub fn param(&self, n: usize) -> &str {
+        self.params.get(n).copied().unwrap_or_default()
+    }
+
+    /// The root's settings.
+    pub fn settings(&self) -> Result<Settings, ApiError> {
+        Ok(self.root.require_settings()?)
+    }
+
+    /// Refuses a group id that is not this project's, as Atlas does one that does not
+    /// exist.
+    fn in_group(&self) -> Result<(), ApiError> {
+        let Some(group) = self.params.first() else {
+            return Ok(());
+        };
+        if *group == self.settings()?.project.id {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            404,
+            "GROUP_NOT_FOUND",
+            format!("No group with ID {group} exists."),
+        )
+        .with_parameters(&[group]))
+    }
+
+    /// The body as a JSON object whose members are among `writable` (those in
+    /// `read_only` refused as Atlas refuses them, any other as an invalid attribute).
+    pub fn object(
+        &self,
+        writable: &[&str],
+        read_only: &[&str],
+    ) -> Result<Map<String, Value>, ApiError> {
+        let text = if self.body.iter().all(u8::is_ascii_whitespace) {
+            &b"{}"[..]
+        } else {
+            self.body
+        };
+        let value: Value = serde_json::from_slice(text).map_err(|e| {
+            ApiError::new(
+                400,
+                "INVALID_JSON",
+                format!("The request body is not valid JSON: {e}."),
+            )
+        })?;
+        let Value::Object(object) = value else {
+            return Err(ApiError::new(
+                400,
+                "INVALID_JSON",
+                "The request body must be a JSON object.",
+            ));
+        };
+        check_members(&object, writable, read_only)?;
+        Ok(object)
+    }
+}
+
+/// Refuses members of `object` not in `writable`.
+pub(super) fn check_members(
+    object: &Map<String, Value>,
+    writable: &[&str],
+    read_only: &[&str],
+) -> Result<(), ApiError> {
+    for name in object.keys() {
+        if read_only.contains(&name.as_str()) {
+            return Err(ApiError::read_only(name));
+        }
+        if !writable.contains(&name.as_str()) {
+            return Err(ApiError::invalid_attribute(name));
+        }
+    }
+    Ok(())
+}
+
+/// Member `name` of `object` as a string, if present.
+pub(super) fn string<'v>(
+    object: &'v Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'v str>, ApiError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => {
+            Err(ApiError::validation(format!("{name} must be a string.")).with_parameters(&[name]))
+        }
+    }
+}
+
+/// Member `name` of `object` as a boolean, if present.
+pub(super) fn boolean(object: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(
+            ApiError::validation(format!("{name} must be true or false.")).with_parameters(&[name]),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_their_patterns_only() {
+        assert_eq!(matches("/groups/{}", "/groups/abc"), Some(vec!["abc"]));
+        assert_eq!(matches("/groups/{}", "/groups/"), None);
+        assert_eq!(matches("/groups/{}", "/groups/abc/clusters"), None);
+        assert_eq!(
+            matches("/groups/{}/clusters/{}", "/groups/a/clusters/b"),
+            Some(vec!["a", "b"])
+        );
+    }
+
+    #[test]
+    fn every_route_is_distinct() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in ROUTES.iter().skip(i + 1) {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {}",
+                    a.method,
+                    a.path
+                );
+            }
+        }
+    }
+}

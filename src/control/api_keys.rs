@@ -1,0 +1,89 @@
+//! Programmatic API keys: who may call the Atlas Administration API that `atlas serve`
+//! answers, and with which project role. A key's public half and role are project state;
+//! the verifier digest authentication checks its private half against is kept with the
+//! root's other secrets (owner-only), never in the settings, and the private half itself
+//! nowhere.
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::project::{atlas_id, ProjectRole};
+use super::{ControlError, Root};
+use crate::clock::{Clock, Timestamp};
+
+/// A programmatic API key of the project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    /// Atlas's id for the key (24 hex digits).
+    pub id: String,
+    /// The public half: the user name of digest authentication.
+    pub public_key: String,
+    /// What the key may do.
+    pub role: ProjectRole,
+    /// What the key is for.
+    pub description: String,
+    /// When it was created.
+    pub created: Timestamp,
+}
+
+/// Where a key's verifier is kept among the root's secrets.
+fn secret_name(public_key: &str) -> String {
+    format!("atlas-api-key/{public_key}")
+}
+
+impl Root {
+    /// Adds an API key with `role`: `verifier` is what digest authentication checks the
+    /// private half against (the caller's to compute; it never sees the private half
+    /// again). Only a Project Owner may.
+    pub fn add_api_key(
+        &self,
+        acting: &str,
+        public_key: &str,
+        role: ProjectRole,
+        description: &str,
+        verifier: &str,
+    ) -> Result<ApiKey, ControlError> {
+        let created = self.clock.now();
+        self.transact(|settings| {
+            let project = &mut settings.project;
+            project.require_owner(acting, "creating an API key")?;
+            let taken = project.api_keys.iter().any(|k| k.public_key == public_key)
+                || project.users.iter().any(|u| u.username == public_key);
+            if taken {
+                return Err(ControlError::ApiKeyExists {
+                    public_key: public_key.to_string(),
+                });
+            }
+            let key = ApiKey {
+                id: atlas_id(),
+                public_key: public_key.to_string(),
+                role,
+                description: description.to_string(),
+                created,
+            };
+            // Under the settings lock, so two processes adding keys keep both verifiers.
+            self.save_secret(&secret_name(public_key), verifier)?;
+            project.api_keys.push(key.clone());
+            Ok(key)
+        })
+    }
+
+    /// API key `public_key` and its verifier, if the project has that key.
+    pub fn api_key(
+        &self,
+        public_key: &str,
+    ) -> Result<Option<(ApiKey, Zeroizing<String>)>, ControlError> {
+        let settings = self.require_settings()?;
+        let Some(key) = settings
+            .project
+            .api_keys
+            .iter()
+            .find(|k| k.public_key == public_key)
+        else {
+            return Ok(None);
+        };
+        let verifier = self.saved_secret(&secret_name(public_key))?;
+        Ok(Some((key.clone(), verifier)))
+    }
+}

@@ -1,0 +1,77 @@
+//! Restore jobs as Atlas's API keeps them: an automated restore of a snapshot into a
+//! cluster of this project, recorded once it is done, with the snapshot it came from.
+
+use serde::{Deserialize, Serialize};
+
+use super::events::EVENT_RESTORE_SUCCESSFUL;
+use super::project::atlas_id;
+use super::{ControlError, Root};
+use crate::clock::{Clock, Timestamp};
+
+/// A finished restore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreJob {
+    /// Atlas's id (24 hex digits).
+    pub id: String,
+    /// The snapshot restored.
+    pub snapshot_id: String,
+    /// The cluster the snapshot was taken of.
+    pub source_cluster: String,
+    /// The cluster restored into.
+    pub target_cluster: String,
+    /// When it was asked for.
+    pub created: Timestamp,
+    /// When it finished.
+    pub finished: Timestamp,
+}
+
+impl Root {
+    /// Restores snapshot `snapshot_id`, taken of `source_cluster`, into every node of
+    /// `target_cluster`, and records the job. Only a Project Owner may.
+    pub fn run_restore_job(
+        &self,
+        acting: &str,
+        source_cluster: &str,
+        snapshot_id: &str,
+        target_cluster: &str,
+    ) -> Result<RestoreJob, ControlError> {
+        let settings = self.require_settings()?;
+        settings
+            .project
+            .require_owner(acting, "restoring a snapshot")?;
+        settings.project.cluster(target_cluster)?;
+        let created = self.clock.now();
+        self.restore_snapshot(snapshot_id, None, Some(target_cluster))?;
+        let finished = self.clock.now();
+        let job = RestoreJob {
+            id: atlas_id(),
+            snapshot_id: snapshot_id.to_string(),
+            source_cluster: source_cluster.to_string(),
+            target_cluster: target_cluster.to_string(),
+            created,
+            finished,
+        };
+        self.transact(|s| {
+            s.project.restore_jobs.push(job.clone());
+            s.project.record(
+                EVENT_RESTORE_SUCCESSFUL,
+                finished,
+                Some(target_cluster),
+                Some(acting),
+            );
+            Ok(job.clone())
+        })
+    }
+
+    /// The restore jobs of snapshots taken of `cluster`, oldest first.
+    pub fn restore_jobs(&self, cluster: &str) -> Result<Vec<RestoreJob>, ControlError> {
+        let settings = self.require_settings()?;
+        Ok(settings
+            .project
+            .restore_jobs
+            .into_iter()
+            .filter(|j| j.source_cluster == cluster)
+            .collect())
+    }
+}
