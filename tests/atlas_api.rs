@@ -1,7 +1,8 @@
 //! `atrest atlas serve` as Atlas's API users meet it: the whole encryption-at-rest runbook
 //! over HTTP from Python (`requests` with digest authentication), every response checked
-//! against Atlas's OpenAPI document (`tests/peers/atlas_runbook.py`); and `curl --digest`,
-//! as the README shows it.
+//! against Atlas's OpenAPI document (`tests/peers/atlas_runbook.py`); `curl --digest`, as
+//! the README shows it; and random authenticated requests, none of which may panic or
+//! fail as an internal error.
 //!
 //! The OpenAPI document is the one `shared/reference/` holds beside the checkout (or
 //! `ATREST_ATLAS_OPENAPI`); a missing one fails the test, saying where it was looked for.
@@ -13,8 +14,17 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::sync::Arc;
+
+use atrest::atlas::{authorization, create_api_key, AtlasApi};
+use atrest::clock::SystemClock;
+use atrest::control::project::ProjectRole;
+use atrest::control::{InitOptions, Root};
+use atrest::http::{Handler, Request};
 use common::peers::{venv_program, Served};
-use serde_json::Value;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use serde_json::{json, Value};
 
 fn atrest(root: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_atrest"))
@@ -201,5 +211,304 @@ fn api_keys_need_a_project_owner_and_keep_no_private_half() {
     assert!(
         text.contains("private key") && text.contains("GROUP_CLUSTER_MANAGER"),
         "{text}"
+    );
+}
+
+/// The operations the random requests call (method and path shape, `{}` filled from
+/// [`segment`], the group's place first); another method on them now and then.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("GET", "/api/atlas/v2/groups"),
+    ("POST", "/api/atlas/v2/groups"),
+    ("GET", "/api/atlas/v2/groups/{}"),
+    ("GET", "/api/atlas/v2/groups/{}/cloudProviderAccess"),
+    ("POST", "/api/atlas/v2/groups/{}/cloudProviderAccess"),
+    ("GET", "/api/atlas/v2/groups/{}/cloudProviderAccess/{}"),
+    ("PATCH", "/api/atlas/v2/groups/{}/cloudProviderAccess/{}"),
+    (
+        "DELETE",
+        "/api/atlas/v2/groups/{}/cloudProviderAccess/{}/{}",
+    ),
+    ("GET", "/api/atlas/v2/groups/{}/encryptionAtRest"),
+    ("PATCH", "/api/atlas/v2/groups/{}/encryptionAtRest"),
+    (
+        "GET",
+        "/api/atlas/v2/groups/{}/encryptionAtRest/{}/privateEndpoints",
+    ),
+    (
+        "POST",
+        "/api/atlas/v2/groups/{}/encryptionAtRest/{}/privateEndpoints",
+    ),
+    (
+        "GET",
+        "/api/atlas/v2/groups/{}/encryptionAtRest/{}/privateEndpoints/{}",
+    ),
+    (
+        "DELETE",
+        "/api/atlas/v2/groups/{}/encryptionAtRest/{}/privateEndpoints/{}",
+    ),
+    ("GET", "/api/atlas/v2/groups/{}/clusters"),
+    ("POST", "/api/atlas/v2/groups/{}/clusters"),
+    ("GET", "/api/atlas/v2/groups/{}/clusters/{}"),
+    ("PATCH", "/api/atlas/v2/groups/{}/clusters/{}"),
+    (
+        "GET",
+        "/api/atlas/v2/groups/{}/clusters/{}/backup/snapshots",
+    ),
+    (
+        "POST",
+        "/api/atlas/v2/groups/{}/clusters/{}/backup/snapshots",
+    ),
+    (
+        "GET",
+        "/api/atlas/v2/groups/{}/clusters/{}/backup/snapshots/{}",
+    ),
+    (
+        "DELETE",
+        "/api/atlas/v2/groups/{}/clusters/{}/backup/snapshots/{}",
+    ),
+    (
+        "GET",
+        "/api/atlas/v2/groups/{}/clusters/{}/backup/restoreJobs",
+    ),
+    (
+        "POST",
+        "/api/atlas/v2/groups/{}/clusters/{}/backup/restoreJobs",
+    ),
+    (
+        "GET",
+        "/api/atlas/v2/groups/{}/clusters/{}/backup/restoreJobs/{}",
+    ),
+    ("GET", "/api/atlas/v2/groups/{}/alerts"),
+    ("GET", "/api/atlas/v2/groups/{}/alerts/{}"),
+    ("GET", "/api/atlas/v2/groups/{}/events"),
+    ("GET", "/api/atlas/v2/groups/{}/events/{}"),
+    ("GET", "/atrest/v1/status"),
+    ("GET", "/atrest/v1/alerts"),
+    ("POST", "/atrest/v1/clock"),
+    ("POST", "/atrest/v1/tick"),
+    ("POST", "/atrest/v1/check"),
+    ("PUT", "/atrest/v1/kmsFaults"),
+    ("DELETE", "/atrest/v1/kmsFaults"),
+    ("GET", "/api/atlas/v2/{}"),
+    ("GET", "/{}"),
+];
+
+fn segment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("Cluster0".to_string()),
+        Just("AWS".to_string()),
+        Just("AZURE".to_string()),
+        Just("status".to_string()),
+        Just("tick".to_string()),
+        Just("kmsFaults".to_string()),
+        "[0-9a-f]{24}",
+        "[ -~]{0,12}",
+    ]
+}
+
+fn json_body() -> impl Strategy<Value = Vec<u8>> {
+    let key = prop::sample::select(vec![
+        "awsKms",
+        "enabled",
+        "customerMasterKeyID",
+        "region",
+        "roleId",
+        "accessKeyID",
+        "secretAccessKey",
+        "requirePrivateNetworking",
+        "valid",
+        "azureKeyVault",
+        "name",
+        "providerName",
+        "iamAssumedRoleArn",
+        "regionName",
+        "encryptionAtRestProvider",
+        "backupEnabled",
+        "replicationSpecs",
+        "clusterType",
+        "paused",
+        "snapshotId",
+        "deliveryType",
+        "targetClusterName",
+        "targetGroupId",
+        "description",
+        "advance",
+        "fault",
+        "failNext",
+        "probability",
+    ]);
+    let value = prop::sample::select(vec![
+        json!(true),
+        json!(false),
+        json!(0),
+        json!(-1),
+        json!(1e300),
+        json!("AWS"),
+        json!("US_EAST_1"),
+        json!("M10"),
+        json!("M0"),
+        json!("NONE"),
+        json!("automated"),
+        json!("15m"),
+        json!(null),
+        json!([]),
+        json!({}),
+        json!([{"regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1",
+            "electableSpecs": {"instanceSize": "M10", "nodeCount": 3}}]}]),
+        json!({"enabled": true, "roleId": "0123456789abcdef01234567"}),
+    ]);
+    prop::collection::btree_map(key, value, 0..4).prop_map(|fields| {
+        let object: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        serde_json::to_vec(&object).unwrap()
+    })
+}
+
+fn query() -> impl Strategy<Value = String> {
+    let name = prop::sample::select(vec![
+        "pretty",
+        "envelope",
+        "itemsPerPage",
+        "pageNum",
+        "includeCount",
+        "status",
+        "eventType",
+        "minDate",
+        "clusterNames",
+    ]);
+    let value = prop::sample::select(vec![
+        "true",
+        "false",
+        "0",
+        "1",
+        "500",
+        "501",
+        "x",
+        "%zz",
+        "",
+        "OPEN",
+        "2026-01-01T00:00:00Z",
+    ]);
+    prop::collection::vec((name, value), 0..3).prop_map(|pairs| {
+        let joined: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        match joined.is_empty() {
+            true => String::new(),
+            false => format!("?{}", joined.join("&")),
+        }
+    })
+}
+
+#[test]
+fn no_authenticated_request_panics_or_fails_unexpectedly_and_every_error_is_atlas_shaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::open(dir.path().join("root")).unwrap();
+    root.init(&InitOptions::default()).unwrap();
+    let (key, secret) =
+        create_api_key(&root, "owner", ProjectRole::Owner, "random requests").unwrap();
+    let group = root.require_settings().unwrap().project.id;
+    let api = AtlasApi::new(root, Arc::new(SystemClock)).unwrap();
+    let challenge = api
+        .handle(&Request {
+            method: "GET",
+            uri: "/api/atlas/v2/groups",
+            ..Request::default()
+        })
+        .header("WWW-Authenticate")
+        .unwrap()
+        .to_string();
+    let count = std::cell::Cell::new(0u32);
+    let statuses = std::cell::RefCell::new(std::collections::BTreeMap::<u16, usize>::new());
+    let method = prop_oneof![
+        9 => Just(None),
+        1 => prop::sample::select(vec!["GET", "POST", "PATCH", "PUT", "DELETE"]).prop_map(Some),
+    ];
+    let group_segment = prop_oneof![9 => Just(group), 1 => segment()];
+    let request = (
+        (prop::sample::select(OPERATIONS.to_vec()), method),
+        (group_segment, prop::collection::vec(segment(), 2)),
+        query(),
+        prop_oneof![
+            Just(Vec::new()),
+            prop::collection::vec(any::<u8>(), 0..48),
+            json_body()
+        ],
+        prop::sample::select(vec![
+            "application/json",
+            "application/vnd.atlas.2023-01-01+json",
+            "application/vnd.atlas.2024-08-05+json",
+            "application/vnd.atlas.1999-01-01+json",
+            "*/*",
+            "",
+        ]),
+    );
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 1500,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(
+            &request,
+            |((operation, method), (group, segments), query, body, accept)| {
+                let (usual, shape) = operation;
+                let method = method.unwrap_or(usual);
+                let mut path = shape.replacen("{}", &group, 1);
+                for s in &segments {
+                    path = path.replacen("{}", s, 1);
+                }
+                let uri = format!("{path}{query}");
+                count.set(count.get() + 1);
+                let auth = authorization(
+                    &challenge,
+                    &key.public_key,
+                    &secret,
+                    method,
+                    &uri,
+                    count.get(),
+                    "c",
+                )
+                .unwrap();
+                let headers = vec![
+                    ("Authorization".to_string(), auth),
+                    ("Accept".to_string(), accept.to_string()),
+                ];
+                let response = api.handle(&Request {
+                    method,
+                    uri: &uri,
+                    headers: &headers,
+                    body: &body,
+                });
+                *statuses.borrow_mut().entry(response.status).or_default() += 1;
+                prop_assert!(
+                    ![401, 500].contains(&response.status),
+                    "{method} {uri}: {} {}",
+                    response.status,
+                    String::from_utf8_lossy(&response.body)
+                );
+                if !response.body.is_empty() {
+                    let answer: Value = serde_json::from_slice(&response.body).map_err(|e| {
+                        TestCaseError::fail(format!("{method} {uri}: not JSON: {e}"))
+                    })?;
+                    if response.status >= 400 {
+                        prop_assert_eq!(&answer["error"], &json!(response.status));
+                        prop_assert!(answer["errorCode"].is_string(), "{answer}");
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    // Not vacuous: requests got through to the resources, and were refused there too.
+    let statuses = statuses.into_inner();
+    println!("statuses: {statuses:?}");
+    assert!(
+        statuses.keys().any(|s| (200..300).contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains_key(&400) && statuses.contains_key(&404),
+        "{statuses:?}"
     );
 }

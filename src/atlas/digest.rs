@@ -44,6 +44,49 @@ pub fn verifier(public_key: &str, private_key: &str) -> Zeroizing<String> {
     Zeroizing::new(h(&secret))
 }
 
+/// The `Authorization` header answering `challenge` (a `WWW-Authenticate` value of
+/// `atlas serve`) for API key `public`/`private`, on `method` and `uri` (path and query),
+/// with nonce count `nc` (1, 2, ... per nonce) and client nonce `cnonce`: for Rust callers
+/// of the server. `None` when the challenge is not a digest challenge with a nonce.
+pub fn authorization(
+    challenge: &str,
+    public: &str,
+    private: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+    cnonce: &str,
+) -> Option<String> {
+    let (scheme, rest) = challenge.trim().split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("digest") {
+        return None;
+    }
+    let fields = parameters(rest)?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (realm, nonce) = (field("realm")?, field("nonce")?);
+    let ha1 = Zeroizing::new(h(&Zeroizing::new(format!("{public}:{realm}:{private}"))));
+    let ha2 = h(&format!("{method}:{uri}"));
+    let nc = format!("{nc:08x}");
+    let response = h(&format!(
+        "{}:{nonce}:{nc}:{cnonce}:auth:{ha2}",
+        ha1.as_str()
+    ));
+    let (public, uri, cnonce) = (quoted(public), quoted(uri), quoted(cnonce));
+    Some(format!(
+        "Digest username=\"{public}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", qop=auth, nc={nc}, cnonce=\"{cnonce}\", algorithm=MD5"
+    ))
+}
+
+/// `value` as the inside of a quoted string: `\` and `"` escaped.
+fn quoted(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
 /// The fields of an `Authorization: Digest ...` header.
 #[derive(Debug, Default)]
 pub struct Credentials {
@@ -102,7 +145,8 @@ fn parameters(s: &str) -> Option<Vec<(String, String)>> {
         }
         let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
         let mut value = String::new();
-        if chars.peek() == Some(&'"') {
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
             chars.next();
             let mut closed = false;
             while let Some(c) = chars.next() {
@@ -123,7 +167,11 @@ fn parameters(s: &str) -> Option<Vec<(String, String)>> {
                 value.push(c);
             }
         }
-        out.push((name.trim().to_string(), value.trim().to_string()));
+        // A quoted value is taken as it is; a token loses the spaces around it.
+        if !quoted {
+            value = value.trim().to_string();
+        }
+        out.push((name.trim().to_string(), value));
     }
 }
 
@@ -259,15 +307,8 @@ mod tests {
         assert_eq!(h("abc"), "900150983cd24fb0d6963f7d28e17f72");
     }
 
-    fn answer(challenge: &str, verifier: &str, method: &str, uri: &str, nc: &str) -> String {
-        let nonce = challenge
-            .split("nonce=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .unwrap();
-        let ha2 = h(&format!("{method}:{uri}"));
-        let response = h(&format!("{verifier}:{nonce}:{nc}:abc:auth:{ha2}"));
-        format!("Digest username=\"pub\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", qop=auth, nc={nc}, cnonce=\"abc\", algorithm=MD5")
+    fn answer(challenge: &str, private: &str, method: &str, uri: &str, nc: u32) -> String {
+        authorization(challenge, "pub", private, method, uri, nc, "abc").unwrap()
     }
 
     #[test]
@@ -277,17 +318,17 @@ mod tests {
         let v = verifier("pub", "secret");
         let challenge = digest.challenge(false);
         let uri = "/api/atlas/v2/groups";
-        let ok = Credentials::parse(&answer(&challenge, &v, "GET", uri, "00000001")).unwrap();
+        let ok = Credentials::parse(&answer(&challenge, "secret", "GET", uri, 1)).unwrap();
         assert_eq!(digest.check(&ok, "GET", uri, Some(&v)), Ok(()));
         // The same count again is a replay.
         assert_eq!(
             digest.check(&ok, "GET", uri, Some(&v)),
             Err(Refusal::Unauthenticated)
         );
-        let next = Credentials::parse(&answer(&challenge, &v, "GET", uri, "00000002")).unwrap();
+        let next = Credentials::parse(&answer(&challenge, "secret", "GET", uri, 2)).unwrap();
         assert_eq!(digest.check(&next, "GET", uri, Some(&v)), Ok(()));
         // Another method, another URI, another key's verifier, an unknown key.
-        let post = Credentials::parse(&answer(&challenge, &v, "POST", uri, "00000003")).unwrap();
+        let post = Credentials::parse(&answer(&challenge, "secret", "POST", uri, 3)).unwrap();
         assert!(digest.check(&post, "GET", uri, Some(&v)).is_err());
         assert!(digest.check(&post, "POST", "/other", Some(&v)).is_err());
         let wrong = verifier("pub", "guess");
@@ -296,16 +337,16 @@ mod tests {
         // A nonce this server did not mint.
         let forged = answer(
             &challenge.replace("nonce=\"", "nonce=\"0"),
-            &v,
+            "secret",
             "GET",
             uri,
-            "1",
+            1,
         );
         let forged = Credentials::parse(&forged).unwrap();
         assert!(digest.check(&forged, "GET", uri, Some(&v)).is_err());
         // Past its lifetime the right answer is stale.
         clock.advance(NONCE_LIFETIME + Duration::from_secs(1));
-        let late = Credentials::parse(&answer(&challenge, &v, "GET", uri, "00000009")).unwrap();
+        let late = Credentials::parse(&answer(&challenge, "secret", "GET", uri, 9)).unwrap();
         assert_eq!(
             digest.check(&late, "GET", uri, Some(&v)),
             Err(Refusal::Stale)

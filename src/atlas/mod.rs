@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-pub use digest::REALM;
+pub use digest::{authorization, REALM};
 pub use error::ApiError;
 
 use crate::clock::SharedClock;
