@@ -13,8 +13,8 @@ use std::sync::Arc;
 use atrest::clock::{days, Clock, ManualClock, Timestamp};
 use atrest::kms::{
     Caller, CreateKeyRequest, EncryptionContext, ImportKeyMaterialRequest, ImportType, KeySpec,
-    KeyState, KeyUsage, LocalKms, LocalKmsClient, MessageType, Origin, SigningAlgorithm,
-    WrappingAlgorithm,
+    KeyState, KeyUsage, LocalKms, LocalKmsClient, MessageType, Origin, ReplicateKeyRequest,
+    SigningAlgorithm, WrappingAlgorithm,
 };
 use aws_lc_rs::key_wrap::{AesKek, KeyWrapPadded, AES_256};
 use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
@@ -348,5 +348,89 @@ fn a_key_pair_imports_wrapped_under_an_aes_key() {
     assert_eq!(
         code(client.import_key_material(&key, second)),
         "IncorrectKeyMaterialException"
+    );
+}
+
+#[test]
+fn a_multi_region_key_of_imported_material_rotates_once_every_replica_imported_the_new_material() {
+    let (_clock, kms, east) = setup();
+    let west = kms.client(Caller::account_root(ACCOUNT, "eu-west-1").unwrap());
+    let key = east
+        .create_key(CreateKeyRequest {
+            origin: Origin::External,
+            multi_region: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .arn;
+    east.import_key_material(&key, import(&east, &key, &[1; 32]))
+        .unwrap();
+    let replica = east
+        .replicate_key(&key, "eu-west-1", ReplicateKeyRequest::default())
+        .unwrap()
+        .metadata
+        .arn;
+    // A replica of imported material waits for its own import of the primary's material.
+    assert_eq!(state(&west, &replica), KeyState::PendingImport);
+    assert_eq!(
+        code(west.import_key_material(&replica, import(&west, &replica, &[9; 32]))),
+        "IncorrectKeyMaterialException"
+    );
+    west.import_key_material(&replica, import(&west, &replica, &[1; 32]))
+        .unwrap();
+    assert_eq!(state(&west, &replica), KeyState::Enabled);
+    let context = EncryptionContext::new();
+    let old = east.encrypt(&key, b"old", &context).unwrap();
+
+    // New material goes into the primary; the replica does not take new material of its own.
+    let mut next = import(&east, &key, &[2; 32]);
+    next.import_type = Some(ImportType::NewKeyMaterial);
+    let (_, second) = east.import_key_material(&key, next).unwrap();
+    let states = |client: &LocalKmsClient, key: &str| -> Vec<&'static str> {
+        let listed = client.list_key_materials(key).unwrap();
+        listed.iter().map(|r| r.key_material_state).collect()
+    };
+    assert_eq!(
+        states(&east, &key),
+        ["CURRENT", "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"]
+    );
+    assert_eq!(
+        code(east.rotate_key_on_demand(&key)),
+        "KMSInvalidStateException"
+    );
+    let mut own = import(&west, &replica, &[3; 32]);
+    own.import_type = Some(ImportType::NewKeyMaterial);
+    assert_eq!(
+        code(west.import_key_material(&replica, own)),
+        "IncorrectKeyMaterialException"
+    );
+    let mut same = import(&west, &replica, &[2; 32]);
+    same.import_type = Some(ImportType::ExistingKeyMaterial);
+    west.import_key_material(&replica, same).unwrap();
+    assert_eq!(states(&east, &key), ["CURRENT", "PENDING_ROTATION"]);
+    assert_eq!(states(&west, &replica), ["CURRENT", "PENDING_ROTATION"]);
+
+    // Rotating the primary rotates the set: both encrypt under the new material, and each
+    // decrypts what the other encrypted, before and after.
+    east.rotate_key_on_demand(&key).unwrap();
+    for (client, arn) in [(&east, &key), (&west, &replica)] {
+        let described = client.describe_key(arn).unwrap();
+        assert_eq!(described.current_key_material_id, Some(second.clone()));
+        assert_eq!(states(client, arn), ["NON_CURRENT", "CURRENT"]);
+        assert_eq!(client.list_key_rotations(arn).unwrap().len(), 1);
+    }
+    let new = west.encrypt(&replica, b"new", &context).unwrap();
+    assert_eq!(
+        east.decrypt(Some(&key), &new.ciphertext_blob, &context)
+            .unwrap()
+            .key_material_id,
+        Some(second)
+    );
+    assert_eq!(
+        west.decrypt(Some(&replica), &old.ciphertext_blob, &context)
+            .unwrap()
+            .plaintext
+            .as_slice(),
+        b"old"
     );
 }

@@ -350,14 +350,31 @@ impl LocalKmsClient {
                     key.arn()
                 )));
             }
-            if key.is_external() {
-                key.rotate_imported(now)?;
-            } else {
+            let (id, arn, stored) = (key.id.clone(), key.arn(), key.storage_key());
+            if !key.is_external() {
                 key.add_material(now, RotationKind::OnDemand, self.kms.new_secret_key());
+                key.on_demand_rotations += 1;
+                state.sync_replicas(&stored);
+                return Ok(id);
             }
+            // Imported material: a multi-Region key's replicas must each hold the new
+            // material before the set rotates to it, together.
+            if let Some(material) = key.pending_material_id() {
+                let lacking = state.replicas_lacking(&stored, &material);
+                if !lacking.is_empty() {
+                    return Err(KmsError::InvalidState(format!(
+                        "the new key material {material} of {arn} is PENDING_MULTI_REGION_IMPORT_AND_ROTATION: import it into the replica keys {} (ImportType EXISTING_KEY_MATERIAL) before rotating",
+                        lacking.join(", ")
+                    )));
+                }
+            }
+            let key = state
+                .keys
+                .get_mut(&stored)
+                .ok_or_else(|| KmsError::Internal("the key vanished".into()))?;
+            key.rotate_imported(now)?;
             key.on_demand_rotations += 1;
-            let (id, stored) = (key.id.clone(), key.storage_key());
-            state.sync_replicas(&stored);
+            state.rotate_imported_replicas(&stored, now)?;
             Ok(id)
         })
     }
@@ -382,6 +399,17 @@ impl LocalKmsClient {
             if key.is_external() {
                 let mut all_imported = key.imported_rotations();
                 all_imported.retain(|r| all || r.rotation_date.is_some());
+                // A multi-Region primary's new material waits for its replicas to import it.
+                let stored = key.storage_key();
+                for record in &mut all_imported {
+                    if record.key_material_state == "PENDING_ROTATION"
+                        && !state
+                            .replicas_lacking(&stored, &record.key_material_id)
+                            .is_empty()
+                    {
+                        record.key_material_state = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION";
+                    }
+                }
                 return Ok(all_imported);
             }
             let current = key.current_material()?.version;

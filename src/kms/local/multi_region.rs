@@ -128,12 +128,13 @@ impl State {
     }
 
     /// Gives every replica of the primary stored under `stored` its material and
-    /// rotations, after the primary rotated.
+    /// rotations, after the primary rotated. Not imported material: AWS copies none of it,
+    /// each replica imports it (see [`State::rotate_imported_replicas`]).
     pub(super) fn sync_replicas(&mut self, stored: &str) {
         let Some(primary) = self.keys.get(stored) else {
             return;
         };
-        if primary.multi_region.is_none() || primary.is_replica() {
+        if primary.multi_region.is_none() || primary.is_replica() || primary.is_external() {
             return;
         }
         let (id, account, region) = (
@@ -151,6 +152,62 @@ impl State {
             replica.materials = copy_materials(&materials);
             replica.rotations = rotations.clone();
         }
+    }
+
+    /// The ARNs of the replicas of the primary stored under `stored` that have not imported
+    /// material `material_id`.
+    pub(super) fn replicas_lacking(&self, stored: &str, material_id: &str) -> Vec<String> {
+        let Some(primary) = self.keys.get(stored) else {
+            return Vec::new();
+        };
+        if primary.is_replica() {
+            return Vec::new();
+        }
+        self.multi_region_set(primary)
+            .iter()
+            .skip(1)
+            .filter(|replica| !replica.has_imported(material_id))
+            .map(|replica| replica.arn())
+            .collect()
+    }
+
+    /// The imported materials of `replica`'s primary: (id, version, waiting for rotation).
+    /// `None` for a key that is not a replica.
+    pub(super) fn primary_imports(&self, replica: &KeyRecord) -> Option<Vec<(String, u32, bool)>> {
+        if !replica.is_replica() {
+            return None;
+        }
+        let set = self.multi_region_set(replica);
+        Some(
+            set.first()
+                .map(|p| p.imported_materials())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// After the EXTERNAL primary stored under `stored` rotated on demand: each replica
+    /// makes the same material, which it imported, current.
+    pub(super) fn rotate_imported_replicas(
+        &mut self,
+        stored: &str,
+        now: Timestamp,
+    ) -> Result<(), KmsError> {
+        let Some(primary) = self.keys.get(stored) else {
+            return Ok(());
+        };
+        let (id, account, region) = (
+            primary.id.clone(),
+            primary.account.clone(),
+            primary.region.clone(),
+        );
+        for replica in self
+            .keys
+            .values_mut()
+            .filter(|k| k.id == id && k.account == account && k.region != region)
+        {
+            replica.rotate_imported(now)?;
+        }
+        Ok(())
     }
 
     /// Primaries waiting for their replicas' deletion whose replicas are gone begin

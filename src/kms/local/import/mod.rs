@@ -159,6 +159,33 @@ impl KeyRecord {
         self.origin == Origin::External
     }
 
+    /// Whether material `id` was imported into this key (current, past or waiting).
+    pub(super) fn has_imported(&self, id: &str) -> bool {
+        self.imports
+            .as_ref()
+            .is_some_and(|i| i.materials.iter().any(|m| m.id == id))
+    }
+
+    /// Every material imported: (id, version, waiting for rotation).
+    pub(super) fn imported_materials(&self) -> Vec<(String, u32, bool)> {
+        self.imports.as_ref().map_or_else(Vec::new, |i| {
+            i.materials
+                .iter()
+                .map(|m| (m.id.clone(), m.version, m.pending_rotation.is_some()))
+                .collect()
+        })
+    }
+
+    /// The id of the material waiting for RotateKeyOnDemand, if one is.
+    pub(super) fn pending_material_id(&self) -> Option<String> {
+        self.imports.as_ref().and_then(|i| {
+            i.materials
+                .iter()
+                .find(|m| m.pending_rotation.is_some())
+                .map(|m| m.id.clone())
+        })
+    }
+
     /// The operations on imported material need an EXTERNAL key, and the rotation
     /// schedule operations one that is not, in AWS's words.
     pub(super) fn check_origin(&self, external: bool) -> Result<(), KmsError> {

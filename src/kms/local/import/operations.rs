@@ -78,7 +78,7 @@ impl LocalKmsClient {
         }
         self.write(|state, now| {
             let key =
-                state.authorized_mut(&self.caller, key_id, MANAGE, "kms:ImportKeyMaterial", None)?;
+                state.authorized(&self.caller, key_id, MANAGE, "kms:ImportKeyMaterial", None)?;
             key.check_origin(true)?;
             key.check_not_pending_deletion()?;
             if let Some(valid_to) = request.valid_to {
@@ -105,7 +105,16 @@ impl LocalKmsClient {
                     )));
                 }
             }
-            install(key, id.clone(), material, &request, now)?;
+            let primary = state.primary_imports(key);
+            let stored = key.storage_key();
+            let key = state
+                .keys
+                .get_mut(&stored)
+                .ok_or_else(|| KmsError::Internal("the key vanished".into()))?;
+            match primary {
+                Some(primary) => install_in_replica(key, id.clone(), material, &request, &primary, now)?,
+                None => install(key, id.clone(), material, &request, now)?,
+            }
             if key.state == KeyState::PendingImport && !key.lacks_material() {
                 key.state = KeyState::Enabled;
             }
@@ -216,6 +225,93 @@ fn check_material(spec: KeySpec, material: &[u8]) -> Result<(), KmsError> {
     )))
 }
 
+/// Puts unwrapped material into a multi-Region replica: only material imported into its
+/// primary (`primary`: id, version, waiting for rotation), under the primary's version;
+/// the primary's new material waits in the replica too, for the primary's
+/// RotateKeyOnDemand. New material of its own a replica does not take.
+fn install_in_replica(
+    key: &mut KeyRecord,
+    id: String,
+    material: Zeroizing<Vec<u8>>,
+    request: &ImportKeyMaterialRequest,
+    primary: &[(String, u32, bool)],
+    now: Timestamp,
+) -> Result<(), KmsError> {
+    let arn = key.arn();
+    let Some((_, version, pending)) = primary.iter().find(|(known, _, _)| *known == id) else {
+        return Err(KmsError::IncorrectKeyMaterial(format!(
+            "{arn} is a multi-Region replica: import the key material its primary key holds (new material goes into the primary key first, with ImportType NEW_KEY_MATERIAL)"
+        )));
+    };
+    let imports = key.imports.get_or_insert_with(Imports::default);
+    if request.import_type == Some(ImportType::NewKeyMaterial) && !imports.materials.is_empty() {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{arn} is a multi-Region replica: import new key material into its primary key, then into this key with ImportType EXISTING_KEY_MATERIAL"
+        )));
+    }
+    match imports.materials.iter_mut().find(|m| m.id == id) {
+        Some(entry) => {
+            entry.valid_to = request.valid_to;
+            entry.description = request.description.clone().or(entry.description.take());
+            if entry.pending_rotation.is_some() {
+                entry.pending_rotation = Some(SecretBytes::new(material));
+                return Ok(());
+            }
+        }
+        None => {
+            let mut entry = ImportedMaterial {
+                id,
+                version: *version,
+                valid_to: request.valid_to,
+                description: request.description.clone(),
+                pending_rotation: None,
+            };
+            if *pending {
+                entry.pending_rotation = Some(SecretBytes::new(material));
+                imports.materials.push(entry);
+                imports.materials.sort_by_key(|m| m.version);
+                return Ok(());
+            }
+            imports.materials.push(entry);
+            imports.materials.sort_by_key(|m| m.version);
+        }
+    }
+    place_material(key, *version, material, now)
+}
+
+/// Material `version` among the key's materials (symmetric keys, in version order), or
+/// the key's one secret (other specs).
+fn place_material(
+    key: &mut KeyRecord,
+    version: u32,
+    material: Zeroizing<Vec<u8>>,
+    now: Timestamp,
+) -> Result<(), KmsError> {
+    match key.spec {
+        KeySpec::SymmetricDefault => {
+            if !key.materials.iter().any(|m| m.version == version) {
+                let secret = SecretKey::from_slice(&material)
+                    .map_err(|e| KmsError::Internal(e.to_string()))?;
+                let at = key
+                    .materials
+                    .iter()
+                    .position(|m| m.version > version)
+                    .unwrap_or(key.materials.len());
+                key.materials.insert(
+                    at,
+                    Material {
+                        version,
+                        created: now,
+                        key: secret,
+                    },
+                );
+            }
+        }
+        _ => key.secret = Some(SecretBytes::new(material)),
+    }
+    Ok(())
+}
+
 /// Puts unwrapped material into the key, as the first, a re-imported, or (symmetric
 /// keys) a new material for rotation.
 fn install(
@@ -295,27 +391,5 @@ fn install(
             return Ok(());
         }
     };
-    match spec {
-        KeySpec::SymmetricDefault => {
-            if !key.materials.iter().any(|m| m.version == version) {
-                let secret = SecretKey::from_slice(&material)
-                    .map_err(|e| KmsError::Internal(e.to_string()))?;
-                let at = key
-                    .materials
-                    .iter()
-                    .position(|m| m.version > version)
-                    .unwrap_or(key.materials.len());
-                key.materials.insert(
-                    at,
-                    Material {
-                        version,
-                        created: now,
-                        key: secret,
-                    },
-                );
-            }
-        }
-        _ => key.secret = Some(SecretBytes::new(material)),
-    }
-    Ok(())
+    place_material(key, version, material, now)
 }
