@@ -407,6 +407,17 @@ fn a_multi_region_key_of_imported_material_rotates_once_every_replica_imported_t
     let mut same = import(&west, &replica, &[2; 32]);
     same.import_type = Some(ImportType::ExistingKeyMaterial);
     west.import_key_material(&replica, same).unwrap();
+    // Deleting the primary's new material deletes the replica's too; then again.
+    east.delete_imported_key_material(&key, Some(&second))
+        .unwrap();
+    assert_eq!(states(&east, &key), ["CURRENT"]);
+    assert_eq!(states(&west, &replica), ["CURRENT"]);
+    let mut next = import(&east, &key, &[2; 32]);
+    next.import_type = Some(ImportType::NewKeyMaterial);
+    east.import_key_material(&key, next).unwrap();
+    let mut same = import(&west, &replica, &[2; 32]);
+    same.import_type = Some(ImportType::ExistingKeyMaterial);
+    west.import_key_material(&replica, same).unwrap();
     assert_eq!(states(&east, &key), ["CURRENT", "PENDING_ROTATION"]);
     assert_eq!(states(&west, &replica), ["CURRENT", "PENDING_ROTATION"]);
 

@@ -185,6 +185,29 @@ impl State {
         )
     }
 
+    /// The replicas of the primary stored under `stored` drop material `material_id`,
+    /// imported for a rotation that will not come.
+    pub(super) fn forget_pending_in_replicas(&mut self, stored: &str, material_id: &str) {
+        let Some(primary) = self.keys.get(stored) else {
+            return;
+        };
+        if primary.multi_region.is_none() || primary.is_replica() {
+            return;
+        }
+        let (id, account, region) = (
+            primary.id.clone(),
+            primary.account.clone(),
+            primary.region.clone(),
+        );
+        for replica in self
+            .keys
+            .values_mut()
+            .filter(|k| k.id == id && k.account == account && k.region != region)
+        {
+            replica.forget_pending(material_id);
+        }
+    }
+
     /// After the EXTERNAL primary stored under `stored` rotated on demand: each replica
     /// makes the same material, which it imported, current.
     pub(super) fn rotate_imported_replicas(

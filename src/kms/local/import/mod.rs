@@ -176,6 +176,15 @@ impl KeyRecord {
         })
     }
 
+    /// Drops material `id` if it waits for a rotation.
+    pub(super) fn forget_pending(&mut self, id: &str) {
+        if let Some(imports) = self.imports.as_mut() {
+            imports
+                .materials
+                .retain(|m| m.id != id || m.pending_rotation.is_none());
+        }
+    }
+
     /// The id of the material waiting for RotateKeyOnDemand, if one is.
     pub(super) fn pending_material_id(&self) -> Option<String> {
         self.imports.as_ref().and_then(|i| {

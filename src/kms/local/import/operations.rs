@@ -163,11 +163,15 @@ impl LocalKmsClient {
                 return Ok((arn, None));
             };
             let (id, version) = (target.id.clone(), target.version);
-            if target.pending_rotation.is_some() {
-                imports.materials.remove(index);
-            } else {
+            if target.pending_rotation.is_none() {
                 key.remove_material(version);
+                return Ok((arn, Some(id)));
             }
+            imports.materials.remove(index);
+            // A multi-Region primary's new material leaves its replicas with it, as AWS's
+            // does.
+            let stored = key.storage_key();
+            state.forget_pending_in_replicas(&stored, &id);
             Ok((arn, Some(id)))
         })
     }
