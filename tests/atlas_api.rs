@@ -409,15 +409,7 @@ fn no_authenticated_request_panics_or_fails_unexpectedly_and_every_error_is_atla
         create_api_key(&root, "owner", ProjectRole::Owner, "random requests").unwrap();
     let group = root.require_settings().unwrap().project.id;
     let api = AtlasApi::new(root, Arc::new(SystemClock)).unwrap();
-    let challenge = api
-        .handle(&Request {
-            method: "GET",
-            uri: "/api/atlas/v2/groups",
-            ..Request::default()
-        })
-        .header("WWW-Authenticate")
-        .unwrap()
-        .to_string();
+    let challenge = challenge(&api);
     let count = std::cell::Cell::new(0u32);
     let statuses = std::cell::RefCell::new(std::collections::BTreeMap::<u16, usize>::new());
     let method = prop_oneof![
@@ -511,4 +503,73 @@ fn no_authenticated_request_panics_or_fails_unexpectedly_and_every_error_is_atla
         statuses.contains_key(&400) && statuses.contains_key(&404),
         "{statuses:?}"
     );
+}
+
+/// A fresh digest challenge of `api`.
+fn challenge(api: &AtlasApi) -> String {
+    api.handle(&Request {
+        method: "GET",
+        uri: "/api/atlas/v2/groups",
+        ..Request::default()
+    })
+    .header("WWW-Authenticate")
+    .unwrap()
+    .to_string()
+}
+
+#[test]
+fn api_requests_and_cli_commands_at_once_lose_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_dir = dir.path().join("root");
+    let root = Root::open(&root_dir).unwrap();
+    root.init(&InitOptions::default()).unwrap();
+    let (key, secret) = create_api_key(&root, "owner", ProjectRole::Owner, "writers").unwrap();
+    let group = root.require_settings().unwrap().project.id;
+    let api = AtlasApi::new(root, Arc::new(SystemClock)).unwrap();
+    let uri = format!("/api/atlas/v2/groups/{group}/cloudProviderAccess");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let challenge = challenge(&api);
+                for nc in 1..=5 {
+                    let auth =
+                        authorization(&challenge, &key.public_key, &secret, "POST", &uri, nc, "w")
+                            .unwrap();
+                    let headers = vec![("Authorization".to_string(), auth)];
+                    let response = api.handle(&Request {
+                        method: "POST",
+                        uri: &uri,
+                        headers: &headers,
+                        body: br#"{"providerName":"AWS"}"#,
+                    });
+                    assert_eq!(
+                        response.status,
+                        200,
+                        "{}",
+                        String::from_utf8_lossy(&response.body)
+                    );
+                }
+            });
+        }
+        // Another process changes the same project meanwhile.
+        for n in 0..5 {
+            atrest(
+                &root_dir,
+                &[
+                    "project",
+                    "authorize-role",
+                    "--iam-role-arn",
+                    &format!("arn:aws:iam::111122223333:role/cli-{n}"),
+                ],
+            );
+        }
+    });
+    let project = api.root().require_settings().unwrap().project;
+    assert_eq!(project.pending_roles.len(), 20, "every role the API set up");
+    let cli_roles = project
+        .access_roles
+        .iter()
+        .filter(|r| r.iam_assumed_role_arn.contains(":role/cli-"))
+        .count();
+    assert_eq!(cli_roles, 5, "every role the CLI authorized");
 }

@@ -217,7 +217,11 @@ impl Digest {
 
     /// The `WWW-Authenticate` header of a 401.
     pub fn challenge(&self, stale: bool) -> String {
-        let minted = format!("{:x}", self.clock.now().as_millis());
+        // When (16 hex digits) and 8 random bytes, so that two challenges of the same
+        // millisecond differ: each nonce's counts are its own client's.
+        let mut unique = [0u8; 8];
+        crate::crypto::fill_random(&mut unique);
+        let minted = format!("{:016x}{}", self.clock.now().as_millis(), hex(&unique));
         let nonce = format!("{minted}{}", self.mac(&minted));
         format!(
             "Digest realm=\"{REALM}\", domain=\"\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\", stale={stale}"
@@ -273,7 +277,7 @@ impl Digest {
         let (minted, tag) = (nonce.get(..split)?, nonce.get(split..)?);
         let expected = self.mac(minted);
         constant_time::verify_slices_are_equal(expected.as_bytes(), tag.as_bytes()).ok()?;
-        u64::from_str_radix(minted, 16).ok()
+        u64::from_str_radix(minted.get(..16)?, 16).ok()
     }
 
     /// Accepts nonce count `nc` for `nonce` only if higher than any seen with it.
@@ -334,6 +338,8 @@ mod tests {
         let wrong = verifier("pub", "guess");
         assert!(digest.check(&post, "POST", uri, Some(&wrong)).is_err());
         assert!(digest.check(&post, "POST", uri, None).is_err());
+        // Two challenges never share a nonce, even in the same millisecond.
+        assert_ne!(digest.challenge(false), digest.challenge(false));
         // A nonce this server did not mint.
         let forged = answer(
             &challenge.replace("nonce=\"", "nonce=\"0"),
