@@ -176,6 +176,16 @@ fn curl_digest_reads_and_a_read_only_key_cannot_patch() {
         status["encryptionAtRest"]["awsKms"]["requirePrivateNetworking"],
         true
     );
+    // A deleted key authenticates nothing.
+    let listed = atrest(&root, &["project", "api-key", "list"]);
+    assert!(
+        listed.contains(&reader) && listed.contains("GROUP_READ_ONLY"),
+        "{listed}"
+    );
+    atrest(&root, &["project", "api-key", "delete", &reader]);
+    assert!(!atrest(&root, &["project", "api-key", "list"]).contains(&reader));
+    let (status, _) = curl(&groups, Some((&reader, &reader_secret)), &[]);
+    assert_eq!(status, 401);
 }
 
 #[test]

@@ -136,9 +136,9 @@ impl From<ControlError> for ApiError {
             | C::PrivateNetworkingOff
             | C::WrongEndpointRegion { .. }
             | C::AccessRoleInUse { .. } => (400, "VALIDATION_ERROR"),
-            C::UnknownSnapshot { .. } | C::UnknownPrivateEndpoint { .. } => {
-                (404, "RESOURCE_NOT_FOUND")
-            }
+            C::UnknownSnapshot { .. }
+            | C::UnknownPrivateEndpoint { .. }
+            | C::UnknownApiKey { .. } => (404, "RESOURCE_NOT_FOUND"),
             C::NotProjectKey { .. }
             | C::EncryptionInUse { .. }
             | C::ApiKeyExists { .. }

@@ -69,6 +69,28 @@ impl Root {
         })
     }
 
+    /// Every API key of the project (no secrets: the public halves and roles).
+    pub fn api_keys(&self) -> Result<Vec<ApiKey>, ControlError> {
+        Ok(self.require_settings()?.project.api_keys)
+    }
+
+    /// Deletes API key `public_key`: it authenticates nothing from now on. Only a Project
+    /// Owner may.
+    pub fn delete_api_key(&self, acting: &str, public_key: &str) -> Result<(), ControlError> {
+        self.transact(|settings| {
+            let project = &mut settings.project;
+            project.require_owner(acting, "deleting an API key")?;
+            let before = project.api_keys.len();
+            project.api_keys.retain(|k| k.public_key != public_key);
+            if project.api_keys.len() == before {
+                return Err(ControlError::UnknownApiKey {
+                    public_key: public_key.to_string(),
+                });
+            }
+            self.forget_secret(&secret_name(public_key))
+        })
+    }
+
     /// API key `public_key` and its verifier, if the project has that key.
     pub fn api_key(
         &self,

@@ -120,6 +120,9 @@ pub enum ControlError {
         nodes: u32,
         asked: u32,
     },
+    #[error("no API key {public_key} in the project")]
+    /// An unknown API key.
+    UnknownApiKey { public_key: String },
     #[error("API key {public_key} already exists")]
     /// A second API key with the same public half.
     ApiKeyExists { public_key: String },

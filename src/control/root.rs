@@ -321,8 +321,25 @@ impl Root {
     /// Keeps the secret of the project's legacy access key `id` for AWS calls: in
     /// `ROOT/credentials.json`, owner-only, never in the settings.
     pub(super) fn save_secret(&self, id: &str, secret: &str) -> Result<(), ControlError> {
+        self.change_secrets(|saved| {
+            saved.insert(id.to_string(), Zeroizing::new(secret.to_string()));
+        })
+    }
+
+    /// Drops the secret kept under `id`. Like [`Root::save_secret`], under the settings
+    /// lock (its callers change the settings in the same step).
+    pub(super) fn forget_secret(&self, id: &str) -> Result<(), ControlError> {
+        self.change_secrets(|saved| {
+            saved.remove(id);
+        })
+    }
+
+    fn change_secrets(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, Zeroizing<String>>),
+    ) -> Result<(), ControlError> {
         let mut saved = self.saved_secrets()?;
-        saved.insert(id.to_string(), Zeroizing::new(secret.to_string()));
+        change(&mut saved);
         let plain: BTreeMap<&str, &str> = saved
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))

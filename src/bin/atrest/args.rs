@@ -392,6 +392,13 @@ pub enum ApiKeyCommand {
         #[arg(long, default_value = "created by atrest project api-key create")]
         description: String,
     },
+    /// Every API key: public key, role, description (never a private key).
+    List,
+    /// Delete an API key (Project Owner): it authenticates nothing from now on.
+    Delete {
+        /// Its public key.
+        public_key: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -283,6 +283,28 @@ fn serve_atlas(root: Root, listen: &str, allow_remote: bool) -> CliResult {
 
 fn project_command(root: &Root, user: &str, command: ProjectCommand, out: Output) -> CliResult {
     match command {
+        ProjectCommand::ApiKey(ApiKeyCommand::List) => {
+            let keys = root.api_keys()?;
+            out.print(&keys, || {
+                keys.iter()
+                    .map(|k| {
+                        format!(
+                            "{}  {:<22} {}",
+                            k.public_key,
+                            k.role.atlas_name(),
+                            k.description
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ProjectCommand::ApiKey(ApiKeyCommand::Delete { public_key }) => {
+            root.delete_api_key(user, &public_key)?;
+            out.print(&json!({ "publicKey": public_key }), || {
+                format!("deleted API key {public_key}")
+            });
+        }
         ProjectCommand::ApiKey(ApiKeyCommand::Create { role, description }) => {
             let (key, private) = create_api_key(root, user, role.into(), &description)?;
             out.print(

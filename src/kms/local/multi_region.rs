@@ -127,6 +127,26 @@ impl State {
         metadata
     }
 
+    /// The replicas of the primary stored under `stored`, to change (none for a key that
+    /// is not a multi-Region primary).
+    fn replicas_mut(&mut self, stored: &str) -> Vec<&mut KeyRecord> {
+        let Some(primary) = self.keys.get(stored) else {
+            return Vec::new();
+        };
+        if primary.multi_region.is_none() || primary.is_replica() {
+            return Vec::new();
+        }
+        let (id, account, region) = (
+            primary.id.clone(),
+            primary.account.clone(),
+            primary.region.clone(),
+        );
+        self.keys
+            .values_mut()
+            .filter(|k| k.id == id && k.account == account && k.region != region)
+            .collect()
+    }
+
     /// Gives every replica of the primary stored under `stored` its material and
     /// rotations, after the primary rotated. Not imported material: AWS copies none of it,
     /// each replica imports it (see [`State::rotate_imported_replicas`]).
@@ -134,21 +154,12 @@ impl State {
         let Some(primary) = self.keys.get(stored) else {
             return;
         };
-        if primary.multi_region.is_none() || primary.is_replica() || primary.is_external() {
+        if primary.is_external() {
             return;
         }
-        let (id, account, region) = (
-            primary.id.clone(),
-            primary.account.clone(),
-            primary.region.clone(),
-        );
         let materials = copy_materials(&primary.materials);
         let rotations = primary.rotations.clone();
-        for replica in self
-            .keys
-            .values_mut()
-            .filter(|k| k.id == id && k.account == account && k.region != region)
-        {
+        for replica in self.replicas_mut(stored) {
             replica.materials = copy_materials(&materials);
             replica.rotations = rotations.clone();
         }
@@ -188,22 +199,7 @@ impl State {
     /// The replicas of the primary stored under `stored` drop material `material_id`,
     /// imported for a rotation that will not come.
     pub(super) fn forget_pending_in_replicas(&mut self, stored: &str, material_id: &str) {
-        let Some(primary) = self.keys.get(stored) else {
-            return;
-        };
-        if primary.multi_region.is_none() || primary.is_replica() {
-            return;
-        }
-        let (id, account, region) = (
-            primary.id.clone(),
-            primary.account.clone(),
-            primary.region.clone(),
-        );
-        for replica in self
-            .keys
-            .values_mut()
-            .filter(|k| k.id == id && k.account == account && k.region != region)
-        {
+        for replica in self.replicas_mut(stored) {
             replica.forget_pending(material_id);
         }
     }
@@ -215,19 +211,7 @@ impl State {
         stored: &str,
         now: Timestamp,
     ) -> Result<(), KmsError> {
-        let Some(primary) = self.keys.get(stored) else {
-            return Ok(());
-        };
-        let (id, account, region) = (
-            primary.id.clone(),
-            primary.account.clone(),
-            primary.region.clone(),
-        );
-        for replica in self
-            .keys
-            .values_mut()
-            .filter(|k| k.id == id && k.account == account && k.region != region)
-        {
+        for replica in self.replicas_mut(stored) {
             replica.rotate_imported(now)?;
         }
         Ok(())
