@@ -28,7 +28,11 @@ pub enum Applied<T> {
 
 /// The verdict of a validity check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "result")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "result"
+)]
 pub enum CheckOutcome {
     /// Encryption at rest is not configured: nothing to check.
     NotConfigured,
