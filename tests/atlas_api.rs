@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -21,39 +23,44 @@ use atrest::clock::SystemClock;
 use atrest::control::project::ProjectRole;
 use atrest::control::{InitOptions, Root};
 use atrest::http::{Handler, Request};
+use cli::{atrest, json, ok};
 use common::peers::{venv_program, Served};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 
-fn atrest(root: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_atrest"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("ATREST_ROOT")
-        .env_remove("ATREST_USER")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "atrest {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A new API key of `role`: (public, private).
 fn api_key(root: &Path, role: &str) -> (String, String) {
-    let out: Value = serde_json::from_str(&atrest(
-        root,
-        &["project", "api-key", "create", "--role", role, "--json"],
-    ))
-    .unwrap();
+    let out = json(root, &["project", "api-key", "create", "--role", role]);
     (
         out["publicKey"].as_str().unwrap().to_string(),
         out["privateKey"].as_str().unwrap().to_string(),
     )
+}
+
+/// A new project with an owner's and a reader's API key, served by `atlas serve`.
+struct ServedProject {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    owner: (String, String),
+    reader: (String, String),
+    served: Served,
+}
+
+fn served_project() -> ServedProject {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    ok(&root, &["init"]);
+    let owner = api_key(&root, "GROUP_OWNER");
+    let reader = api_key(&root, "read-only");
+    let served = Served::start_atlas(&root);
+    ServedProject {
+        _dir: dir,
+        root,
+        owner,
+        reader,
+        served,
+    }
 }
 
 fn openapi_document() -> PathBuf {
@@ -73,12 +80,13 @@ fn openapi_document() -> PathBuf {
 
 #[test]
 fn the_runbook_passes_over_http_and_every_response_matches_atlas_openapi_document() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    atrest(&root, &["init"]);
-    let (owner, owner_secret) = api_key(&root, "GROUP_OWNER");
-    let (reader, reader_secret) = api_key(&root, "GROUP_READ_ONLY");
-    let served = Served::start_atlas(&root);
+    let ServedProject {
+        _dir: dir,
+        root,
+        owner: (owner, owner_secret),
+        reader: (reader, reader_secret),
+        served,
+    } = served_project();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/atlas_runbook.py");
     let out = Command::new(venv_program("python"))
         .arg(script)
@@ -130,12 +138,13 @@ fn curl(url: &str, key: Option<(&str, &str)>, extra: &[&str]) -> (u16, String) {
 
 #[test]
 fn curl_digest_reads_and_a_read_only_key_cannot_patch() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    atrest(&root, &["init"]);
-    let (owner, owner_secret) = api_key(&root, "owner");
-    let (reader, reader_secret) = api_key(&root, "read-only");
-    let served = Served::start_atlas(&root);
+    let ServedProject {
+        _dir,
+        root,
+        owner: (owner, owner_secret),
+        reader: (reader, reader_secret),
+        served,
+    } = served_project();
     let groups = format!("{}/api/atlas/v2/groups", served.url);
 
     let (status, body) = curl(&groups, None, &[]);
@@ -170,20 +179,19 @@ fn curl_digest_reads_and_a_read_only_key_cannot_patch() {
     assert_eq!(ear["awsKms"]["requirePrivateNetworking"], true);
     assert_eq!(ear["awsKms"]["valid"], true);
     // The CLI sees what the API changed.
-    let status: Value =
-        serde_json::from_str(&atrest(&root, &["project", "status", "--json"])).unwrap();
+    let status = json(&root, &["project", "status"]);
     assert_eq!(
         status["encryptionAtRest"]["awsKms"]["requirePrivateNetworking"],
         true
     );
     // A deleted key authenticates nothing.
-    let listed = atrest(&root, &["project", "api-key", "list"]);
+    let listed = ok(&root, &["project", "api-key", "list"]);
     assert!(
         listed.contains(&reader) && listed.contains("GROUP_READ_ONLY"),
         "{listed}"
     );
-    atrest(&root, &["project", "api-key", "delete", &reader]);
-    assert!(!atrest(&root, &["project", "api-key", "list"]).contains(&reader));
+    ok(&root, &["project", "api-key", "delete", &reader]);
+    assert!(!ok(&root, &["project", "api-key", "list"]).contains(&reader));
     let (status, _) = curl(&groups, Some((&reader, &reader_secret)), &[]);
     assert_eq!(status, 401);
 }
@@ -192,23 +200,21 @@ fn curl_digest_reads_and_a_read_only_key_cannot_patch() {
 fn api_keys_need_a_project_owner_and_keep_no_private_half() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    atrest(&root, &["init"]);
-    atrest(
+    ok(&root, &["init"]);
+    ok(
         &root,
         &["project", "add-user", "carol", "--role", "cluster-manager"],
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_atrest"))
-        .arg("--root")
-        .arg(&root)
-        .args([
+    let out = atrest(
+        &root,
+        &[
             "--user", "carol", "project", "api-key", "create", "--role", "owner",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Project Owner"), "{stderr}");
-    let text = atrest(
+    let text = ok(
         &root,
         &[
             "project",
@@ -563,7 +569,7 @@ fn api_requests_and_cli_commands_at_once_lose_no_change() {
         }
         // Another process changes the same project meanwhile.
         for n in 0..5 {
-            atrest(
+            ok(
                 &root_dir,
                 &[
                     "project",

@@ -15,6 +15,7 @@ pub fn atrest(root: &Path, args: &[&str]) -> Output {
         .env_remove("ATREST_ROOT")
         .env_remove("ATREST_CALLER")
         .env_remove("ATREST_REGION")
+        .env_remove("ATREST_USER")
         .output()
         .unwrap()
 }
