@@ -5,18 +5,15 @@
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::project::{derived_id, org_id};
+use super::project::org_id;
 use super::routes::{Call, Outcome};
 use super::wire::page;
 use crate::clock::Timestamp;
+use crate::control::project::derived_id;
 use crate::control::project::Alert;
-use crate::control::{Event, Settings, ALERT_KEY_INVALID, ALERT_NEEDS_ROTATION};
+use crate::control::{Event, Settings, ALERT_KEY_INVALID, ALERT_NEEDS_ROTATION, ATLAS_ALERTS};
 
-/// The alerts Atlas itself raises; atrest's own (a rebuilt node, a master key rotated)
-/// are its events and `/atrest/v1/alerts`.
-const ATLAS_ALERTS: &[&str] = &[ALERT_NEEDS_ROTATION, ALERT_KEY_INVALID];
-
-fn alert_id(settings: &Settings, index: usize) -> String {
+pub(super) fn alert_id(settings: &Settings, index: usize) -> String {
     derived_id(&format!("alert {index} of {}", settings.project.id))
 }
 
@@ -36,7 +33,7 @@ fn is_open(settings: &Settings, index: usize, alert: &Alert) -> bool {
     latest && holds
 }
 
-fn alert_view(settings: &Settings, index: usize, alert: &Alert) -> Value {
+pub(super) fn alert_view(settings: &Settings, index: usize, alert: &Alert) -> Value {
     let open = is_open(settings, index, alert);
     let mut view = json!({
         "id": alert_id(settings, index),
@@ -47,13 +44,18 @@ fn alert_view(settings: &Settings, index: usize, alert: &Alert) -> Value {
         "status": if open { "OPEN" } else { "CLOSED" },
         "links": [],
     });
-    if let (false, Some(fields)) = (open, view.as_object_mut()) {
-        fields.insert("resolved".into(), json!(alert.created.to_string()));
+    if let Some(fields) = view.as_object_mut() {
+        if !open {
+            fields.insert("resolved".into(), json!(alert.created.to_string()));
+        }
+        if let Some(config) = &alert.alert_config_id {
+            fields.insert("alertConfigId".into(), json!(config));
+        }
     }
     view
 }
 
-fn atlas_alerts(settings: &Settings) -> impl Iterator<Item = (usize, &Alert)> {
+pub(super) fn atlas_alerts(settings: &Settings) -> impl Iterator<Item = (usize, &Alert)> {
     settings
         .project
         .alerts
@@ -102,11 +104,11 @@ fn event_id(settings: &Settings, event: &Event) -> String {
     derived_id(&format!("event {} of {}", event.seq, settings.project.id))
 }
 
-fn event_view(settings: &Settings, event: &Event) -> Value {
+fn event_view(settings: &Settings, org: &str, event: &Event) -> Value {
     let mut view = json!({
         "id": event_id(settings, event),
         "groupId": settings.project.id,
-        "orgId": org_id(&settings.project.id),
+        "orgId": org,
         "eventTypeName": event.event_type_name,
         "created": event.created.to_string(),
         "isGlobalAdmin": false,
@@ -148,6 +150,7 @@ fn date(call: &Call<'_>, name: &str) -> Result<Option<Timestamp>, ApiError> {
 
 pub(super) fn list_events(call: &Call<'_>) -> Outcome {
     let settings = call.settings()?;
+    let org = org_id(call)?;
     let types = call.query.all("eventType");
     let excluded = call.query.all("excludedEventType");
     let clusters = call.query.all("clusterNames");
@@ -167,21 +170,30 @@ pub(super) fn list_events(call: &Call<'_>) -> Outcome {
                     .is_some_and(|c| clusters.contains(&c))
         })
         .filter(|e| min.is_none_or(|m| e.created >= m) && max.is_none_or(|m| e.created <= m))
-        .map(|e| event_view(&settings, e))
+        .map(|e| event_view(&settings, &org, e))
         .collect();
     Ok((200, Some(page(views, call.query)?)))
 }
 
 pub(super) fn get_event(call: &Call<'_>) -> Outcome {
     let settings = call.settings()?;
+    let org = org_id(call)?;
     let id = call.param(1);
     settings
         .project
         .events
         .iter()
         .find(|e| event_id(&settings, e) == id)
-        .map(|e| (200, Some(event_view(&settings, e))))
+        .map(|e| (200, Some(event_view(&settings, &org, e))))
         .ok_or_else(|| {
-            ApiError::not_found(format!("No event with ID {id} exists.")).with_parameters(&[id])
+            ApiError::new(
+                404,
+                "EVENT_NOT_FOUND",
+                format!(
+                    "No event with ID {id} exists for group {}.",
+                    settings.project.id
+                ),
+            )
+            .with_parameters(&[id, &settings.project.id])
         })
 }

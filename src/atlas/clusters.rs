@@ -6,10 +6,11 @@
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
-use super::project::derived_id;
-use super::routes::{boolean, string, Call, Outcome};
+use super::routes::{boolean, cannot_access, string, Call, Outcome};
 use super::wire::page;
-use crate::control::project::{atlas_region, Backup, ClusterSpec, QueuedChange, DEFAULT_NODES};
+use crate::control::project::{
+    atlas_region, derived_id, Backup, ClusterSpec, QueuedChange, DEFAULT_NODES,
+};
 use crate::control::{Applied, ControlError, RestoreJob, Settings};
 use crate::store::SnapshotInfo;
 
@@ -421,7 +422,7 @@ fn job_view(settings: &Settings, job: &RestoreJob) -> Value {
         "snapshotId": job.snapshot_id.get(..24).unwrap_or(&job.snapshot_id),
         "deliveryType": "automated",
         "targetClusterName": job.target_cluster,
-        "targetGroupId": settings.project.id,
+        "targetGroupId": job.target_project.as_ref().unwrap_or(&settings.project.id),
         "cancelled": false,
         "expired": false,
         "failed": false,
@@ -478,21 +479,23 @@ pub(super) fn create_restore_job(call: &Call<'_>) -> Outcome {
         required("targetClusterName")?,
         required("targetGroupId")?,
     );
-    if group != settings.project.id {
-        return Err(ApiError::new(
-            404,
-            "GROUP_NOT_FOUND",
-            format!(
-                "No group with ID {group} exists on this server: it serves project {}.",
-                settings.project.id
-            ),
-        )
-        .with_parameters(&[&group]));
+    let target_project = match group == settings.project.id {
+        true => None,
+        false => Some(call.api.project(&group)?),
+    };
+    let target_root = target_project.as_deref().unwrap_or(call.root);
+    if target_root
+        .require_settings()?
+        .project
+        .role_of(call.acting)
+        .is_err()
+    {
+        return Err(cannot_access(&group));
     }
     let info = find_snapshot(call, &snapshot)?;
-    let job = call
-        .root
-        .run_restore_job(call.acting, call.param(1), &info.id, &target)?;
+    let job =
+        call.root
+            .run_restore_job(call.acting, call.param(1), &info.id, target_root, &target)?;
     Ok((200, Some(job_view(&call.settings()?, &job))))
 }
 
@@ -509,7 +512,15 @@ pub(super) fn get_restore_job(call: &Call<'_>) -> Outcome {
     let id = call.param(2);
     let jobs = call.root.restore_jobs(call.param(1))?;
     let job = jobs.iter().find(|j| j.id == id).ok_or_else(|| {
-        ApiError::not_found(format!("No restore job with ID {id} exists.")).with_parameters(&[id])
+        ApiError::new(
+            404,
+            "RESTORE_JOB_NOT_FOUND",
+            format!(
+                "No restore job with ID {id} exists for cluster {}.",
+                call.param(1)
+            ),
+        )
+        .with_parameters(&[id, call.param(1)])
     })?;
     Ok((200, Some(job_view(&settings, job))))
 }

@@ -1,5 +1,7 @@
 //! `/atrest/v1/...`: the controls a test needs and Atlas does not have, under a path that
 //! is plainly not Atlas's. Same digest authentication; changes need a Project Owner key.
+//! Each control acts on the organization's home project, or on the project named by
+//! `?groupId=ID`; the clock is the whole organization's.
 //!
 //! | method and path | does |
 //! |---|---|
@@ -17,11 +19,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::routes::{check_members, string};
-use super::wire::{error_response, Style};
-use super::AtlasApi;
+use super::routes::{cannot_access, check_members, string};
+use super::wire::Style;
+use super::{AtlasApi, Project};
 use crate::control::project::ProjectRole;
-use crate::control::ApiKey;
+use crate::control::Root;
 use crate::http::{Request, Response};
 use crate::kms::Fault;
 
@@ -62,7 +64,7 @@ fn fault(name: &str) -> Result<Fault, ApiError> {
 
 pub(super) fn handle(
     api: &AtlasApi,
-    key: &ApiKey,
+    key: &str,
     request: &Request<'_>,
     path: &str,
     query: &super::wire::Query,
@@ -72,20 +74,29 @@ pub(super) fn handle(
         envelope: false,
         version: "2023-01-01",
     };
-    let changes = request.method != "GET";
-    if changes && key.role != ProjectRole::Owner {
-        let error = ApiError::new(
-            403,
-            "USER_UNAUTHORIZED",
-            format!(
-                "The emulator's controls need a Project Owner API key; {} has the {} role.",
-                key.public_key,
-                key.role.atlas_name()
-            ),
-        );
-        return error_response(&error, style.pretty);
-    }
-    match run(api, request, path) {
+    let project = match query.get("groupId") {
+        Some(group) => api.project(group),
+        None => Ok(Project::Home(api.root())),
+    };
+    let outcome = project.and_then(|project| {
+        let settings = project.require_settings()?;
+        let role = settings
+            .project
+            .role_of(key)
+            .map_err(|_| cannot_access(&settings.project.id))?;
+        if request.method != "GET" && role != ProjectRole::Owner {
+            return Err(ApiError::new(
+                401,
+                "USER_UNAUTHORIZED",
+                format!(
+                    "The emulator's controls need a Project Owner API key; {key} has the {} role.",
+                    role.atlas_name()
+                ),
+            ));
+        }
+        run(api, &project, request, path)
+    });
+    match outcome {
         Ok((status, body)) => {
             let mut response = style.answer(status, body);
             response.content_type = "application/json";
@@ -97,10 +108,10 @@ pub(super) fn handle(
 
 fn run(
     api: &AtlasApi,
+    root: &Root,
     request: &Request<'_>,
     path: &str,
 ) -> Result<(u16, Option<Value>), ApiError> {
-    let root = &api.root;
     let ok = |value: Value| Ok((200, Some(value)));
     match (request.method, path) {
         ("GET", "status") => ok(to_json(root.project_status()?)),

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::control::ControlError;
+use crate::control::{ControlError, ALERT_NEEDS_ROTATION};
 use crate::kms::KmsError;
 use crate::store::SnapshotError;
 
@@ -104,30 +104,41 @@ impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         use ControlError as C;
         let detail = e.to_string();
+        let named = |status, code, values: &[&str]| {
+            ApiError::new(status, code, detail.clone()).with_parameters(values)
+        };
         let (status, code) = match &e {
             C::NotProjectOwner { .. } | C::ReadOnlyRole { .. } | C::UnknownUser { .. } => {
-                (403, "USER_UNAUTHORIZED")
+                (401, "USER_UNAUTHORIZED")
             }
-            C::UnknownCluster { name, .. } => {
-                return ApiError::new(404, "CLUSTER_NOT_FOUND", detail).with_parameters(&[name])
-            }
+            C::NotProjectCreator { .. } => (401, "NOT_ORG_GROUP_CREATOR"),
+            C::UnknownCluster { name, .. } => return named(404, "CLUSTER_NOT_FOUND", &[name]),
             C::UnknownAccessRole { role_id } => {
-                return ApiError::new(404, "CLOUD_PROVIDER_ACCESS_ROLE_NOT_FOUND", detail)
-                    .with_parameters(&[role_id])
+                return named(404, "CLOUD_PROVIDER_ACCESS_ROLE_NOT_FOUND", &[role_id])
             }
-            C::ClusterExists { name } => {
-                return ApiError::new(400, "DUPLICATE_CLUSTER_NAME", detail)
-                    .with_parameters(&[name])
+            C::ClusterExists { name } => return named(400, "DUPLICATE_CLUSTER_NAME", &[name]),
+            C::BadClusterName { name } => return named(400, "CLUSTER_NAME_INVALID", &[name]),
+            C::ProjectExists { name } => return named(409, "GROUP_ALREADY_EXISTS", &[name]),
+            C::BadProjectName { name } => return named(400, "INVALID_GROUP_NAME", &[name]),
+            C::UnknownProject { id } => return named(404, "GROUP_NOT_FOUND", &[id]),
+            C::UnknownAlertConfig { id } => return named(404, "ALERT_CONFIG_NOT_FOUND", &[id]),
+            C::UnsupportedAlertEvent { event } => {
+                return named(400, "INVALID_EVENT_TYPE_FOR_ALERT", &[event])
             }
-            C::BadClusterName { .. } | C::BadTier { .. } | C::BadNodeCount { .. } => {
-                (400, "INVALID_ATTRIBUTE")
+            C::AlertThreshold { event } if event == ALERT_NEEDS_ROTATION => {
+                (400, "MISSING_THRESHOLD")
             }
-            C::TierTooSmall { .. }
-            | C::ServerlessUnsupported { .. }
-            | C::LegacyBackup { .. }
-            | C::ProjectNotConfigured
-            | C::NotSymmetric { .. }
-            | C::MissingPermission { .. }
+            C::AlertThreshold { .. } => (400, "THRESHOLD_PRESENT"),
+            C::BadTier { .. } | C::BadNodeCount { .. } => (400, "INVALID_ATTRIBUTE"),
+            C::TierTooSmall { tier, .. } if is_tenant(tier) => {
+                (400, "CANNOT_USE_ENCRYPTION_AT_REST_TENANT")
+            }
+            C::TierTooSmall { .. } => (400, "INSUFFICIENT_INSTANCE_SIZE"),
+            C::ServerlessUnsupported { .. } => (400, "ENCRYPTION_AT_REST_PROVIDER_NOT_SUPPORTED"),
+            C::LegacyBackup { .. } => (400, "CANNOT_USE_ENCRYPTION_AT_REST_BACKUP_TYPE"),
+            C::ProjectNotConfigured => (400, "ENCRYPTION_AT_REST_NOT_ENABLED"),
+            C::MissingPermission { .. } => (400, "NO_PERMISSION_TO_ENCRYPT_DECRYPT"),
+            C::NotSymmetric { .. }
             | C::NeedsFullArn { .. }
             | C::CredentialsAfterRole
             | C::IncompleteCredentials
@@ -136,20 +147,24 @@ impl From<ControlError> for ApiError {
             | C::PrivateNetworkingOff
             | C::WrongEndpointRegion { .. }
             | C::AccessRoleInUse { .. } => (400, "VALIDATION_ERROR"),
-            C::UnknownSnapshot { .. }
-            | C::UnknownPrivateEndpoint { .. }
-            | C::UnknownApiKey { .. } => (404, "RESOURCE_NOT_FOUND"),
+            C::UnknownSnapshot { .. } | C::Snapshot(SnapshotError::NotFound { .. }) => {
+                (404, "SNAPSHOT_NOT_FOUND")
+            }
+            C::UnknownPrivateEndpoint { .. } | C::UnknownApiKey { .. } => {
+                (404, "RESOURCE_NOT_FOUND")
+            }
+            C::EncryptionInUse { .. } => (409, "CANNOT_DISABLE_ENCRYPTION_AT_REST"),
+            C::ShutDown { .. } => (400, "ENCRYPTION_AT_REST_SETTINGS_INVALID"),
+            // Atlas documents no code for these: atrest's own.
             C::NotProjectKey { .. }
-            | C::EncryptionInUse { .. }
             | C::ApiKeyExists { .. }
             | C::RotationInProgress { .. }
-            | C::ConcurrentChange { .. }
-            | C::ShutDown { .. } => (409, "CONFLICT"),
-            C::Snapshot(SnapshotError::NotFound { .. }) => (404, "RESOURCE_NOT_FOUND"),
+            | C::ConcurrentChange { .. } => (409, "CONFLICT"),
+            C::Snapshot(SnapshotError::CmkDisabled { .. }) => {
+                (400, "AWS_KMS_CUSTOMER_MASTER_KEY_NOT_ENABLED")
+            }
             C::Snapshot(
-                SnapshotError::CmkDisabled { .. }
-                | SnapshotError::CredentialsNotPresent { .. }
-                | SnapshotError::WrongRegion { .. },
+                SnapshotError::CredentialsNotPresent { .. } | SnapshotError::WrongRegion { .. },
             ) => (400, "VALIDATION_ERROR"),
             _ => match e.kms_error() {
                 Some(k) => return kms_error(k, detail),
@@ -160,12 +175,27 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// Atlas's shared-tier (tenant) instance sizes.
+fn is_tenant(tier: &str) -> bool {
+    matches!(tier, "M0" | "M2" | "M5") || tier.starts_with("FLEX")
+}
+
 /// A KMS error met on the customer's behalf: the customer's key or permissions (400), or
 /// the KMS out of reach (503).
 fn kms_error(e: &KmsError, detail: String) -> ApiError {
     if e.is_retryable() {
-        ApiError::new(503, "SERVICE_UNAVAILABLE", detail)
-    } else {
-        ApiError::validation(detail)
+        return ApiError::new(503, "SERVICE_UNAVAILABLE", detail);
     }
+    let code = match e {
+        KmsError::Disabled(_) => "AWS_KMS_CUSTOMER_MASTER_KEY_NOT_ENABLED",
+        KmsError::InvalidState(m) if m.contains("pending deletion") => {
+            "AWS_KMS_CUSTOMER_MASTER_KEY_PENDING_DELETION"
+        }
+        KmsError::InvalidState(m) if m.contains("pending import") => {
+            "AWS_KMS_CUSTOMER_MASTER_KEY_PENDING_IMPORT"
+        }
+        KmsError::AccessDenied(_) => "NO_PERMISSION_TO_ENCRYPT_DECRYPT",
+        _ => "VALIDATION_ERROR",
+    };
+    ApiError::new(400, code, detail)
 }

@@ -1,6 +1,7 @@
 //! `atrest atlas serve`: the Atlas Administration API (v2) for encryption at rest, over
-//! the root's project, so that scripts, the Atlas CLI, Terraform and SDKs rehearse against
-//! Atlas's own paths, shapes and words. A translation layer only: every change is a call
+//! the root's organization (its project and the projects created beside it), so that
+//! scripts, the Atlas CLI, Terraform and SDKs rehearse against Atlas's own paths, shapes
+//! and words. A translation layer only: every change is a call
 //! on [`Root`], the same the CLI makes, so the two see one state.
 //!
 //! | file | owns |
@@ -12,9 +13,11 @@
 //! | `project` | `groups`, `cloudProviderAccess`, `encryptionAtRest` and its private endpoints |
 //! | `clusters` | `clusters`, their `backup/snapshots` and `backup/restoreJobs` |
 //! | `activity` | `alerts` and `events` |
+//! | `alert_configs` | `alertConfigs`: the rotation reminder and the invalid-key alert, editable |
 //! | `emulator` | `/atrest/v1/...`: what a test needs and Atlas lacks (clock, tick, KMS faults) |
 
 mod activity;
+mod alert_configs;
 mod clusters;
 mod digest;
 mod emulator;
@@ -32,7 +35,7 @@ pub use error::ApiError;
 
 use crate::clock::SharedClock;
 use crate::control::project::{uuid_string, ProjectRole};
-use crate::control::{ApiKey, ControlError, Root, DEFAULT_ACCOUNT, DEFAULT_REGION};
+use crate::control::{ApiKey, ControlError, OrgRole, Root, DEFAULT_ACCOUNT, DEFAULT_REGION};
 use crate::http::{Handler, HttpServer, Request, Response};
 use crate::kms::{Caller, FaultyKms};
 use digest::{Credentials, Digest, Refusal};
@@ -41,7 +44,7 @@ use wire::{error_response, Query};
 /// The largest request body taken.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The API over one root: authentication, then the route table.
+/// The API over one root's organization: authentication, then the route table.
 pub struct AtlasApi {
     root: Root,
     digest: Digest,
@@ -57,7 +60,8 @@ impl std::fmt::Debug for AtlasApi {
 }
 
 impl AtlasApi {
-    /// Serves `root` (an initialised project). Its KMS calls go through a fault injector
+    /// Serves `root` (an initialised project) and the projects of its organization. Their
+    /// KMS calls go through a fault injector
     /// that `/atrest/v1/kmsFaults` drives; digest nonces age on `nonce_clock` (real time,
     /// unless a test moves it), not on the emulator clock a test jumps by days.
     pub fn new(mut root: Root, nonce_clock: SharedClock) -> Result<Self, ControlError> {
@@ -110,27 +114,80 @@ impl AtlasApi {
         response
     }
 
-    /// The API key a request authenticates as, with its role.
-    fn authenticate(&self, request: &Request<'_>) -> Result<ApiKey, Refusal> {
+    /// The public half of the API key a request authenticates as.
+    fn authenticate(&self, request: &Request<'_>) -> Result<String, Refusal> {
         let credentials = request
             .header("authorization")
             .and_then(Credentials::parse)
             .ok_or(Refusal::Unauthenticated)?;
-        let found = self
-            .root
-            .api_key(&credentials.username)
+        let verifier = self
+            .verifier(&credentials.username)
             .map_err(|_| Refusal::Unauthenticated)?;
-        let verifier = found.as_ref().map(|(_, v)| v.as_str());
-        self.digest
-            .check(&credentials, request.method, request.uri, verifier)?;
-        found.map(|(key, _)| key).ok_or(Refusal::Unauthenticated)
+        self.digest.check(
+            &credentials,
+            request.method,
+            request.uri,
+            verifier.as_ref().map(|v| v.as_str()),
+        )?;
+        verifier
+            .map(|_| credentials.username)
+            .ok_or(Refusal::Unauthenticated)
+    }
+
+    /// The verifier of API key `public_key`: the home project's keys first (organization
+    /// keys among them), then each other project's own.
+    fn verifier(&self, public_key: &str) -> Result<Option<Zeroizing<String>>, ControlError> {
+        if let Some((_, verifier)) = self.root.api_key(public_key)? {
+            return Ok(Some(verifier));
+        }
+        for (id, _) in self.root.member_projects()? {
+            if let Some((_, verifier)) = self.root.member_project(&id)?.api_key(public_key)? {
+                return Ok(Some(verifier));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Project `group` of the organization served, as Atlas answers an id it does not
+    /// know.
+    fn project(&self, group: &str) -> Result<Project<'_>, ApiError> {
+        if group == self.root.require_settings()?.project.id {
+            return Ok(Project::Home(&self.root));
+        }
+        match self.root.member_project(group) {
+            Ok(root) => Ok(Project::Member(Box::new(root))),
+            Err(ControlError::UnknownProject { .. }) => Err(ApiError::new(
+                404,
+                "GROUP_NOT_FOUND",
+                format!("No group with ID {group} exists."),
+            )
+            .with_parameters(&[group])),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A project of the organization served: the home, or one opened for the request.
+enum Project<'a> {
+    Home(&'a Root),
+    Member(Box<Root>),
+}
+
+impl std::ops::Deref for Project<'_> {
+    type Target = Root;
+
+    fn deref(&self) -> &Root {
+        match self {
+            Project::Home(root) => root,
+            Project::Member(root) => root,
+        }
     }
 }
 
 impl Handler for AtlasApi {
     fn handle(&self, request: &Request<'_>) -> Response {
         let key = match self.authenticate(request) {
-            Ok(key) => key,
+            Ok(public_key) => public_key,
             Err(refusal) => return self.unauthorized(refusal),
         };
         let (path, query) = request.uri.split_once('?').unwrap_or((request.uri, ""));
@@ -141,7 +198,7 @@ impl Handler for AtlasApi {
         if let Some(rest) = path.strip_prefix(emulator::PREFIX) {
             return emulator::handle(self, &key, request, rest, &query);
         }
-        routes::handle(&self.root, &key, request, path, &query)
+        routes::handle(self, &key, request, path, &query)
     }
 
     fn max_body(&self) -> usize {
@@ -158,13 +215,14 @@ impl Handler for AtlasApi {
     }
 }
 
-/// A new programmatic API key: its public half (8 lowercase letters, as Atlas's) and
-/// private half (a UUID), of which the root keeps only the digest verifier. The private
-/// half is shown once, here.
+/// A new programmatic API key with a project role (and, in the organization's home, an
+/// organization role): its public half (8 lowercase letters, as Atlas's) and private half
+/// (a UUID), of which the root keeps only the digest verifier. The private half is shown
+/// once, here.
 pub fn create_api_key(
     root: &Root,
     acting: &str,
-    role: ProjectRole,
+    roles: (ProjectRole, Option<OrgRole>),
     description: &str,
 ) -> Result<(ApiKey, Zeroizing<String>), ControlError> {
     let mut letters = [0u8; 8];
@@ -174,6 +232,6 @@ pub fn create_api_key(
     crate::crypto::fill_random(bytes.as_mut());
     let private = Zeroizing::new(uuid_string(&bytes));
     let verifier = digest::verifier(&public, &private);
-    let key = root.add_api_key(acting, &public, role, description, &verifier)?;
+    let key = root.add_api_key(acting, &public, roles, description, &verifier)?;
     Ok((key, private))
 }

@@ -1,61 +1,98 @@
-//! The project's own resources: `groups` (the root's one project), `cloudProviderAccess`
+//! The project's own resources: `groups` (the organization's projects), `cloudProviderAccess`
 //! (AWS IAM roles set up, authorized and deauthorized), `encryptionAtRest` (GET and PATCH
 //! of `awsKms`; Azure and Google Cloud answered as unsupported) and its AWS private
 //! endpoints.
 
-use aws_lc_rs::digest;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use super::routes::{boolean, check_members, string, Call, Outcome};
 use super::wire::page;
-use crate::control::project::{atlas_region, AccessRole, KmsAccess, PendingAccessRole};
+use crate::control::project::{atlas_region, derived_id, AccessRole, KmsAccess, PendingAccessRole};
 use crate::control::{AccessRequest, EndpointStatus, PrivateEndpoint, Settings};
 
-/// A 24-hex-digit id for something atrest keeps no id of (the organization, a cluster, a
-/// zone), derived from what names it, so every call shows the same.
-pub(super) fn derived_id(what: &str) -> String {
-    let d = digest::digest(&digest::SHA256, what.as_bytes());
-    d.as_ref()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The organization a project belongs to: atrest keeps no organization id, so one
+/// derived from the organization's home project.
+pub(super) fn org_id(call: &Call<'_>) -> Result<String, ApiError> {
+    let home = call.api.root().require_settings()?;
+    Ok(derived_id(&format!("organization of {}", home.project.id)))
 }
 
-/// The organization a project belongs to: atrest has none, so one derived from the project.
-pub(super) fn org_id(project_id: &str) -> String {
-    derived_id(&format!("organization of {project_id}"))
-}
-
-fn group_view(settings: &Settings) -> Value {
+fn group_view(settings: &Settings, org: &str) -> Value {
     let p = &settings.project;
     json!({
         "id": p.id,
         "name": p.name,
-        "orgId": org_id(&p.id),
+        "orgId": org,
         "clusterCount": p.clusters.len(),
         "created": p.created.unwrap_or(p.encryption.cmk_set_at).to_string(),
         "links": [],
     })
 }
 
+/// The organization's projects the key has a role in: its home first, then the others
+/// in the order of their ids.
 pub(super) fn list_groups(call: &Call<'_>) -> Outcome {
-    let settings = call.settings()?;
-    Ok((200, Some(page(vec![group_view(&settings)], call.query)?)))
+    let org = org_id(call)?;
+    let home = call.api.root();
+    let mut projects = vec![home.require_settings()?];
+    for (id, _) in home.member_projects()? {
+        projects.push(home.member_project(&id)?.require_settings()?);
+    }
+    let views = projects
+        .iter()
+        .filter(|s| s.project.role_of(call.acting).is_ok())
+        .map(|s| group_view(s, &org))
+        .collect();
+    Ok((200, Some(page(views, call.query)?)))
 }
 
 pub(super) fn get_group(call: &Call<'_>) -> Outcome {
-    Ok((200, Some(group_view(&call.settings()?))))
+    Ok((200, Some(group_view(&call.settings()?, &org_id(call)?))))
 }
 
-pub(super) fn create_group(_: &Call<'_>) -> Outcome {
-    Err(ApiError::new(
-        403,
-        "API_KEY_CANNOT_CREATE_GROUP",
-        "API keys cannot create groups: a project API key belongs to its project, and an atrest root holds one project.",
-    ))
+/// Creates a project in the organization, with the requesting key as a Project Owner.
+pub(super) fn create_group(call: &Call<'_>) -> Outcome {
+    let body = call.object(
+        &["name", "orgId", "withDefaultAlertsSettings", "tags"],
+        &["id", "created", "clusterCount", "links"],
+    )?;
+    let org = org_id(call)?;
+    let required = |member: &str| -> Result<String, ApiError> {
+        string(&body, member)?.map(str::to_string).ok_or_else(|| {
+            ApiError::new(
+                400,
+                "MISSING_ATTRIBUTE",
+                format!("The required attribute {member} was not specified."),
+            )
+            .with_parameters(&[member])
+        })
+    };
+    let (name, org_given) = (required("name")?, required("orgId")?);
+    if org_given != org {
+        return Err(ApiError::new(
+            404,
+            "ORG_NOT_FOUND",
+            format!("No organization with ID {org_given} exists."),
+        )
+        .with_parameters(&[&org_given]));
+    }
+    let default_alerts = boolean(&body, "withDefaultAlertsSettings")?.unwrap_or(true);
+    if body
+        .get("tags")
+        .is_some_and(|tags| tags.as_array().is_none_or(|t| !t.is_empty()))
+    {
+        return Err(
+            ApiError::validation("atrest keeps no project tags: give none.")
+                .with_parameters(&["tags"]),
+        );
+    }
+    let created = call
+        .api
+        .root()
+        .create_project(call.acting, &name, default_alerts)?;
+    Ok((200, Some(group_view(&created.require_settings()?, &org))))
 }
 
 /// A role as `cloudProviderAccess` shows it, authorized or only set up.

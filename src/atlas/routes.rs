@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::wire::{error_response, negotiate, Query, Style};
-use super::{activity, clusters, project};
+use super::{activity, alert_configs, clusters, project, AtlasApi, Project};
 use crate::control::project::ProjectRole;
-use crate::control::{ApiKey, Root, Settings};
+use crate::control::{Root, Settings};
 use crate::http::{Request, Response};
 
 /// What a handler answers: a status and a body, or an error.
@@ -238,6 +238,62 @@ const ROUTES: &[Route] = &[
     ),
     route(
         "GET",
+        "/groups/{}/alerts/{}/alertConfigs",
+        V1,
+        Need::Read,
+        alert_configs::configs_of_alert,
+    ),
+    route(
+        "GET",
+        "/groups/{}/alertConfigs",
+        V1,
+        Need::Read,
+        alert_configs::list,
+    ),
+    route(
+        "POST",
+        "/groups/{}/alertConfigs",
+        V1,
+        Need::Owner,
+        alert_configs::create,
+    ),
+    route(
+        "GET",
+        "/groups/{}/alertConfigs/{}",
+        V1,
+        Need::Read,
+        alert_configs::get,
+    ),
+    route(
+        "PUT",
+        "/groups/{}/alertConfigs/{}",
+        V1,
+        Need::Owner,
+        alert_configs::replace,
+    ),
+    route(
+        "PATCH",
+        "/groups/{}/alertConfigs/{}",
+        V1,
+        Need::Owner,
+        alert_configs::toggle,
+    ),
+    route(
+        "DELETE",
+        "/groups/{}/alertConfigs/{}",
+        V1,
+        Need::Owner,
+        alert_configs::delete,
+    ),
+    route(
+        "GET",
+        "/groups/{}/alertConfigs/{}/alerts",
+        V1,
+        Need::Read,
+        alert_configs::alerts_of,
+    ),
+    route(
+        "GET",
         "/groups/{}/events",
         V1,
         Need::Read,
@@ -270,10 +326,10 @@ fn matches<'p>(pattern: &str, path: &'p str) -> Option<Vec<&'p str>> {
     }
 }
 
-/// Answers an authenticated request for `path` under `/api/atlas/v2`.
+/// Answers a request for `path` under `/api/atlas/v2`, authenticated as API key `key`.
 pub(super) fn handle(
-    root: &Root,
-    key: &ApiKey,
+    api: &AtlasApi,
+    key: &str,
     request: &Request<'_>,
     path: &str,
     query: &Query,
@@ -309,26 +365,22 @@ pub(super) fn handle(
         Ok(style) => style,
         Err(e) => return error_response(&e, pretty),
     };
-    if rank(key.role) < route.need {
-        let error = ApiError::new(
-            403,
-            "USER_UNAUTHORIZED",
-            format!(
-                "The current user is not authorized to perform this action: API key {} has the {} role.",
-                key.public_key,
-                key.role.atlas_name()
-            ),
-        );
-        return style.error(&error);
-    }
+    let project = match params.first() {
+        Some(group) => match api.project(group) {
+            Ok(project) => project,
+            Err(e) => return style.error(&e),
+        },
+        None => Project::Home(api.root()),
+    };
     let call = Call {
-        root,
-        acting: &key.public_key,
+        api,
+        root: &project,
+        acting: key,
         query,
         body: request.body,
         params: params.clone(),
     };
-    match call.in_group().and_then(|()| (route.run)(&call)) {
+    match call.authorize(route.need).and_then(|()| (route.run)(&call)) {
         Ok((status, body)) => style.answer(status, body),
         Err(e) => style.error(&e),
     }
@@ -336,7 +388,9 @@ pub(super) fn handle(
 
 /// What a handler is given.
 pub(super) struct Call<'a> {
-    /// The root served.
+    /// The API served: the organization's other projects.
+    pub api: &'a AtlasApi,
+    /// The project the path names (the organization's home for `/groups`).
     pub root: &'a Root,
     /// Who asks: the API key's public half.
     pub acting: &'a str,
@@ -354,26 +408,34 @@ impl Call<'_> {
         self.params.get(n).copied().unwrap_or_default()
     }
 
-    /// The root's settings.
+    /// The project's settings.
     pub fn settings(&self) -> Result<Settings, ApiError> {
         Ok(self.root.require_settings()?)
     }
 
-    /// Refuses a group id that is not this project's, as Atlas does one that does not
-    /// exist.
-    fn in_group(&self) -> Result<(), ApiError> {
-        let Some(group) = self.params.first() else {
-            return Ok(());
-        };
-        if *group == self.settings()?.project.id {
+    /// Refuses a key without a role in the project the path names, or with a lesser role
+    /// than `need`. Paths that name no project take any key.
+    fn authorize(&self, need: Need) -> Result<(), ApiError> {
+        if self.params.is_empty() {
             return Ok(());
         }
-        Err(ApiError::new(
-            404,
-            "GROUP_NOT_FOUND",
-            format!("No group with ID {group} exists."),
-        )
-        .with_parameters(&[group]))
+        let role = self
+            .settings()?
+            .project
+            .role_of(self.acting)
+            .map_err(|_| cannot_access(self.param(0)))?;
+        if rank(role) < need {
+            return Err(ApiError::new(
+                401,
+                "USER_UNAUTHORIZED",
+                format!(
+                    "Current user is not authorized to perform this action: API key {} has the {} role.",
+                    self.acting,
+                    role.atlas_name()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The body as a JSON object whose members are among `writable` (those in
@@ -405,6 +467,16 @@ impl Call<'_> {
         check_members(&object, writable, read_only)?;
         Ok(object)
     }
+}
+
+/// 401 for a key that has no role in project `group`.
+pub(super) fn cannot_access(group: &str) -> ApiError {
+    ApiError::new(
+        401,
+        "USER_CANNOT_ACCESS_GROUP",
+        format!("User cannot access group {group}."),
+    )
+    .with_parameters(&[group])
 }
 
 /// Refuses members of `object` not in `writable`.

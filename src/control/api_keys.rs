@@ -2,7 +2,9 @@
 //! answers, and with which project role. A key's public half and role are project state;
 //! the verifier digest authentication checks its private half against is kept with the
 //! root's other secrets (owner-only), never in the settings, and the private half itself
-//! nowhere.
+//! nowhere. A key of the organization's home project may also hold an organization role
+//! (creating projects); a project created by a key lists it as a Project Owner, its
+//! verifier staying with the home's secrets.
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -19,12 +21,45 @@ pub struct ApiKey {
     pub id: String,
     /// The public half: the user name of digest authentication.
     pub public_key: String,
-    /// What the key may do.
+    /// What the key may do in this project.
     pub role: ProjectRole,
+    /// What the key may do across the organization (keys of its home project only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_role: Option<OrgRole>,
     /// What the key is for.
     pub description: String,
     /// When it was created.
     pub created: Timestamp,
+}
+
+/// An organization role of an API key, by Atlas's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrgRole {
+    /// Organization Owner: creates projects.
+    #[serde(rename = "ORG_OWNER")]
+    Owner,
+    /// Organization Project Creator: creates projects.
+    #[serde(rename = "ORG_GROUP_CREATOR")]
+    ProjectCreator,
+    /// Organization Member: sees the organization, creates nothing.
+    #[serde(rename = "ORG_MEMBER")]
+    Member,
+}
+
+impl OrgRole {
+    /// Atlas's name.
+    pub fn atlas_name(self) -> &'static str {
+        match self {
+            OrgRole::Owner => "ORG_OWNER",
+            OrgRole::ProjectCreator => "ORG_GROUP_CREATOR",
+            OrgRole::Member => "ORG_MEMBER",
+        }
+    }
+
+    /// Whether a key of this role may create projects.
+    pub fn creates_projects(self) -> bool {
+        matches!(self, OrgRole::Owner | OrgRole::ProjectCreator)
+    }
 }
 
 /// Where a key's verifier is kept among the root's secrets.
@@ -33,17 +68,21 @@ fn secret_name(public_key: &str) -> String {
 }
 
 impl Root {
-    /// Adds an API key with `role`: `verifier` is what digest authentication checks the
-    /// private half against (the caller's to compute; it never sees the private half
-    /// again). Only a Project Owner may.
+    /// Adds an API key with `role` (and `org_role`, on the organization's home project
+    /// only): `verifier` is what digest authentication checks the private half against
+    /// (the caller's to compute; it never sees the private half again). Only a Project
+    /// Owner may.
     pub fn add_api_key(
         &self,
         acting: &str,
         public_key: &str,
-        role: ProjectRole,
+        (role, org_role): (ProjectRole, Option<OrgRole>),
         description: &str,
         verifier: &str,
     ) -> Result<ApiKey, ControlError> {
+        if org_role.is_some() {
+            self.require_organization_home()?;
+        }
         let created = self.clock.now();
         self.transact(|settings| {
             let project = &mut settings.project;
@@ -59,6 +98,7 @@ impl Root {
                 id: atlas_id(),
                 public_key: public_key.to_string(),
                 role,
+                org_role,
                 description: description.to_string(),
                 created,
             };
@@ -91,7 +131,8 @@ impl Root {
         })
     }
 
-    /// API key `public_key` and its verifier, if the project has that key.
+    /// API key `public_key` and its verifier, if the project has that key and keeps its
+    /// verifier (a key that created this project is verified by the organization's home).
     pub fn api_key(
         &self,
         public_key: &str,
@@ -105,7 +146,10 @@ impl Root {
         else {
             return Ok(None);
         };
-        let verifier = self.saved_secret(&secret_name(public_key))?;
-        Ok(Some((key.clone(), verifier)))
+        match self.saved_secret(&secret_name(public_key)) {
+            Ok(verifier) => Ok(Some((key.clone(), verifier))),
+            Err(ControlError::MissingSecret { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

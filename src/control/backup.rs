@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,10 +15,10 @@ use super::state::{read_json, write_json};
 use super::{ControlError, Root};
 use crate::clock::{days, Clock, Timestamp};
 use crate::durable::{self, DirReplacement};
-use crate::kms::LocalKmsClient;
+use crate::kms::{Kms, LocalKmsClient};
 use crate::store::{
     check_snapshot_key, list_snapshots, snapshot_info, stage_restore, verify_snapshot,
-    RestoreTarget, SnapshotError, SnapshotInfo, SnapshotListing, StoreOptions,
+    RestoreTarget, SnapshotError, SnapshotInfo, SnapshotListing, SnapshotStorage, StoreOptions,
 };
 
 /// Who depends on a CMK, and so whether it can be deleted without losing data.
@@ -236,10 +237,7 @@ impl Root {
         cluster: Option<&str>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<SnapshotInfo, ControlError> {
-        let storage = self.snapshot_storage()?;
-        let info = snapshot_info(storage.as_ref(), id)?;
-        let snapshot_kms = self.kms()?;
-        check_snapshot_key(storage.as_ref(), id, snapshot_kms.as_ref())?;
+        let snapshot = self.restorable(id)?;
         let other;
         let target_root = match target {
             Some(dir) if fs::canonicalize(dir).ok() != fs::canonicalize(&self.dir).ok() => {
@@ -273,6 +271,43 @@ impl Root {
             }
             _ => self,
         };
+        self.restore_checked(id, snapshot, target_root, cluster, progress)
+    }
+
+    /// Restores snapshot `id` into every node of `cluster` of `target`, a project of this
+    /// root's organization ([`Root::member_project`], or this root): as
+    /// [`Root::restore_snapshot`] with a target already open.
+    pub fn restore_snapshot_into(
+        &self,
+        id: &str,
+        target: &Root,
+        cluster: &str,
+    ) -> Result<SnapshotInfo, ControlError> {
+        let snapshot = self.restorable(id)?;
+        self.restore_checked(id, snapshot, target, Some(cluster), &mut |_| {})
+    }
+
+    /// Snapshot `id`, once its key is known to open it.
+    fn restorable(&self, id: &str) -> Result<Restorable, ControlError> {
+        let storage = self.snapshot_storage()?;
+        let info = snapshot_info(storage.as_ref(), id)?;
+        let kms = self.kms()?;
+        check_snapshot_key(storage.as_ref(), id, kms.as_ref())?;
+        Ok(Restorable { storage, info, kms })
+    }
+
+    fn restore_checked(
+        &self,
+        id: &str,
+        Restorable {
+            storage,
+            info,
+            kms: snapshot_kms,
+        }: Restorable,
+        target_root: &Root,
+        cluster: Option<&str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SnapshotInfo, ControlError> {
         let settings = target_root.require_settings()?;
         let config = settings
             .project
@@ -364,6 +399,13 @@ impl Root {
             ..info
         })
     }
+}
+
+/// A snapshot whose key opens it, where it is stored, and the KMS that opens it.
+struct Restorable {
+    storage: Arc<dyn SnapshotStorage>,
+    info: SnapshotInfo,
+    kms: Arc<dyn Kms>,
 }
 
 /// A restore under way across a cluster's nodes, written before the first node is

@@ -123,6 +123,30 @@ pub enum ControlError {
     #[error("no API key {public_key} in the project")]
     /// An unknown API key.
     UnknownApiKey { public_key: String },
+    #[error("{user} may not create projects: that takes an organization API key with the ORG_OWNER or ORG_GROUP_CREATOR role, or a Project Owner of the organization's home project")]
+    /// Creating a project without an organization role that allows it.
+    NotProjectCreator { user: String },
+    #[error("{path} is a project of the organization at {home}: projects are created and organization roles given there")]
+    /// An organization-wide change asked of a project that is not the organization's home.
+    NotOrganizationHome { path: PathBuf, home: PathBuf },
+    #[error("the organization already has a project named {name:?}: choose another name")]
+    /// A second project of the same name.
+    ProjectExists { name: String },
+    #[error("{name:?} is not a project name Atlas takes: 1 to 64 letters, digits and -_.(),:&@+'")]
+    /// A project name outside Atlas's pattern.
+    BadProjectName { name: String },
+    #[error("no project {id} in this organization")]
+    /// An unknown project id.
+    UnknownProject { id: String },
+    #[error("atrest raises no {event} alert: its alert configurations are for AWS_ENCRYPTION_KEY_NEEDS_ROTATION and AWS_ENCRYPTION_KEY_INVALID")]
+    /// An alert configuration for an event atrest does not raise.
+    UnsupportedAlertEvent { event: String },
+    #[error("{event}: AWS_ENCRYPTION_KEY_NEEDS_ROTATION needs a threshold of one or more days, and AWS_ENCRYPTION_KEY_INVALID takes none")]
+    /// An alert configuration's threshold missing, zero, or where none belongs.
+    AlertThreshold { event: String },
+    #[error("no alert configuration {id} in the project")]
+    /// An unknown alert configuration.
+    UnknownAlertConfig { id: String },
     #[error("API key {public_key} already exists")]
     /// A second API key with the same public half.
     ApiKeyExists { public_key: String },

@@ -10,9 +10,11 @@
 //! | `init` | creating a project: owner, access role, CMK, the first cluster |
 //! | `rules` | Atlas's checks: who may act, which key and role, which clusters may encrypt |
 //! | `access_roles` | cloud provider access roles set up, authorized and deauthorized as Atlas's API does |
+//! | `alert_configs` | which of Atlas's alerts are on, and the rotation reminder's period |
 //! | `events` | the activity feed under Atlas's event type names |
 //! | `private_endpoints` | private endpoints to the KMS, their status a function of the clock |
 //! | `restore_jobs` | automated restores asked for through Atlas's API, recorded when done |
+//! | `organization` | projects created beside the home project, sharing its KMS and clock |
 //! | `api_keys` | programmatic API keys: public half and role; their verifiers kept with the secrets |
 //! | `rotation` | master-key rotation, the rolling rewrite, CMK rotation ([`Root::set_key`]) |
 //! | `validity` | validity checks, shutdown and recovery, the queue of changes made meanwhile |
@@ -33,9 +35,13 @@
 //! ROOT/clusters/NAME/node-K/       each node's RocksDB
 //! ROOT/snapshots/                  snapshot files, ID.atrsnap; with snapshots in S3,
 //!                                  only the record of this machine's unfinished uploads
+//! ROOT/projects/ID/                another project of ROOT's organization: a root of its
+//!                                  own whose organization.json points its KMS and clock
+//!                                  at ROOT's
 //! ```
 
 mod access_roles;
+mod alert_configs;
 mod api_keys;
 mod backup;
 mod backup_storage;
@@ -44,6 +50,7 @@ mod error;
 mod events;
 mod init;
 mod load;
+mod organization;
 mod private_endpoints;
 pub mod project;
 mod restore_jobs;
@@ -55,7 +62,8 @@ mod state;
 mod status;
 mod validity;
 
-pub use api_keys::ApiKey;
+pub use alert_configs::{AlertConfig, AlertConfigSpec, ATLAS_ALERTS};
+pub use api_keys::{ApiKey, OrgRole};
 pub use backup::KeyUsage;
 pub use error::ControlError;
 pub use events::Event;

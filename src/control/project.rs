@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::alert_configs::{AlertConfig, ATLAS_ALERTS};
 use super::api_keys::ApiKey;
 use super::events::Event;
 use super::private_endpoints::PrivateEndpoint;
@@ -210,6 +211,9 @@ pub struct Alert {
     pub created: Timestamp,
     /// What happened and what to do.
     pub text: String,
+    /// The alert configuration that raised it, for the alerts Atlas raises.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_config_id: Option<String>,
 }
 
 /// A configuration change made while the clusters were shut down, applied by the next
@@ -295,8 +299,12 @@ pub struct ProjectState {
     pub alerts: Vec<Alert>,
     /// Changes waiting for the clusters to come back.
     pub queue: Vec<QueuedChange>,
-    /// Days after a CMK is set before AWS_ENCRYPTION_KEY_NEEDS_ROTATION fires.
+    /// Days after a CMK is set before AWS_ENCRYPTION_KEY_NEEDS_ROTATION fires, as long as
+    /// the project keeps Atlas's default alert configurations.
     pub rotation_reminder_days: u64,
+    /// The alert configurations, once one was changed (`None`: Atlas's defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_configs: Option<Vec<AlertConfig>>,
 }
 
 impl ProjectState {
@@ -335,6 +343,7 @@ impl ProjectState {
             alerts: Vec::new(),
             queue: Vec::new(),
             rotation_reminder_days: DEFAULT_ROTATION_REMINDER_DAYS,
+            alert_configs: None,
         }
     }
 
@@ -434,12 +443,21 @@ impl ProjectState {
             .collect()
     }
 
-    /// Records an alert.
+    /// Records an alert, unless it is one of Atlas's and no enabled configuration raises
+    /// it.
     pub fn raise(&mut self, event_type_name: &str, created: Timestamp, text: String) {
+        let alert_config_id = match ATLAS_ALERTS.contains(&event_type_name) {
+            true => match self.raising_config(event_type_name) {
+                Some(config) => Some(config.id),
+                None => return,
+            },
+            false => None,
+        };
         self.alerts.push(Alert {
             event_type_name: event_type_name.to_string(),
             created,
             text,
+            alert_config_id,
         });
     }
 }
@@ -496,6 +514,17 @@ pub fn atlas_id() -> String {
     let mut bytes = [0u8; 12];
     crate::crypto::fill_random(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A 24-hex-digit id for something atrest keeps no id of (the organization, a cluster, a
+/// default alert configuration), derived from what names it, so every call shows the same.
+pub fn derived_id(what: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, what.as_bytes());
+    d.as_ref()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `bytes` spelled as a UUID, `8-4-4-4-12` lowercase hex digits: external ids, private

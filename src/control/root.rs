@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::backup::recover_restore;
 use super::cluster::{recover_node, Cluster, Gate, NodeLocks, NodeOpener};
 use super::init::{DEFAULT_ACCOUNT, DEFAULT_REGION};
+use super::organization::home_of;
 use super::project::{Alert, ClusterConfig, ClusterSpec, KmsCaller, DEFAULT_CLUSTER};
 use super::state::{
     read_json, read_settings, write_json, AwsSettings, ClockFile, KmsSettings, Settings,
@@ -40,6 +41,9 @@ type AwsClient = (String, Arc<dyn Kms>);
 /// An open root. Commands that only use the KMS work before `init`.
 pub struct Root {
     pub(super) dir: PathBuf,
+    /// Where the embedded KMS and the emulator clock live: this root's directory, or its
+    /// organization's home when it is one of its projects.
+    pub(super) shared: PathBuf,
     pub(super) clock: Arc<OffsetClock>,
     pub(super) kms: Arc<LocalKms>,
     /// The AWS client and the role it assumes, made on first use: it resolves credentials
@@ -48,7 +52,7 @@ pub struct Root {
     /// The S3 snapshot storage and the settings it was made for, made on first use.
     pub(super) s3: Mutex<Option<(SnapshotSettings, Arc<dyn SnapshotStorage>)>>,
     pub(super) gate: Arc<Gate>,
-    wrap: Option<KmsWrapper>,
+    pub(super) wrap: Option<KmsWrapper>,
     /// The clusters this root has open, shared by every caller: a node's store is open in
     /// one place at a time.
     open_clusters: Mutex<BTreeMap<String, Weak<Cluster>>>,
@@ -84,21 +88,33 @@ impl Root {
             path: dir.clone(),
             source,
         })?;
-        let offset = match read_json::<ClockFile>(&dir.join(CLOCK_FILE))? {
+        let shared = home_of(&dir)?.unwrap_or_else(|| dir.clone());
+        let offset = match read_json::<ClockFile>(&shared.join(CLOCK_FILE))? {
             Some(c) => Duration::from_millis(c.offset_ms),
             None => Duration::ZERO,
         };
         let clock = Arc::new(OffsetClock::over(base, offset));
-        let kms = LocalKms::open(dir.join("kms"), clock.clone() as SharedClock)?;
+        let kms = LocalKms::open(shared.join("kms"), clock.clone() as SharedClock)?;
+        Root::with_parts(dir, shared, clock, kms, None)
+    }
+
+    pub(super) fn with_parts(
+        dir: PathBuf,
+        shared: PathBuf,
+        clock: Arc<OffsetClock>,
+        kms: Arc<LocalKms>,
+        wrap: Option<KmsWrapper>,
+    ) -> Result<Self, ControlError> {
         let gate = Arc::new(Gate::watching(dir.join(SETTINGS_FILE)));
         let root = Root {
             dir,
+            shared,
             clock,
             kms,
             aws: Mutex::new(None),
             s3: Mutex::new(None),
             gate,
-            wrap: None,
+            wrap,
             open_clusters: Mutex::new(BTreeMap::new()),
             wait_for_clusters: AtomicBool::new(false),
         };
@@ -112,6 +128,10 @@ impl Root {
     /// by default it is refused with an error naming the holder.
     pub fn wait_for_clusters(&self, wait: bool) {
         self.wait_for_clusters.store(wait, Ordering::SeqCst);
+    }
+
+    pub(super) fn waits_for_clusters(&self) -> bool {
+        self.wait_for_clusters.load(Ordering::SeqCst)
     }
 
     /// The root directory.
@@ -131,9 +151,11 @@ impl Root {
     }
 
     /// Moves emulator time forward by `by`, for this root and every later command.
+    /// A project of an organization moves the whole organization's clock.
     pub fn advance_clock(&self, by: Duration) -> Result<(), ControlError> {
-        let _lock = self.lock()?;
-        let saved = read_json::<ClockFile>(&self.dir.join(CLOCK_FILE))?.unwrap_or_default();
+        let path = self.shared.join(LOCK_FILE);
+        let _lock = FileLock::acquire(&path).map_err(|source| ControlError::Io { path, source })?;
+        let saved = read_json::<ClockFile>(&self.shared.join(CLOCK_FILE))?.unwrap_or_default();
         let offset = Duration::from_millis(saved.offset_ms).saturating_add(by);
         let base = self.clock.base().now();
         if base.saturating_add(offset) > Timestamp::LATEST {
@@ -144,7 +166,7 @@ impl Root {
         let file = ClockFile {
             offset_ms: u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
         };
-        write_json(&self.dir.join(CLOCK_FILE), &file)?;
+        write_json(&self.shared.join(CLOCK_FILE), &file)?;
         // One clock object for the KMS and every open store: all of them move at once.
         self.clock.set_offset(offset);
         Ok(())

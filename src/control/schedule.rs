@@ -77,6 +77,13 @@ impl Root {
             }
             if let Some(d) = rotation_reminder_days {
                 s.project.rotation_reminder_days = d;
+                // Once the project keeps its own alert configurations, the reminder's
+                // period is theirs.
+                for config in s.project.alert_configs.iter_mut().flatten() {
+                    if config.event_type_name == ALERT_NEEDS_ROTATION {
+                        config.threshold_days = Some(d.max(1));
+                    }
+                }
             }
             Ok(())
         })
@@ -162,14 +169,15 @@ impl Root {
     }
 }
 
-/// Raises AWS_ENCRYPTION_KEY_NEEDS_ROTATION once the CMK is older than the reminder period.
+/// Raises AWS_ENCRYPTION_KEY_NEEDS_ROTATION once the CMK is older than the reminder period
+/// (the shortest of the enabled configurations that raise it).
 fn remind_rotation(settings: &mut Settings, now: Timestamp) {
     let encryption = &settings.project.encryption;
     let age = now.since(encryption.cmk_set_at);
-    if !encryption.enabled
-        || encryption.rotation_reminded
-        || age < days(settings.project.rotation_reminder_days)
-    {
+    let Some(period) = settings.project.reminder_days() else {
+        return;
+    };
+    if !encryption.enabled || encryption.rotation_reminded || age < days(period) {
         return;
     }
     let text = format!(

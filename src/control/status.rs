@@ -206,7 +206,12 @@ impl fmt::Display for ProjectStatus {
         write!(
             f,
             "\nencryption  enabled {}, valid {}, CMK {}, {access}",
-            kms.enabled, kms.valid, kms.customer_master_key_id
+            kms.enabled,
+            kms.valid,
+            match kms.customer_master_key_id.as_str() {
+                "" => "none yet",
+                cmk => cmk,
+            }
         )?;
         for user in &self.users {
             write!(

@@ -13,6 +13,7 @@ usage: atlas_runbook.py URL ROOT ATREST SPEC OWNER_PUBLIC OWNER_PRIVATE READER_P
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,6 +67,20 @@ def load_spec(path):
     # ApiError.parameters types its items as objects (a list of anything, as generated);
     # Atlas sends the values its detail names, strings, and so does atrest.
     spec["components"]["schemas"]["ApiError"]["properties"]["parameters"]["items"] = {}
+    # GroupAlertsConfig is flattened to its stream-processor variant: its event type, its
+    # threshold (units RAW) and its notification types (WEBHOOK, roles of the ORG variant)
+    # are that variant's. An encryption-at-rest configuration takes the alert event types
+    # the alerts themselves carry, a threshold in DAYS, and GROUP notifications to project
+    # roles.
+    alert_types = schemas["AlertViewForNdsGroup"]["properties"]["eventTypeName"]["enum"]
+    config = schemas["GroupAlertsConfig"]["properties"]
+    config["eventTypeName"] = {"type": "string", "enum": alert_types}
+    config["threshold"] = {"type": "object", "properties": {
+        "operator": {"type": "string", "enum": ["GREATER_THAN", "LESS_THAN"]},
+        "threshold": {"type": "number"}, "units": {"type": "string"}}}
+    notification = schemas["AlertsNotificationRootForGroup"]["properties"]
+    notification["typeName"]["enum"] += ["GROUP", "EMAIL"]
+    notification["roles"]["items"]["enum"] += ["GROUP_OWNER", "GROUP_CLUSTER_MANAGER", "GROUP_READ_ONLY"]
     return spec
 
 
@@ -141,14 +156,14 @@ def call(method, template, expect, params=None, body=None, key=OWNER, version="2
     return check_response(method, template, response, version)
 
 
-def atrest(*args):
-    out = subprocess.run([ATREST, "--root", ROOT, "--wait", *args], capture_output=True, text=True)
+def atrest(*args, root=ROOT):
+    out = subprocess.run([ATREST, "--root", root, "--wait", *args], capture_output=True, text=True)
     assert out.returncode == 0, f"atrest {args}: {out.stderr}"
     return out.stdout
 
 
-def atrest_json(*args):
-    return json.loads(atrest(*args, "--json"))
+def atrest_json(*args, root=ROOT):
+    return json.loads(atrest(*args, "--json", root=root))
 
 
 def atrest_fails(*args):
@@ -163,8 +178,8 @@ def emulator(method, path, body=None, expect=200):
     return response.json() if response.content else None
 
 
-def every_node_holds(cluster, records):
-    verification = atrest_json("cluster", "verify", cluster)
+def every_node_holds(cluster, records, root=ROOT):
+    verification = atrest_json("cluster", "verify", cluster, root=root)
     assert verification["consistent"], verification
     for node in verification["nodes"]:
         assert node["databases"].get("runbook", {}).get("records") == records, verification
@@ -193,7 +208,9 @@ status = atrest_json("project", "status")
 assert status["id"] == group, (status["id"], group)
 call("GET", "/groups/{groupId}", 200, {"groupId": group})
 call("GET", "/groups/{groupId}", 404, {"groupId": "0123456789abcdef01234567"})
-call("POST", "/groups", 403, body={"name": "another", "orgId": "0123456789abcdef01234567"})
+org = groups["results"][0]["orgId"]
+refused = call("POST", "/groups", 401, body={"name": "runbook-two", "orgId": org})
+assert refused["errorCode"] == "NOT_ORG_GROUP_CREATOR", refused
 r = requests.get(URL + BASE + f"/groups/{group}", headers={"Accept": "application/vnd.atlas.1999-01-01+json"},
                  auth=OWNER, timeout=30)
 assert r.status_code == 406 and r.json()["error"] == 406, r.text
@@ -204,13 +221,34 @@ for bad in ({"itemsPerPage": "0"}, {"pageNum": "0"}, {"includeCount": "maybe"}):
     call("GET", "/groups", 400, query=bad)
 print("groups, 404, 406, envelope, pretty and paging as the document says")
 
+# --- A second project, made by an organization key ---------------------------------------
+
+made_key = atrest_json("project", "api-key", "create", "--role", "GROUP_OWNER",
+                       "--org-role", "ORG_GROUP_CREATOR", "--description", "runbook creator")
+CREATOR = HTTPDigestAuth(made_key["publicKey"], made_key["privateKey"])
+call("POST", "/groups", 404, body={"name": "runbook-two", "orgId": "0123456789abcdef01234567"}, key=CREATOR)
+two = call("POST", "/groups", 200, body={"name": "runbook-two", "orgId": org}, key=CREATOR)
+assert two["orgId"] == org and two["clusterCount"] == 0, two
+again = call("POST", "/groups", 409, body={"name": "runbook-two", "orgId": org}, key=CREATOR)
+assert again["errorCode"] == "GROUP_ALREADY_EXISTS", again
+call("POST", "/groups", 400, body={"name": "no spaces", "orgId": org}, key=CREATOR, check_request=False)
+assert call("GET", "/groups", 200, key=CREATOR)["totalCount"] == 2
+assert call("GET", "/groups", 200)["totalCount"] == 1, "the owner key has no role in the new project"
+denied = call("GET", "/groups/{groupId}", 401, {"groupId": two["id"]})
+assert denied["errorCode"] == "USER_CANNOT_ACCESS_GROUP", denied
+TWO_ROOT = next(p["dir"] for p in atrest_json("org", "projects") if p["id"] == two["id"])
+two_status = atrest_json("project", "status", root=TWO_ROOT)
+assert two_status["name"] == "runbook-two" and not two_status["encryptionAtRest"]["awsKms"]["enabled"], two_status
+print("project runbook-two created by an ORG_GROUP_CREATOR key; the CLI opens it at", TWO_ROOT)
+
 # --- Roles: a read-only key reads and changes nothing ------------------------------------
 
 call("GET", "/groups/{groupId}/clusters", 200, {"groupId": group}, key=READER, version="2024-08-05")
-call("GET", "/groups/{groupId}/encryptionAtRest", 403, {"groupId": group}, key=READER)
-call("PATCH", "/groups/{groupId}/encryptionAtRest", 403, {"groupId": group}, key=READER,
-     body={"awsKms": {"enabled": True}})
-call("POST", "/groups/{groupId}/cloudProviderAccess", 403, {"groupId": group}, key=READER,
+call("GET", "/groups/{groupId}/encryptionAtRest", 401, {"groupId": group}, key=READER)
+denied = call("PATCH", "/groups/{groupId}/encryptionAtRest", 401, {"groupId": group}, key=READER,
+              body={"awsKms": {"enabled": True}})
+assert denied["errorCode"] == "USER_UNAUTHORIZED", denied
+call("POST", "/groups/{groupId}/cloudProviderAccess", 401, {"groupId": group}, key=READER,
      body={"providerName": "AWS"})
 print("read-only key: reads, cannot PATCH")
 
@@ -272,7 +310,8 @@ clusters = "/groups/{groupId}/clusters"
 one_cluster = "/groups/{groupId}/clusters/{clusterName}"
 made = call("POST", clusters, 201, {"groupId": group}, body=cluster_body("Runbook", "M10"), version="2024-08-05")
 assert made["encryptionAtRestProvider"] == "AWS" and made["stateName"] == "IDLE", made
-call("POST", clusters, 400, {"groupId": group}, body=cluster_body("Small", "M5"), version="2024-08-05")
+small = call("POST", clusters, 400, {"groupId": group}, body=cluster_body("Small", "M5"), version="2024-08-05")
+assert small["errorCode"] == "CANNOT_USE_ENCRYPTION_AT_REST_TENANT", small
 call("POST", clusters, 400, {"groupId": group}, body=cluster_body("Runbook", "M10"), version="2024-08-05")
 call("POST", clusters, 201, {"groupId": group}, body=cluster_body("Other", "M10", "NONE"), version="2024-10-23")
 r = requests.post(URL + BASE + f"/groups/{group}/clusters", json=cluster_body("Old", "M10"),
@@ -337,6 +376,7 @@ jobs = "/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs"
 refused = call("POST", jobs, 400, {"groupId": group, "clusterName": "Runbook"},
                body={"snapshotId": snapshot["id"], "deliveryType": "automated",
                      "targetClusterName": "Runbook", "targetGroupId": group})
+assert refused["errorCode"] == "AWS_KMS_CUSTOMER_MASTER_KEY_NOT_ENABLED", refused
 print("old key disabled: cluster up, old snapshot refused:", refused["detail"][:100])
 
 # --- Disable the current key: valid false now, shut down at the next check -----------------
@@ -377,6 +417,39 @@ assert [j["id"] for j in listed["results"]] == [job["id"]], listed
 call("GET", jobs + "/{restoreJobId}", 200, {"groupId": group, "clusterName": "Runbook", "restoreJobId": job["id"]})
 print("key re-enabled: clusters back, restore of the old snapshot done, every node holds it")
 
+# --- Restore into a cluster of the other project ------------------------------------------
+
+where_two = {"groupId": two["id"]}
+role_two = call("POST", "/groups/{groupId}/cloudProviderAccess", 200, where_two, body={"providerName": "AWS"},
+                key=CREATOR)
+call("PATCH", "/groups/{groupId}/cloudProviderAccess/{roleId}", 200,
+     {"groupId": two["id"], "roleId": role_two["roleId"]},
+     body={"providerName": "AWS", "iamAssumedRoleArn": f"arn:aws:iam::{account}:role/atlas-runbook-two"},
+     key=CREATOR)
+two_cmk = atrest_json("kms", "create-key", "--description", "runbook-two", root=TWO_ROOT)["KeyMetadata"]["Arn"]
+ear_two = call("PATCH", "/groups/{groupId}/encryptionAtRest", 200, where_two, key=CREATOR,
+               body={"awsKms": {"enabled": True, "customerMasterKeyID": two_cmk, "region": "US_EAST_1",
+                                "roleId": role_two["roleId"]}})
+assert ear_two["awsKms"]["valid"], ear_two
+call("POST", clusters, 201, where_two, body=cluster_body("Target", "M10"), version="2024-08-05", key=CREATOR)
+denied = call("POST", jobs, 401, {"groupId": group, "clusterName": "Runbook"},
+              body={"snapshotId": snapshot["id"], "deliveryType": "automated",
+                    "targetClusterName": "Target", "targetGroupId": two["id"]})
+assert denied["errorCode"] == "USER_CANNOT_ACCESS_GROUP", denied
+across = call("POST", jobs, 200, {"groupId": group, "clusterName": "Runbook"}, key=CREATOR,
+              body={"snapshotId": snapshot["id"], "deliveryType": "automated",
+                    "targetClusterName": "Target", "targetGroupId": two["id"]})
+assert across["targetGroupId"] == two["id"] and across["targetClusterName"] == "Target", across
+every_node_holds("Target", 1, root=TWO_ROOT)
+assert "written before the snapshot" in atrest("--cluster", "Target", "get", "runbook", "k1", root=TWO_ROOT)
+for node in atrest_json("cluster", "status", "Target", root=TWO_ROOT)["nodes"]:
+    assert node["keys"]["cmk_arn"] == two_cmk, node
+# One KMS for the organization: the key made through the second project is the first's too.
+assert two_cmk in atrest("kms", "list-keys")
+assert "CPS_RESTORE_SUCCESSFUL" in [e["eventTypeName"] for e in call(
+    "GET", "/groups/{groupId}/events", 200, where_two, key=CREATOR)["results"]]
+print("snapshot of Runbook restored into runbook-two's Target, every node, under that project's CMK")
+
 # --- Private endpoints on the emulator clock ----------------------------------------------
 
 endpoints = "/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints"
@@ -400,12 +473,50 @@ emulator("POST", "clock", {"advance": "2m"})
 call("GET", one_endpoint, 404, seen)
 print("private endpoint INITIATING -> PENDING_ACCEPTANCE -> ACTIVE -> DELETING -> gone")
 
-# --- The rotation reminder, 90 days on ----------------------------------------------------
+# --- Alert configurations: the reminder after 30 days instead of 90 ---------------------
 
-emulator("POST", "clock", {"advance": "91d"})
+configs = "/groups/{groupId}/alertConfigs"
+one_config = configs + "/{alertConfigId}"
+by_type = {c["eventTypeName"]: c for c in call("GET", configs, 200, {"groupId": group})["results"]}
+reminder = by_type["AWS_ENCRYPTION_KEY_NEEDS_ROTATION"]
+assert reminder["enabled"] and reminder["threshold"] == {
+    "operator": "GREATER_THAN", "threshold": 90, "units": "DAYS"}, reminder
+notify = [{"typeName": "GROUP", "intervalMin": 60, "delayMin": 0, "emailEnabled": True,
+           "smsEnabled": False, "roles": ["GROUP_OWNER"]}]
+in_30_days = {"eventTypeName": "AWS_ENCRYPTION_KEY_NEEDS_ROTATION", "enabled": True, "notifications": notify,
+              "threshold": {"operator": "GREATER_THAN", "threshold": 30, "units": "DAYS"}}
+where_reminder = {"groupId": group, "alertConfigId": reminder["id"]}
+call("PUT", one_config, 401, where_reminder, body=in_30_days, key=READER)
+changed = call("PUT", one_config, 200, where_reminder, body=in_30_days)
+assert changed["threshold"]["threshold"] == 30 and changed["notifications"] == notify, changed
+assert call("GET", one_config, 200, where_reminder)["threshold"]["threshold"] == 30
+where_invalid = {"groupId": group, "alertConfigId": by_type["AWS_ENCRYPTION_KEY_INVALID"]["id"]}
+assert call("PATCH", one_config, 200, where_invalid, body={"enabled": False})["enabled"] is False
+assert call("PATCH", one_config, 200, where_invalid, body={"enabled": True})["enabled"] is True
+for body, code in (
+    ({"eventTypeName": "HOST_DOWN", "enabled": True, "notifications": notify}, "INVALID_EVENT_TYPE_FOR_ALERT"),
+    ({"eventTypeName": "AWS_ENCRYPTION_KEY_NEEDS_ROTATION", "enabled": True, "notifications": notify},
+     "MISSING_THRESHOLD"),
+    ({"eventTypeName": "AWS_ENCRYPTION_KEY_INVALID", "enabled": True, "notifications": []}, "MISSING_NOTIFICATIONS"),
+):
+    refused = call("POST", configs, 400, {"groupId": group}, body=body, check_request=False)
+    assert refused["errorCode"] == code, refused
+extra = call("POST", configs, 200, {"groupId": group},
+             body={"eventTypeName": "AWS_ENCRYPTION_KEY_INVALID", "enabled": True, "notifications": notify})
+call("DELETE", one_config, 204, {"groupId": group, "alertConfigId": extra["id"]})
+gone = call("GET", one_config, 404, {"groupId": group, "alertConfigId": extra["id"]})
+assert gone["errorCode"] == "ALERT_CONFIG_NOT_FOUND", gone
+emulator("POST", "clock", {"advance": "31d"})
 emulator("POST", "tick")
 alerts = call("GET", "/groups/{groupId}/alerts", 200, {"groupId": group}, query={"status": "OPEN"})
-assert "AWS_ENCRYPTION_KEY_NEEDS_ROTATION" in [a["eventTypeName"] for a in alerts["results"]], alerts
+reminders = [a for a in alerts["results"] if a["eventTypeName"] == "AWS_ENCRYPTION_KEY_NEEDS_ROTATION"]
+assert len(reminders) == 1 and reminders[0]["alertConfigId"] == reminder["id"], alerts
+raised = call("GET", one_config + "/alerts", 200, where_reminder)
+assert [a["id"] for a in raised["results"]] == [reminders[0]["id"]], raised
+by_alert = call("GET", "/groups/{groupId}/alerts/{alertId}/alertConfigs", 200,
+                {"groupId": group, "alertId": reminders[0]["id"]})
+assert [c["id"] for c in by_alert["results"]] == [reminder["id"]], by_alert
+print("alert configurations: the reminder edited to 30 days fires after 31; bad ones refused")
 page = call("GET", "/groups/{groupId}/events", 200, {"groupId": group}, query={"itemsPerPage": 2, "pageNum": 2})
 assert len(page["results"]) == 2 and page["totalCount"] > 4, page
 one = page["results"][0]
@@ -413,7 +524,7 @@ call("GET", "/groups/{groupId}/events/{eventId}", 200, {"groupId": group, "event
 filtered = call("GET", "/groups/{groupId}/events", 200, {"groupId": group},
                 query={"eventType": "CPS_SNAPSHOT_SUCCESSFUL"})
 assert [e["eventTypeName"] for e in filtered["results"]] == ["CPS_SNAPSHOT_SUCCESSFUL"], filtered
-print("rotation reminder open after 90 days; events page and filter")
+print("events page and filter")
 
 # --- The CLI's changes show through the API ------------------------------------------------
 
@@ -425,6 +536,11 @@ assert call("GET", snaps, 200, {"groupId": group, "clusterName": "Runbook"})["re
 call("DELETE", "/groups/{groupId}/cloudProviderAccess/{cloudProvider}/{roleId}", 404,
      {"groupId": group, "cloudProvider": "AWS", "roleId": "0" * 24})
 print("a cluster made by the CLI is listed by the API")
+
+for dirpath, _, files in os.walk(ROOT):
+    for name in files:
+        with open(os.path.join(dirpath, name), "rb") as f:
+            assert made_key["privateKey"].encode() not in f.read(), f"{name} holds a private key"
 
 operations = sorted({(m, t) for m, t, _ in CHECKED})
 print(f"{len(CHECKED)} responses of {len(operations)} operations valid against Atlas's OpenAPI document")

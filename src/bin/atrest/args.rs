@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use atrest::control::project::{
     Backup, ProjectRole, DEFAULT_CLUSTER, DEFAULT_NODES, DEFAULT_OWNER,
 };
-use atrest::control::{RotationSettings, S3Settings, SnapshotSettings, DEFAULT_ACCOUNT};
+use atrest::control::{OrgRole, RotationSettings, S3Settings, SnapshotSettings, DEFAULT_ACCOUNT};
 use atrest::store::{BadS3Location, S3Location};
 use clap::{Parser, Subcommand};
 
@@ -117,6 +117,10 @@ pub enum Command {
     /// Atlas's Administration API over this root.
     #[command(subcommand)]
     Atlas(AtlasCommand),
+    /// The organization this root is the home of: its other projects, each a root under
+    /// ROOT/projects/ID sharing this root's KMS and clock.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Store VALUE (or the bytes of --value-file) under KEY in database DB.
     Put {
         db: String,
@@ -330,6 +334,30 @@ impl From<RoleArg> for ProjectRole {
     }
 }
 
+/// An organization role, by Atlas's name or atrest's.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OrgRoleArg {
+    /// Organization Owner.
+    #[value(alias = "ORG_OWNER")]
+    OrgOwner,
+    /// Organization Project Creator.
+    #[value(alias = "ORG_GROUP_CREATOR")]
+    ProjectCreator,
+    /// Organization Member.
+    #[value(alias = "ORG_MEMBER")]
+    Member,
+}
+
+impl From<OrgRoleArg> for OrgRole {
+    fn from(role: OrgRoleArg) -> Self {
+        match role {
+            OrgRoleArg::OrgOwner => OrgRole::Owner,
+            OrgRoleArg::ProjectCreator => OrgRole::ProjectCreator,
+            OrgRoleArg::Member => OrgRole::Member,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ProjectCommand {
     /// The project in Atlas's shape: users, IAM roles, encryptionAtRest.awsKms, clusters.
@@ -388,6 +416,10 @@ pub enum ApiKeyCommand {
         /// read-only).
         #[arg(long, value_enum)]
         role: RoleArg,
+        /// An organization role too (the organization's home project only): ORG_OWNER or
+        /// ORG_GROUP_CREATOR create projects (`POST /groups`), ORG_MEMBER does not.
+        #[arg(long, value_enum)]
+        org_role: Option<OrgRoleArg>,
         /// What the key is for.
         #[arg(long, default_value = "created by atrest project api-key create")]
         description: String,
@@ -398,6 +430,18 @@ pub enum ApiKeyCommand {
     Delete {
         /// Its public key.
         public_key: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Every project of the organization: id, name, directory.
+    Projects,
+    /// Create a project (no CMK, no cluster yet, as Atlas creates one); use it with
+    /// `--root ROOT/projects/ID`.
+    CreateProject {
+        /// Its name: 1 to 64 letters, digits and -_.(),:&@+'.
+        name: String,
     },
 }
 

@@ -56,6 +56,13 @@ pub fn for_control(e: &ControlError) -> Option<String> {
             "check the bucket, its region (--region) and the AWS credentials the chain finds (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...); with an S3-compatible store, its --s3-endpoint".into()
         }
         ControlError::ConcurrentChange { .. } => "run the command again".into(),
+        ControlError::NotProjectCreator { .. } => {
+            "act as the home project's owner (--user owner), or create a key with `atrest project api-key create --role GROUP_OWNER --org-role ORG_GROUP_CREATOR`".into()
+        }
+        ControlError::NotOrganizationHome { home, .. } => {
+            format!("run it with --root {}", home.display())
+        }
+        ControlError::UnknownProject { .. } => "list them with `atrest org projects`".into(),
         ControlError::UnknownApiKey { .. } => "list them with `atrest project api-key list`".into(),
         ControlError::ReadOnlyRole { .. } => {
             "act as a Project Owner or Cluster Manager (--user NAME)".into()

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use args::{
     ApiKeyCommand, AtlasCommand, Cli, ClockCommand, Command, EncryptionCommand, KeysCommand,
-    KmsKind, ProjectCommand, RotateCommand,
+    KmsKind, OrgCommand, ProjectCommand, RotateCommand,
 };
 use render::{progress_bar, Output};
 
@@ -144,6 +144,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Snapshot(command) => {
             cluster::snapshot_command(&open()?, cluster_name, command, out)
         }
+        Command::Org(command) => org_command(&open()?, &cli.user, command, out),
         Command::Keys(KeysCommand::Usage { key }) => {
             let usage = open()?.key_usage(&key)?;
             out.print(&usage, || render::key_usage(&usage));
@@ -281,6 +282,49 @@ fn serve_atlas(root: Root, listen: &str, allow_remote: bool) -> CliResult {
     Ok(())
 }
 
+fn org_command(root: &Root, user: &str, command: OrgCommand, out: Output) -> CliResult {
+    match command {
+        OrgCommand::Projects => {
+            let home = root.require_settings()?;
+            let mut rows = vec![json!({
+                "id": home.project.id,
+                "name": home.project.name,
+                "dir": root.dir(),
+            })];
+            for (id, dir) in root.member_projects()? {
+                let settings = root.member_project(&id)?.require_settings()?;
+                rows.push(json!({ "id": id, "name": settings.project.name, "dir": dir }));
+            }
+            out.print(&rows, || {
+                rows.iter()
+                    .map(|r| {
+                        format!(
+                            "{}  {:<24} {}",
+                            r["id"].as_str().unwrap_or_default(),
+                            r["name"].as_str().unwrap_or_default(),
+                            r["dir"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        OrgCommand::CreateProject { name } => {
+            let project = root.create_project(user, &name, true)?;
+            let settings = project.require_settings()?;
+            let view = json!({ "id": settings.project.id, "name": name, "dir": project.dir() });
+            out.print(&view, || {
+                format!(
+                    "created project {name} ({}) in {}",
+                    settings.project.id,
+                    project.dir().display()
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
 fn project_command(root: &Root, user: &str, command: ProjectCommand, out: Output) -> CliResult {
     match command {
         ProjectCommand::ApiKey(ApiKeyCommand::List) => {
@@ -305,19 +349,29 @@ fn project_command(root: &Root, user: &str, command: ProjectCommand, out: Output
                 format!("deleted API key {public_key}")
             });
         }
-        ProjectCommand::ApiKey(ApiKeyCommand::Create { role, description }) => {
-            let (key, private) = create_api_key(root, user, role.into(), &description)?;
+        ProjectCommand::ApiKey(ApiKeyCommand::Create {
+            role,
+            org_role,
+            description,
+        }) => {
+            let roles = (role.into(), org_role.map(Into::into));
+            let (key, private) = create_api_key(root, user, roles, &description)?;
             out.print(
                 &json!({
                     "id": key.id,
                     "publicKey": key.public_key,
                     "privateKey": private.as_str(),
                     "role": key.role,
+                    "orgRole": key.org_role,
                     "desc": key.description,
                 }),
                 || {
+                    let org = key
+                        .org_role
+                        .map(|r| format!(", {}", r.atlas_name()))
+                        .unwrap_or_default();
                     format!(
-                        "public key  {}\nprivate key {}  (shown this once)\nrole        {}",
+                        "public key  {}\nprivate key {}  (shown this once)\nrole        {}{org}",
                         key.public_key,
                         private.as_str(),
                         key.role.atlas_name()
