@@ -247,6 +247,12 @@ fn check_common(body: &Map<String, Value>) -> Result<(), ApiError> {
             ApiError::validation("atrest clusters cannot be paused.").with_parameters(&["paused"])
         );
     }
+    if boolean(body, "terminationProtectionEnabled")? == Some(true) {
+        return Err(ApiError::validation(
+            "atrest does not emulate termination protection: a cluster is deleted when asked.",
+        )
+        .with_parameters(&["terminationProtectionEnabled"]));
+    }
     Ok(())
 }
 
@@ -278,6 +284,15 @@ pub(super) fn create(call: &Call<'_>) -> Outcome {
     };
     call.root.create_cluster(call.acting, spec.clone())?;
     Ok((201, Some(cluster_view(&call.settings()?, &spec))))
+}
+
+/// Deletes a cluster at once (Atlas answers 202 and takes a while); its snapshots too
+/// unless `retainBackups=true`.
+pub(super) fn delete(call: &Call<'_>) -> Outcome {
+    let retain = call.query.flag("retainBackups", false)?;
+    call.root
+        .delete_cluster(call.acting, call.param(1), retain)?;
+    Ok((202, None))
 }
 
 pub(super) fn update(call: &Call<'_>) -> Outcome {

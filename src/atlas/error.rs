@@ -121,6 +121,11 @@ impl From<ControlError> for ApiError {
             C::ProjectExists { name } => return named(409, "GROUP_ALREADY_EXISTS", &[name]),
             C::BadProjectName { name } => return named(400, "INVALID_GROUP_NAME", &[name]),
             C::UnknownProject { id } => return named(404, "GROUP_NOT_FOUND", &[id]),
+            C::ProjectInUse { clusters, .. } if !clusters.is_empty() => {
+                (409, "CANNOT_CLOSE_GROUP_ACTIVE_ATLAS_CLUSTERS")
+            }
+            C::ProjectInUse { .. } => (409, "CANNOT_CLOSE_GROUP_ACTIVE_BACKUP"),
+            C::OrganizationHomeKept { .. } => (400, "VALIDATION_ERROR"),
             C::UnknownAlertConfig { id } => return named(404, "ALERT_CONFIG_NOT_FOUND", &[id]),
             C::UnsupportedAlertEvent { event } => {
                 return named(400, "INVALID_EVENT_TYPE_FOR_ALERT", &[event])

@@ -52,6 +52,12 @@ pub(super) fn get_group(call: &Call<'_>) -> Outcome {
     Ok((200, Some(group_view(&call.settings()?, &org_id(call)?))))
 }
 
+/// Deletes a project of the organization with nothing left in it.
+pub(super) fn delete_group(call: &Call<'_>) -> Outcome {
+    call.api.root().delete_project(call.acting, call.param(0))?;
+    Ok((204, None))
+}
+
 /// Creates a project in the organization, with the requesting key as a Project Owner.
 pub(super) fn create_group(call: &Call<'_>) -> Outcome {
     let body = call.object(

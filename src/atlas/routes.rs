@@ -46,6 +46,8 @@ const V1: &[&str] = &["2023-01-01"];
 /// The cluster resource's versions whose shape atrest serves (ClusterDescription20240805).
 const CLUSTER_VERSIONS: &[&str] = &["2024-08-05", "2024-10-23"];
 const CLUSTER_READ_VERSIONS: &[&str] = &["2024-08-05"];
+/// Deleting a cluster answers no body: every version that has it.
+const CLUSTER_DELETE_VERSIONS: &[&str] = &["2023-01-01", "2023-02-01"];
 
 const fn route(
     method: &'static str,
@@ -68,6 +70,13 @@ const ROUTES: &[Route] = &[
     route("GET", "/groups", V1, Need::Read, project::list_groups),
     route("POST", "/groups", V1, Need::Read, project::create_group),
     route("GET", "/groups/{}", V1, Need::Read, project::get_group),
+    route(
+        "DELETE",
+        "/groups/{}",
+        V1,
+        Need::Owner,
+        project::delete_group,
+    ),
     route(
         "GET",
         "/groups/{}/cloudProviderAccess",
@@ -172,6 +181,13 @@ const ROUTES: &[Route] = &[
         CLUSTER_VERSIONS,
         Need::Clusters,
         clusters::update,
+    ),
+    route(
+        "DELETE",
+        "/groups/{}/clusters/{}",
+        CLUSTER_DELETE_VERSIONS,
+        Need::Owner,
+        clusters::delete,
     ),
     route(
         "GET",

@@ -147,6 +147,16 @@ pub enum ControlError {
     #[error("no alert configuration {id} in the project")]
     /// An unknown alert configuration.
     UnknownAlertConfig { id: String },
+    #[error("{path} is the organization's home: it holds the organization's KMS and clock, and is not deleted through the organization")]
+    /// Deleting the organization's home project.
+    OrganizationHomeKept { path: PathBuf },
+    #[error("project {id} still has clusters {clusters:?} and {snapshots} snapshots: delete them first, so that nothing is lost")]
+    /// Deleting a project that still holds data.
+    ProjectInUse {
+        id: String,
+        clusters: Vec<String>,
+        snapshots: usize,
+    },
     #[error("API key {public_key} already exists")]
     /// A second API key with the same public half.
     ApiKeyExists { public_key: String },

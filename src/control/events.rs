@@ -23,6 +23,8 @@ pub const EVENT_KEY_ROTATION_STARTED: &str = "ENCRYPTION_AT_REST_KEY_ROTATION_ST
 pub const EVENT_KEY_ROTATED: &str = "AWS_ENCRYPTION_KEY_ROTATED";
 /// A cluster was created.
 pub const EVENT_CLUSTER_CREATED: &str = "CLUSTER_CREATED";
+/// A cluster was deleted.
+pub const EVENT_CLUSTER_DELETED: &str = "CLUSTER_DELETED";
 /// A cluster's change (encryption, tier, backup) was done.
 pub const EVENT_CLUSTER_UPDATE_COMPLETED: &str = "CLUSTER_UPDATE_COMPLETED";
 /// An on-demand snapshot was taken.

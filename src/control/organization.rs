@@ -203,6 +203,45 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Deletes project `id` of this organization (not the home, which holds the
+    /// organization's KMS): one with no clusters and no snapshots left, so nothing is
+    /// lost. Only a Project Owner of it may.
+    pub fn delete_project(&self, acting: &str, id: &str) -> Result<(), ControlError> {
+        self.require_organization_home()?;
+        let _lock = self.lock()?;
+        if self.require_settings()?.project.id == id {
+            return Err(ControlError::OrganizationHomeKept {
+                path: self.dir.clone(),
+            });
+        }
+        let project = self.member_project(id)?;
+        let settings = project.require_settings()?;
+        settings
+            .project
+            .require_owner(acting, "deleting the project")?;
+        let clusters: Vec<String> = settings.project.clusters.keys().cloned().collect();
+        let snapshots = project.snapshots()?.snapshots.len();
+        if !clusters.is_empty() || snapshots > 0 {
+            return Err(ControlError::ProjectInUse {
+                id: id.to_string(),
+                clusters,
+                snapshots,
+            });
+        }
+        // One rename takes the project away (a name no project id has); removing what
+        // it held can then be interrupted without leaving half a project.
+        let dir = project.dir.clone();
+        drop(project);
+        let gone = self.dir.join(PROJECTS_DIR).join(format!("deleted-{id}"));
+        fs::rename(&dir, &gone).map_err(|source| ControlError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        fs::remove_dir_all(&gone).map_err(|source| ControlError::Io { path: gone, source })
+    }
+}
+
 /// The API key `acting` creates a project as (`None` for a member), if it may.
 fn creator_key(home: &ProjectState, acting: &str) -> Result<Option<ApiKey>, ControlError> {
     let refused = || ControlError::NotProjectCreator {

@@ -243,6 +243,18 @@ pub enum QueuedChange {
     },
 }
 
+impl QueuedChange {
+    /// The cluster the change is for.
+    pub fn cluster(&self) -> Option<&str> {
+        match self {
+            QueuedChange::CreateCluster { spec } => Some(&spec.name),
+            QueuedChange::EnableEncryption { cluster }
+            | QueuedChange::DisableEncryption { cluster }
+            | QueuedChange::RotateMasterKey { cluster } => Some(cluster),
+        }
+    }
+}
+
 /// Validity checks: when, and the clusters' state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

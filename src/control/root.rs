@@ -14,7 +14,7 @@ use super::backup::recover_restore;
 use super::cluster::{recover_node, Cluster, Gate, NodeLocks, NodeOpener};
 use super::init::{DEFAULT_ACCOUNT, DEFAULT_REGION};
 use super::organization::home_of;
-use super::project::{Alert, ClusterConfig, ClusterSpec, KmsCaller, DEFAULT_CLUSTER};
+use super::project::{Alert, ClusterConfig, KmsCaller, DEFAULT_CLUSTER};
 use super::state::{
     read_json, read_settings, write_json, AwsSettings, ClockFile, KmsSettings, Settings,
     SnapshotSettings,
@@ -420,78 +420,6 @@ impl Root {
             cmks,
             options: self.store_options(settings),
         })
-    }
-
-    /// Takes the locks beside the nodes of a cluster about to be created (its directory
-    /// made first, to hold them).
-    pub(super) fn lock_new_cluster(&self, spec: &ClusterSpec) -> Result<NodeLocks, ControlError> {
-        let dir = self.clusters_dir().join(&spec.name);
-        fs::create_dir_all(&dir).map_err(|source| ControlError::Io { path: dir, source })?;
-        let paths = self.node_paths(&spec.name, spec.nodes);
-        NodeLocks::take(&paths, self.wait_for_clusters.load(Ordering::SeqCst))
-    }
-
-    /// Creates the node stores of a new cluster; the caller holds their locks.
-    pub(super) fn create_nodes(
-        &self,
-        settings: &Settings,
-        spec: &ClusterSpec,
-    ) -> Result<(), ControlError> {
-        let opener = self.opener(settings)?;
-        for (index, path) in self.node_paths(&spec.name, spec.nodes).iter().enumerate() {
-            drop(opener.create(&spec.name, index, path, spec.encrypt)?);
-        }
-        Ok(())
-    }
-
-    /// Creates a new cluster's nodes, then records the cluster in the project, holding the
-    /// nodes' locks throughout. What a create that died before recording its cluster left
-    /// behind is removed first: it never blocks the name.
-    pub(super) fn build_cluster(&self, spec: ClusterSpec) -> Result<(), ControlError> {
-        let taken = |s: &Settings| {
-            if s.project.clusters.contains_key(&spec.name) {
-                return Err(ControlError::ClusterExists {
-                    name: spec.name.clone(),
-                });
-            }
-            Ok(())
-        };
-        taken(&self.require_settings()?)?;
-        let _locks = self.lock_new_cluster(&spec)?;
-        // Under the locks, the name is free or being created by no one: what is there is
-        // a leftover of an interrupted create.
-        let settings = self.require_settings()?;
-        taken(&settings)?;
-        self.remove_leftovers(&spec.name)?;
-        self.create_nodes(&settings, &spec)?;
-        self.transact(|s| {
-            taken(s)?;
-            s.project.clusters.insert(
-                spec.name.clone(),
-                ClusterConfig {
-                    spec: spec.clone(),
-                    rewrite_to_encrypted: None,
-                },
-            );
-            Ok(())
-        })
-    }
-
-    /// Removes the node directories (and their staging siblings) of unrecorded cluster
-    /// `name`, keeping the lock files its creator holds.
-    fn remove_leftovers(&self, name: &str) -> Result<(), ControlError> {
-        let dir = self.clusters_dir().join(name);
-        let io = |path: &Path, source| ControlError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-            let path = entry.map_err(|e| io(&dir, e))?.path();
-            if path.is_dir() {
-                fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
-            }
-        }
-        Ok(())
     }
 
     /// Opens cluster `name` (the default cluster when `None`). While the project's key is

@@ -537,6 +537,23 @@ call("DELETE", "/groups/{groupId}/cloudProviderAccess/{cloudProvider}/{roleId}",
      {"groupId": group, "cloudProvider": "AWS", "roleId": "0" * 24})
 print("a cluster made by the CLI is listed by the API")
 
+# --- Deleting clusters and projects ---------------------------------------------------------
+
+busy = call("DELETE", "/groups/{groupId}", 409, where_two, key=CREATOR)
+assert busy["errorCode"] == "CANNOT_CLOSE_GROUP_ACTIVE_ATLAS_CLUSTERS", busy
+call("DELETE", one_cluster, 401, {"groupId": group, "clusterName": "Other"}, key=READER, version="2023-02-01")
+call("DELETE", one_cluster, 202, {"groupId": two["id"], "clusterName": "Target"}, key=CREATOR, version="2023-02-01")
+call("GET", one_cluster, 404, {"groupId": two["id"], "clusterName": "Target"}, key=CREATOR, version="2024-08-05")
+assert atrest_json("project", "status", root=TWO_ROOT)["clusters"] == []
+call("DELETE", "/groups/{groupId}", 204, where_two, key=CREATOR)
+call("GET", "/groups/{groupId}", 404, where_two, key=CREATOR)
+assert [p["id"] for p in atrest_json("org", "projects")] == [group]
+call("DELETE", "/groups/{groupId}", 400, {"groupId": group})
+kept = call("POST", snaps, 200, {"groupId": group, "clusterName": "Other"}, body={"description": "kept"})
+call("DELETE", one_cluster, 202, {"groupId": group, "clusterName": "Other"}, query={"retainBackups": "true"})
+assert kept["id"] in [s["id"][:24] for s in atrest_json("snapshot", "list")["snapshots"]]
+print("clusters and the second project deleted; a snapshot kept with retainBackups")
+
 for dirpath, _, files in os.walk(ROOT):
     for name in files:
         with open(os.path.join(dirpath, name), "rb") as f:

@@ -258,6 +258,14 @@ pub enum ClusterCommand {
         #[arg(long)]
         encrypt: bool,
     },
+    /// Delete a cluster and its nodes (Project Owner); its snapshots too unless
+    /// --retain-snapshots.
+    Delete {
+        name: String,
+        /// Keep the cluster's snapshots (they restore into other clusters).
+        #[arg(long)]
+        retain_snapshots: bool,
+    },
     /// Turn encryption at rest on: every node rewritten, node by node (Project Owner).
     EnableEncryption { name: String },
     /// Turn it off: every node rewritten in the clear, node by node (Project Owner).
@@ -442,6 +450,11 @@ pub enum OrgCommand {
     CreateProject {
         /// Its name: 1 to 64 letters, digits and -_.(),:&@+'.
         name: String,
+    },
+    /// Delete a project that has no clusters and no snapshots left (its Project Owner).
+    DeleteProject {
+        /// Its id.
+        id: String,
     },
 }
 

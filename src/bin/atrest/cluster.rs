@@ -139,6 +139,15 @@ pub fn cluster_command(root: &Root, user: &str, command: ClusterCommand, out: Ou
                 Applied::Queued => QUEUED.to_string(),
             });
         }
+        ClusterCommand::Delete {
+            name,
+            retain_snapshots,
+        } => {
+            root.delete_cluster(user, &name, retain_snapshots)?;
+            out.print(&json!({ "deleted": name }), || {
+                format!("deleted cluster {name}")
+            });
+        }
         ClusterCommand::EnableEncryption { name } => rewrite(root, user, &name, true, out)?,
         ClusterCommand::DisableEncryption { name } => rewrite(root, user, &name, false, out)?,
         ClusterCommand::Status { name } => {

@@ -309,6 +309,12 @@ fn org_command(root: &Root, user: &str, command: OrgCommand, out: Output) -> Cli
                     .join("\n")
             });
         }
+        OrgCommand::DeleteProject { id } => {
+            root.delete_project(user, &id)?;
+            out.print(&json!({ "deleted": id }), || {
+                format!("deleted project {id}")
+            });
+        }
         OrgCommand::CreateProject { name } => {
             let project = root.create_project(user, &name, true)?;
             let settings = project.require_settings()?;
