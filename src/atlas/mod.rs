@@ -11,13 +11,17 @@
 //! | `error` | Atlas's error body, and which one each control-plane error is |
 //! | `routes` | the route table: method, path, versions, the role each needs |
 //! | `project` | `groups`, `cloudProviderAccess`, `encryptionAtRest` and its private endpoints |
-//! | `clusters` | `clusters`, their `backup/snapshots` and `backup/restoreJobs` |
+//! | `clusters` | `clusters`: created, read, updated, deleted |
+//! | `cluster_shapes` | a cluster in each version's shape (2023-01-01, 2023-02-01, 2024-08-05) |
+//! | `backup` | a cluster's `backup/snapshots` and `backup/restoreJobs` |
 //! | `activity` | `alerts` and `events` |
 //! | `alert_configs` | `alertConfigs`: the rotation reminder and the invalid-key alert, editable |
 //! | `emulator` | `/atrest/v1/...`: what a test needs and Atlas lacks (clock, tick, KMS faults) |
 
 mod activity;
 mod alert_configs;
+mod backup;
+mod cluster_shapes;
 mod clusters;
 mod digest;
 mod emulator;

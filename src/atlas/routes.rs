@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::wire::{error_response, negotiate, Query, Style};
-use super::{activity, alert_configs, clusters, project, AtlasApi, Project};
+use super::{activity, alert_configs, backup, clusters, project, AtlasApi, Project};
 use crate::control::project::ProjectRole;
 use crate::control::{Root, Settings};
 use crate::http::{Request, Response};
@@ -43,9 +43,10 @@ pub(super) struct Route {
 }
 
 const V1: &[&str] = &["2023-01-01"];
-/// The cluster resource's versions whose shape atrest serves (ClusterDescription20240805).
-const CLUSTER_VERSIONS: &[&str] = &["2024-08-05", "2024-10-23"];
-const CLUSTER_READ_VERSIONS: &[&str] = &["2024-08-05"];
+/// The cluster resource's versions: LegacyAtlasCluster, AdvancedClusterDescription,
+/// ClusterDescription20240805 (which 2024-10-23 also writes).
+const CLUSTER_VERSIONS: &[&str] = &["2023-01-01", "2023-02-01", "2024-08-05", "2024-10-23"];
+const CLUSTER_READ_VERSIONS: &[&str] = &["2023-01-01", "2023-02-01", "2024-08-05"];
 /// Deleting a cluster answers no body: every version that has it.
 const CLUSTER_DELETE_VERSIONS: &[&str] = &["2023-01-01", "2023-02-01"];
 
@@ -194,49 +195,49 @@ const ROUTES: &[Route] = &[
         "/groups/{}/clusters/{}/backup/snapshots",
         V1,
         Need::Read,
-        clusters::list_snapshots,
+        backup::list_snapshots,
     ),
     route(
         "POST",
         "/groups/{}/clusters/{}/backup/snapshots",
         V1,
         Need::Clusters,
-        clusters::take_snapshot,
+        backup::take_snapshot,
     ),
     route(
         "GET",
         "/groups/{}/clusters/{}/backup/snapshots/{}",
         V1,
         Need::Read,
-        clusters::get_snapshot,
+        backup::get_snapshot,
     ),
     route(
         "DELETE",
         "/groups/{}/clusters/{}/backup/snapshots/{}",
         V1,
         Need::Owner,
-        clusters::delete_snapshot,
+        backup::delete_snapshot,
     ),
     route(
         "GET",
         "/groups/{}/clusters/{}/backup/restoreJobs",
         V1,
         Need::Read,
-        clusters::list_restore_jobs,
+        backup::list_restore_jobs,
     ),
     route(
         "POST",
         "/groups/{}/clusters/{}/backup/restoreJobs",
         V1,
         Need::Owner,
-        clusters::create_restore_job,
+        backup::create_restore_job,
     ),
     route(
         "GET",
         "/groups/{}/clusters/{}/backup/restoreJobs/{}",
         V1,
         Need::Read,
-        clusters::get_restore_job,
+        backup::get_restore_job,
     ),
     route(
         "GET",
@@ -392,6 +393,7 @@ pub(super) fn handle(
         api,
         root: &project,
         acting: key,
+        version,
         query,
         body: request.body,
         params: params.clone(),
@@ -410,6 +412,8 @@ pub(super) struct Call<'a> {
     pub root: &'a Root,
     /// Who asks: the API key's public half.
     pub acting: &'a str,
+    /// The resource version the request named (or the oldest the route has).
+    pub version: &'static str,
     /// The query.
     pub query: &'a Query,
     /// The body as sent.
@@ -461,6 +465,13 @@ impl Call<'_> {
         writable: &[&str],
         read_only: &[&str],
     ) -> Result<Map<String, Value>, ApiError> {
+        let object = self.json_object()?;
+        check_members(&object, writable, read_only)?;
+        Ok(object)
+    }
+
+    /// The body as a JSON object (`{}` when there is none), members unchecked.
+    pub fn json_object(&self) -> Result<Map<String, Value>, ApiError> {
         let text = if self.body.iter().all(u8::is_ascii_whitespace) {
             &b"{}"[..]
         } else {
@@ -480,7 +491,6 @@ impl Call<'_> {
                 "The request body must be a JSON object.",
             ));
         };
-        check_members(&object, writable, read_only)?;
         Ok(object)
     }
 }

@@ -59,11 +59,14 @@ def load_spec(path):
     # project event types, so an event's name is checked against that.
     events = spec["components"]["schemas"]["EventViewForNdsGroup"]["properties"]
     events["eventTypeName"] = {"$ref": "#/components/schemas/EventTypeForNdsGroup"}
-    # HardwareSpec20240805 is flattened the same way, keeping the tenant sizes (M0, M2,
-    # M5) only: a dedicated cluster's size is one of DedicatedHardwareSpec20240805's.
+    # HardwareSpec20240805 and HardwareSpec (2023-02-01) are flattened the same way,
+    # keeping the tenant sizes (M0, M2, M5) only: a dedicated cluster's size is one of
+    # DedicatedHardwareSpec20240805's.
     schemas = spec["components"]["schemas"]
-    sizes = schemas["HardwareSpec20240805"]["properties"]["instanceSize"]
-    sizes["enum"] = sizes["enum"] + schemas["DedicatedHardwareSpec20240805"]["properties"]["instanceSize"]["enum"]
+    dedicated = schemas["DedicatedHardwareSpec20240805"]["properties"]["instanceSize"]["enum"]
+    for hardware in ("HardwareSpec20240805", "HardwareSpec"):
+        sizes = schemas[hardware]["properties"]["instanceSize"]
+        sizes["enum"] = sizes["enum"] + dedicated
     # ApiError.parameters types its items as objects (a list of anything, as generated);
     # Atlas sends the values its detail names, strings, and so does atrest.
     spec["components"]["schemas"]["ApiError"]["properties"]["parameters"]["items"] = {}
@@ -72,6 +75,10 @@ def load_spec(path):
     # are that variant's. An encryption-at-rest configuration takes the alert event types
     # the alerts themselves carry, a threshold in DAYS, and GROUP notifications to project
     # roles.
+    # ClusterProviderSettings (the 2023-01-01 cluster's) is flattened to its FLEX variant:
+    # a dedicated cluster's instanceSizeName is one of the dedicated sizes.
+    provider_sizes = schemas["ClusterProviderSettings"]["properties"]["instanceSizeName"]
+    provider_sizes["enum"] = provider_sizes["enum"] + dedicated
     alert_types = schemas["AlertViewForNdsGroup"]["properties"]["eventTypeName"]["enum"]
     config = schemas["GroupAlertsConfig"]["properties"]
     config["eventTypeName"] = {"type": "string", "enum": alert_types}
@@ -315,7 +322,7 @@ assert small["errorCode"] == "CANNOT_USE_ENCRYPTION_AT_REST_TENANT", small
 call("POST", clusters, 400, {"groupId": group}, body=cluster_body("Runbook", "M10"), version="2024-08-05")
 call("POST", clusters, 201, {"groupId": group}, body=cluster_body("Other", "M10", "NONE"), version="2024-10-23")
 r = requests.post(URL + BASE + f"/groups/{group}/clusters", json=cluster_body("Old", "M10"),
-                  headers={"Accept": "application/vnd.atlas.2023-02-01+json"}, auth=OWNER, timeout=30)
+                  headers={"Accept": "application/vnd.atlas.2025-01-01+json"}, auth=OWNER, timeout=30)
 assert r.status_code == 406, r.text
 got = call("GET", one_cluster, 200, {"groupId": group, "clusterName": "Runbook"}, version="2024-08-05")
 assert got["replicationSpecs"][0]["regionConfigs"][0]["electableSpecs"]["instanceSize"] == "M10", got
@@ -337,6 +344,30 @@ call("PATCH", one_cluster, 400, {"groupId": group, "clusterName": "Other"},
      body={"replicationSpecs": [{"regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1",
            "electableSpecs": {"instanceSize": "M5", "nodeCount": 3}}]}]}, version="2024-08-05")
 print("cluster Other rewritten encrypted, node by node; its data on every node")
+
+# --- The older cluster shapes: 2023-01-01 (legacy) and 2023-02-01 ---------------------------
+
+legacy = call("POST", clusters, 201, {"groupId": group}, version="2023-01-01", body={
+    "name": "Legacy", "clusterType": "REPLICASET", "providerBackupEnabled": True, "diskSizeGB": 10,
+    "encryptionAtRestProvider": "AWS", "replicationFactor": 3,
+    "providerSettings": {"providerName": "AWS", "instanceSizeName": "M10", "regionName": "US_EAST_1"}})
+assert legacy["providerSettings"]["instanceSizeName"] == "M10" and legacy["replicationFactor"] == 3, legacy
+where_legacy = {"groupId": group, "clusterName": "Legacy"}
+advanced = call("GET", one_cluster, 200, where_legacy, version="2023-02-01")
+assert advanced["replicationSpecs"][0]["numShards"] == 1 and advanced["encryptionAtRestProvider"] == "AWS", advanced
+call("PATCH", one_cluster, 200, where_legacy, version="2023-02-01", body={"replicationSpecs": [{"numShards": 1,
+     "regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1", "priority": 7,
+                        "electableSpecs": {"instanceSize": "M20", "nodeCount": 3}}]}]})
+assert call("GET", one_cluster, 200, where_legacy, version="2023-01-01")["providerSettings"]["instanceSizeName"] == "M20"
+assert [n for n in atrest_json("cluster", "status", "Legacy")["nodes"] if n["encrypted"]].__len__() == 3
+call("POST", clusters, 400, {"groupId": group}, version="2023-01-01", check_request=False, body={
+    "name": "Sharded", "numShards": 2,
+    "providerSettings": {"providerName": "AWS", "instanceSizeName": "M10", "regionName": "US_EAST_1"}})
+call("POST", clusters, 400, {"groupId": group}, version="2023-02-01", check_request=False,
+     body=dict(cluster_body("Newer", "M10"), retainBackups=True))
+legacy_list = call("GET", clusters, 200, {"groupId": group}, version="2023-01-01")
+assert "Legacy" in [c["name"] for c in legacy_list["results"]], legacy_list
+print("a cluster made in the 2023-01-01 shape, read in 2023-02-01's, resized in it, read back in 2023-01-01's")
 
 # --- A snapshot under the current CMK ----------------------------------------------------
 
