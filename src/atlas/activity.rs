@@ -5,11 +5,10 @@
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::project::org_id;
+use super::project::{derived_id, org_id};
 use super::routes::{Call, Outcome};
 use super::wire::page;
 use crate::clock::Timestamp;
-use crate::control::project::derived_id;
 use crate::control::project::Alert;
 use crate::control::{Event, Settings, ALERT_KEY_INVALID, ALERT_NEEDS_ROTATION, ATLAS_ALERTS};
 

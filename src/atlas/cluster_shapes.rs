@@ -9,8 +9,9 @@ use serde_json::{json, Map, Value};
 
 use super::clusters::state_name;
 use super::error::ApiError;
+use super::project::derived_id;
 use super::routes::{boolean, check_members, string};
-use crate::control::project::{atlas_region, derived_id, Backup, ClusterSpec};
+use crate::control::project::{atlas_region, Backup, ClusterSpec};
 use crate::control::Settings;
 
 /// The MongoDB version atrest's clusters report: the store is not MongoDB, so a fixed one.

@@ -3,14 +3,26 @@
 //! of `awsKms`; Azure and Google Cloud answered as unsupported) and its AWS private
 //! endpoints.
 
+use aws_lc_rs::digest;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use super::routes::{boolean, check_members, string, Call, Outcome};
 use super::wire::page;
-use crate::control::project::{atlas_region, derived_id, AccessRole, KmsAccess, PendingAccessRole};
+use crate::control::project::{atlas_region, AccessRole, KmsAccess, PendingAccessRole};
 use crate::control::{AccessRequest, EndpointStatus, PrivateEndpoint, Settings};
+
+/// A 24-hex-digit id for something atrest keeps no id of (the organization, a cluster, a
+/// zone), derived from what names it, so every call shows the same.
+pub(super) fn derived_id(what: &str) -> String {
+    let d = digest::digest(&digest::SHA256, what.as_bytes());
+    d.as_ref()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// The organization a project belongs to: atrest keeps no organization id, so one
 /// derived from the organization's home project.

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::project::{atlas_id, derived_id, ProjectState};
+use super::project::{atlas_id, ProjectState};
 use super::{ControlError, Root, ALERT_KEY_INVALID, ALERT_NEEDS_ROTATION};
 use crate::clock::{Clock, Timestamp};
 
@@ -70,6 +70,22 @@ impl AlertConfigSpec {
     }
 }
 
+/// The id of a project's default configuration for `event`, stable without being stored:
+/// the project's id with each hex digit moved on by the event's place among
+/// [`ATLAS_ALERTS`] (plus one), so it is neither the project's id nor the other default's.
+fn default_config_id(project: &str, event: &str) -> String {
+    let place = ATLAS_ALERTS.iter().position(|e| *e == event).unwrap_or(0);
+    let shift = u32::try_from(place).unwrap_or(0) + 1;
+    project
+        .chars()
+        .map(|c| {
+            c.to_digit(16)
+                .and_then(|d| char::from_digit((d + shift) % 16, 16))
+                .unwrap_or(c)
+        })
+        .collect()
+}
+
 impl ProjectState {
     /// The alert configurations: the project's own, or Atlas's defaults.
     pub fn alert_configs(&self) -> Vec<AlertConfig> {
@@ -78,7 +94,7 @@ impl ProjectState {
         }
         let since = self.created.unwrap_or(self.encryption.cmk_set_at);
         let default = |event: &str, threshold_days| AlertConfig {
-            id: derived_id(&format!("default alert config {event} of {}", self.id)),
+            id: default_config_id(&self.id, event),
             event_type_name: event.to_string(),
             enabled: true,
             threshold_days,

@@ -528,17 +528,6 @@ pub fn atlas_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A 24-hex-digit id for something atrest keeps no id of (the organization, a cluster, a
-/// default alert configuration), derived from what names it, so every call shows the same.
-pub fn derived_id(what: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, what.as_bytes());
-    d.as_ref()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// `bytes` spelled as a UUID, `8-4-4-4-12` lowercase hex digits: external ids, private
 /// API keys. Written straight into the one string returned, which a caller holding a
 /// secret can zeroize.
