@@ -12,7 +12,7 @@ use crate::clock::Timestamp;
 use crate::control::project::Alert;
 use crate::control::{Event, Settings, ALERT_KEY_INVALID, ALERT_NEEDS_ROTATION, ATLAS_ALERTS};
 
-pub(super) fn alert_id(settings: &Settings, index: usize) -> String {
+fn alert_id(settings: &Settings, index: usize) -> String {
     derived_id(&format!("alert {index} of {}", settings.project.id))
 }
 
@@ -80,23 +80,30 @@ pub(super) fn list_alerts(call: &Call<'_>) -> Outcome {
     Ok((200, Some(page(views, call.query)?)))
 }
 
+/// Alert `id` of the project, as Atlas answers an unknown one.
+pub(super) fn find_alert<'s>(
+    settings: &'s Settings,
+    id: &str,
+) -> Result<(usize, &'s Alert), ApiError> {
+    atlas_alerts(settings)
+        .find(|(i, _)| alert_id(settings, *i) == id)
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "ALERT_NOT_FOUND",
+                format!(
+                    "No alert with ID {id} exists in group {}.",
+                    settings.project.id
+                ),
+            )
+            .with_parameters(&[id, &settings.project.id])
+        })
+}
+
 pub(super) fn get_alert(call: &Call<'_>) -> Outcome {
     let settings = call.settings()?;
-    let id = call.param(1);
-    let found = atlas_alerts(&settings)
-        .find(|(i, _)| alert_id(&settings, *i) == id)
-        .map(|(i, a)| (200, Some(alert_view(&settings, i, a))));
-    found.ok_or_else(|| {
-        ApiError::new(
-            404,
-            "ALERT_NOT_FOUND",
-            format!(
-                "No alert with ID {id} exists in group {}.",
-                settings.project.id
-            ),
-        )
-        .with_parameters(&[id, &settings.project.id])
-    })
+    let (index, alert) = find_alert(&settings, call.param(1))?;
+    Ok((200, Some(alert_view(&settings, index, alert))))
 }
 
 fn event_id(settings: &Settings, event: &Event) -> String {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::activity::{alert_id, alert_view, atlas_alerts};
+use super::activity::{alert_view, atlas_alerts, find_alert};
 use super::error::ApiError;
 use super::routes::{boolean, string, Call, Outcome};
 use super::wire::page;
@@ -238,20 +238,7 @@ pub(super) fn alerts_of(call: &Call<'_>) -> Outcome {
 /// The configuration that raised alert `id`.
 pub(super) fn configs_of_alert(call: &Call<'_>) -> Outcome {
     let settings = call.settings()?;
-    let id = call.param(1);
-    let (_, alert) = atlas_alerts(&settings)
-        .find(|(i, _)| alert_id(&settings, *i) == id)
-        .ok_or_else(|| {
-            ApiError::new(
-                404,
-                "ALERT_NOT_FOUND",
-                format!(
-                    "No alert with ID {id} exists in group {}.",
-                    settings.project.id
-                ),
-            )
-            .with_parameters(&[id, &settings.project.id])
-        })?;
+    let (_, alert) = find_alert(&settings, call.param(1))?;
     let views = settings
         .project
         .alert_configs()

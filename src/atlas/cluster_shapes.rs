@@ -25,18 +25,17 @@ const ADVANCED: &str = "2023-02-01";
 /// The disk size atrest's clusters report: storage is the root's directory, not a volume.
 const DISK_SIZE_GB: u32 = 10;
 
-/// The members of ClusterDescription20240805 a client may send; atrest acts on `name`,
-/// `clusterType`, `backupEnabled`, `encryptionAtRestProvider`, `paused` and the instance
-/// size and node count in `replicationSpecs`, and accepts the rest without acting on them.
+/// Members every version lets a client send; atrest acts on `name`, `clusterType`,
+/// `backupEnabled`, `encryptionAtRestProvider`, `paused` and the instance size and node
+/// count (in `replicationSpecs`, or the legacy shape's own members), and accepts the rest
+/// without acting on them.
 const WRITABLE: &[&str] = &[
     "acceptDataRisksAndForceReplicaSetReconfig",
-    "adaptiveCapacity",
     "advancedConfiguration",
     "backupEnabled",
     "biConnector",
     "clusterType",
     "configServerManagementMode",
-    "connectionStrings",
     "diskWarmingMode",
     "encryptionAtRestProvider",
     "globalClusterSelfManagedSharding",
@@ -46,29 +45,70 @@ const WRITABLE: &[&str] = &[
     "name",
     "paused",
     "pitEnabled",
-    "redactClientLogData",
     "replicaSetScalingStrategy",
     "replicationSpecs",
-    "retainBackups",
     "rootCertType",
     "tags",
     "terminationProtectionEnabled",
-    "useAwsTimeBasedSnapshotCopyForFastInitialSync",
     "versionReleaseSystem",
 ];
+/// Members a client may send in ClusterDescription20240805 only.
+const WRITABLE_SINCE_2024: &[&str] = &[
+    "adaptiveCapacity",
+    "redactClientLogData",
+    "retainBackups",
+    "useAwsTimeBasedSnapshotCopyForFastInitialSync",
+];
+/// Members a client may send in the legacy shape only (`diskSizeGB` in 2023-02-01 too).
+const WRITABLE_LEGACY: &[&str] = &[
+    "autoScaling",
+    "numShards",
+    "providerBackupEnabled",
+    "providerSettings",
+    "replicationFactor",
+    "replicationSpec",
+];
+/// Members every version keeps to itself.
 const READ_ONLY: &[&str] = &[
     "configServerType",
     "createDate",
-    "effectiveReplicationSpecs",
     "featureCompatibilityVersion",
     "featureCompatibilityVersionExpirationDate",
     "groupId",
     "id",
-    "internalClusterRole",
     "links",
     "mongoDBVersion",
     "stateName",
 ];
+/// Members the legacy shape keeps to itself: its connection strings.
+const READ_ONLY_LEGACY: &[&str] = &[
+    "connectionStrings",
+    "mongoURI",
+    "mongoURIUpdated",
+    "mongoURIWithOptions",
+    "srvAddress",
+];
+/// Members the later shapes keep to themselves.
+const READ_ONLY_SINCE_2023_02: &[&str] = &["effectiveReplicationSpecs", "internalClusterRole"];
+
+/// The members a client may send in `version`'s shape, and those it may not.
+fn members(version: &str) -> (Vec<&'static str>, Vec<&'static str>) {
+    let (writable, read_only): (&[&[&str]], &[&[&str]]) = match version {
+        LEGACY => (
+            &[WRITABLE, WRITABLE_LEGACY, &["diskSizeGB"]],
+            &[READ_ONLY, READ_ONLY_LEGACY],
+        ),
+        ADVANCED => (
+            &[WRITABLE, &["connectionStrings", "diskSizeGB"]],
+            &[READ_ONLY, READ_ONLY_SINCE_2023_02],
+        ),
+        _ => (
+            &[WRITABLE, WRITABLE_SINCE_2024, &["connectionStrings"]],
+            &[READ_ONLY, READ_ONLY_SINCE_2023_02],
+        ),
+    };
+    (writable.concat(), read_only.concat())
+}
 
 /// ClusterDescription20240805.
 fn current_view(settings: &Settings, spec: &ClusterSpec) -> Value {
@@ -103,64 +143,6 @@ fn current_view(settings: &Settings, spec: &ClusterSpec) -> Value {
     })
 }
 
-/// Members ClusterDescription20240805 has and AdvancedClusterDescription lacks.
-const ONLY_SINCE_2024: &[&str] = &[
-    "adaptiveCapacity",
-    "redactClientLogData",
-    "retainBackups",
-    "useAwsTimeBasedSnapshotCopyForFastInitialSync",
-];
-
-/// The members of LegacyAtlasCluster a client may send; atrest acts on `name`,
-/// `clusterType`, `providerBackupEnabled`/`backupEnabled`, `encryptionAtRestProvider`,
-/// `paused`, `providerSettings` and the node count, and accepts the rest.
-const LEGACY_WRITABLE: &[&str] = &[
-    "acceptDataRisksAndForceReplicaSetReconfig",
-    "advancedConfiguration",
-    "autoScaling",
-    "backupEnabled",
-    "biConnector",
-    "clusterType",
-    "configServerManagementMode",
-    "diskSizeGB",
-    "diskWarmingMode",
-    "encryptionAtRestProvider",
-    "globalClusterSelfManagedSharding",
-    "labels",
-    "mongoDBEmployeeAccessGrant",
-    "mongoDBMajorVersion",
-    "name",
-    "numShards",
-    "paused",
-    "pitEnabled",
-    "providerBackupEnabled",
-    "providerSettings",
-    "replicaSetScalingStrategy",
-    "replicationFactor",
-    "replicationSpec",
-    "replicationSpecs",
-    "rootCertType",
-    "tags",
-    "terminationProtectionEnabled",
-    "versionReleaseSystem",
-];
-const LEGACY_READ_ONLY: &[&str] = &[
-    "configServerType",
-    "connectionStrings",
-    "createDate",
-    "featureCompatibilityVersion",
-    "featureCompatibilityVersionExpirationDate",
-    "groupId",
-    "id",
-    "links",
-    "mongoDBVersion",
-    "mongoURI",
-    "mongoURIUpdated",
-    "mongoURIWithOptions",
-    "srvAddress",
-    "stateName",
-];
-
 /// What a cluster request asks, whatever the shape it came in.
 #[derive(Debug, Default)]
 pub(super) struct Asked {
@@ -177,19 +159,8 @@ pub(super) fn asked(
     settings: &Settings,
 ) -> Result<Asked, ApiError> {
     let region = atlas_region(&settings.region);
-    match version {
-        LEGACY => check_members(body, LEGACY_WRITABLE, LEGACY_READ_ONLY)?,
-        ADVANCED => {
-            let writable: Vec<&str> = WRITABLE
-                .iter()
-                .copied()
-                .filter(|m| !ONLY_SINCE_2024.contains(m))
-                .chain(["diskSizeGB"])
-                .collect();
-            check_members(body, &writable, READ_ONLY)?
-        }
-        _ => check_members(body, WRITABLE, READ_ONLY)?,
-    }
+    let (writable, read_only) = members(version);
+    check_members(body, &writable, &read_only)?;
     check_common(body)?;
     let (shape, backup) = match version {
         LEGACY => (legacy_shape(body, &region)?, legacy_backup(body)?),

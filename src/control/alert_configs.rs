@@ -52,6 +52,19 @@ pub struct AlertConfigSpec {
 }
 
 impl AlertConfigSpec {
+    /// A configuration of this spec, made (or last changed) `now`.
+    fn made(self, id: String, created: Timestamp, now: Timestamp) -> AlertConfig {
+        AlertConfig {
+            id,
+            event_type_name: self.event_type_name,
+            enabled: self.enabled,
+            threshold_days: self.threshold_days,
+            notifications: self.notifications,
+            created,
+            updated: now,
+        }
+    }
+
     fn check(&self) -> Result<(), ControlError> {
         let event = self.event_type_name.as_str();
         if !ATLAS_ALERTS.contains(&event) {
@@ -156,15 +169,7 @@ impl Root {
         let now = self.clock.now();
         self.transact(|s| {
             s.project.require_owner(acting, "configuring alerts")?;
-            let config = AlertConfig {
-                id: atlas_id(),
-                event_type_name: spec.event_type_name,
-                enabled: spec.enabled,
-                threshold_days: spec.threshold_days,
-                notifications: spec.notifications,
-                created: now,
-                updated: now,
-            };
+            let config = spec.made(atlas_id(), now, now);
             s.project.own_alert_configs().push(config.clone());
             Ok(config)
         })
@@ -182,11 +187,7 @@ impl Root {
         self.transact(|s| {
             s.project.require_owner(acting, "configuring alerts")?;
             let config = s.project.alert_config_mut(id)?;
-            config.event_type_name = spec.event_type_name;
-            config.enabled = spec.enabled;
-            config.threshold_days = spec.threshold_days;
-            config.notifications = spec.notifications;
-            config.updated = now;
+            *config = spec.made(config.id.clone(), config.created, now);
             Ok(config.clone())
         })
     }
