@@ -86,6 +86,9 @@ fn a_created_project_shares_the_home_kms_and_clock_from_any_process() {
     cli::ok(project.dir(), &["clock", "advance", "3d"]);
     let reopened = Root::open(dir.path()).unwrap();
     assert!(reopened.clock_offset() >= Duration::from_secs(3 * 86_400));
+    let ticked = json(dir.path(), &["tick", "--all-projects"]);
+    assert_eq!(ticked.as_array().unwrap().len(), 2, "{ticked}");
+    assert_eq!(ticked[1]["id"], id.as_str());
     let listed = json(dir.path(), &["org", "projects"]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     assert_eq!(listed[1]["id"], id.as_str());

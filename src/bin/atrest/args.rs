@@ -187,8 +187,14 @@ pub enum Command {
     /// Emulator time: real time plus an offset kept in the root.
     #[command(subcommand)]
     Clock(ClockCommand),
-    /// Apply what emulator time has made due (KMS key deletions and rotations).
-    Tick,
+    /// Apply what emulator time has made due (KMS key deletions and rotations, validity
+    /// checks, master-key rotations, the rotation reminder, snapshot retention).
+    Tick {
+        /// Every project of this root's organization, not this project alone (each checks
+        /// its own key; they share the KMS and the clock).
+        #[arg(long)]
+        all_projects: bool,
+    },
 }
 
 #[derive(Subcommand)]

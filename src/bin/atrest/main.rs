@@ -226,9 +226,32 @@ fn run(cli: Cli) -> CliResult {
             });
             Ok(())
         }
-        Command::Tick => {
+        Command::Tick {
+            all_projects: false,
+        } => {
             let report = open()?.tick()?;
             out.print(&report, || report.to_string());
+            Ok(())
+        }
+        Command::Tick { all_projects: true } => {
+            let home = open()?;
+            let mut projects = vec![(home.require_settings()?.project, home.tick()?)];
+            for (id, _) in home.member_projects()? {
+                let member = home.member_project(&id)?;
+                let tick = member.tick()?;
+                projects.push((member.require_settings()?.project, tick));
+            }
+            let reports: Vec<_> = projects
+                .iter()
+                .map(|(p, tick)| json!({ "id": p.id, "name": p.name, "tick": tick }))
+                .collect();
+            out.print(&reports, || {
+                projects
+                    .iter()
+                    .map(|(p, tick)| format!("project {} ({}):\n{tick}", p.name, p.id))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             Ok(())
         }
         Command::Rotate(RotateCommand::Master) => {
