@@ -135,10 +135,20 @@ pub fn remove_file(path: &Path) -> io::Result<()> {
 }
 
 /// Renames the directory `from` to `to`, durably.
-fn rename_dir(from: &Path, to: &Path) -> io::Result<()> {
+pub fn rename_dir(from: &Path, to: &Path) -> io::Result<()> {
     reach(CrashPoint::DirRename)?;
     fs::rename(from, to)?;
     sync_dir(parent_of(to))
+}
+
+/// Creates the directory at `path` (and its missing parents), durably.
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    reach(CrashPoint::DirCreate)?;
+    fs::create_dir_all(path)?;
+    sync_dir(parent_of(path))
 }
 
 /// Makes a rename or a new entry in `dir` durable.
@@ -286,7 +296,8 @@ fn parent_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-fn remove_dir_if_present(path: &Path) -> io::Result<()> {
+/// Removes the directory at `path` and what it holds; nothing to do when it is not there.
+pub fn remove_dir_if_present(path: &Path) -> io::Result<()> {
     if !path.exists() {
         return Ok(());
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use atrest::control::project::{Backup, ClusterSpec, DEFAULT_OWNER};
 use atrest::control::{AccessRequest, ControlError, InitOptions, Root};
+use atrest::crash;
 use atrest::kms::CreateKeyRequest;
 use atrest::store::KeyRange;
 use cli::json;
@@ -172,4 +173,128 @@ fn deleting_a_cluster_or_a_project_loses_only_what_was_asked() {
         home.delete_project(DEFAULT_OWNER, &home_id),
         Err(ControlError::OrganizationHomeKept { .. })
     ));
+}
+
+/// Runs `command` on an organization `setup` made, once whole to learn its crash points,
+/// then once per crash point, stopping there as a SIGKILL would; each time a new root is
+/// opened on what the disk holds, `check`ed, and the command run again must leave what the
+/// whole run left (`check` again, finished).
+fn walk(
+    setup: fn(&Root),
+    command: fn(&Root) -> Result<(), ControlError>,
+    check: fn(&Root, bool),
+) -> usize {
+    let scratch = || match std::path::Path::new("/dev/shm") {
+        shm if shm.is_dir() => tempfile::tempdir_in(shm).unwrap(),
+        _ => tempfile::tempdir().unwrap(),
+    };
+    let points = {
+        let (_dir, root) = home();
+        setup(&root);
+        let armed = crash::arm(None);
+        command(&root).unwrap();
+        let points = armed.reached().len() as u64;
+        drop(armed);
+        check(&root, true);
+        points
+    };
+    for step in 1..=points {
+        let dir = scratch();
+        {
+            let root = Root::open(dir.path()).unwrap();
+            root.init(&InitOptions {
+                nodes: 2,
+                ..InitOptions::default()
+            })
+            .unwrap();
+            setup(&root);
+            let armed = crash::arm(Some(step));
+            assert!(command(&root).is_err(), "step {step}: said it succeeded");
+            assert_eq!(armed.crashed().map(|c| c.step), Some(step));
+        }
+        let root = Root::open(dir.path()).unwrap();
+        check(&root, false);
+        // Again: done now, or found done by the crashed run.
+        match command(&root) {
+            Ok(())
+            | Err(ControlError::ProjectExists { .. })
+            | Err(ControlError::UnknownProject { .. })
+            | Err(ControlError::UnknownCluster { .. }) => {}
+            Err(e) => panic!("step {step}: again: {e}"),
+        }
+        check(&root, true);
+    }
+    usize::try_from(points).unwrap()
+}
+
+fn create(root: &Root) -> Result<(), ControlError> {
+    root.create_project(DEFAULT_OWNER, "p", true).map(|_| ())
+}
+
+fn one_project(root: &Root) -> Option<String> {
+    let projects = root.member_projects().unwrap();
+    assert!(projects.len() <= 1, "{projects:?}");
+    projects.first().map(|(id, _)| {
+        let project = root.member_project(id).unwrap();
+        assert_eq!(project.require_settings().unwrap().project.name, "p");
+        id.clone()
+    })
+}
+
+#[test]
+fn every_crash_point_of_creating_and_deleting_a_project() {
+    let created = walk(
+        |_| {},
+        create,
+        |root, finished| {
+            let found = one_project(root);
+            assert!(!finished || found.is_some(), "created once finished");
+        },
+    );
+    let deleted = walk(
+        |root| create(root).unwrap(),
+        |root| match root.member_projects()?.first() {
+            Some((id, _)) => root.delete_project(DEFAULT_OWNER, id),
+            None => Err(ControlError::UnknownProject { id: "p".into() }),
+        },
+        |root, finished| {
+            let found = one_project(root);
+            assert!(!finished || found.is_none(), "deleted once finished");
+        },
+    );
+    assert!(created >= 3 && deleted >= 2, "{created} {deleted}");
+}
+
+#[test]
+fn every_crash_point_of_deleting_a_cluster() {
+    fn setup(root: &Root) {
+        root.create_cluster(DEFAULT_OWNER, cluster("Gone")).unwrap();
+        root.cluster(Some("Gone"))
+            .unwrap()
+            .put("db", b"k", b"v")
+            .unwrap();
+    }
+    let points = walk(
+        setup,
+        |root| root.delete_cluster(DEFAULT_OWNER, "Gone", false),
+        |root, finished| match root.cluster(Some("Gone")) {
+            // Not deleted: whole, on every node.
+            Ok(cluster) => {
+                assert!(!finished, "deleted once finished");
+                assert!(cluster.verify().unwrap().consistent);
+                assert_eq!(cluster.get("db", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+            }
+            Err(ControlError::UnknownCluster { .. }) => {
+                // Deleted: the name is free, and a new cluster of it starts empty.
+                root.create_cluster(DEFAULT_OWNER, cluster("Gone")).unwrap();
+                let fresh = root.cluster(Some("Gone")).unwrap();
+                assert!(fresh.verify().unwrap().consistent);
+                assert!(fresh.records("db", KeyRange::All).unwrap().is_empty());
+                drop(fresh);
+                root.delete_cluster(DEFAULT_OWNER, "Gone", false).unwrap();
+            }
+            Err(e) => panic!("{e}"),
+        },
+    );
+    assert!(points >= 2, "{points}");
 }

@@ -11,6 +11,7 @@ use super::project::{ClusterConfig, ClusterSpec};
 use super::state::Settings;
 use super::{ControlError, Root};
 use crate::clock::Clock;
+use crate::durable;
 
 impl Root {
     /// Takes the locks beside the nodes of a cluster about to be created (its directory
@@ -79,7 +80,7 @@ impl Root {
         for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
             let path = entry.map_err(|e| io(&dir, e))?.path();
             if path.is_dir() {
-                fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
+                durable::remove_dir_if_present(&path).map_err(|e| io(&path, e))?;
             }
         }
         Ok(())

@@ -16,11 +16,14 @@ use super::project::{ProjectRole, ProjectState, DEFAULT_OWNER};
 use super::state::{read_json, write_json, Retention, Settings, SnapshotSettings};
 use super::{ControlError, Root};
 use crate::clock::Clock;
+use crate::durable;
 
 /// Where the organization's other projects live, under its home.
 const PROJECTS_DIR: &str = "projects";
 /// In a project of an organization: where its home is.
 const HOME_LINK: &str = "organization.json";
+/// A project directory moved aside to be deleted: no project id looks like it.
+const DELETED_PREFIX: &str = "deleted-";
 /// The longest project name Atlas takes.
 const MAX_PROJECT_NAME: usize = 64;
 
@@ -119,6 +122,37 @@ impl Root {
         }
     }
 
+    /// Removes what a creation or deletion that died halfway left under `projects/`: a
+    /// directory without settings, or one moved aside to be deleted. The caller holds the
+    /// home's lock, which every creation and deletion holds throughout.
+    fn remove_unfinished_projects(&self) -> Result<(), ControlError> {
+        let dir = self.dir.join(PROJECTS_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(ControlError::Io { path: dir, source }),
+        };
+        for entry in entries {
+            let path = entry
+                .map_err(|source| ControlError::Io {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let unfinished = name.starts_with(DELETED_PREFIX)
+                || (is_project_id(&name)
+                    && Root::open_member_dir(self, path.clone())?
+                        .settings()?
+                        .is_none());
+            if unfinished {
+                durable::remove_dir_if_present(&path)
+                    .map_err(|source| ControlError::Io { path, source })?;
+            }
+        }
+        Ok(())
+    }
+
     fn open_member_dir(home: &Root, dir: PathBuf) -> Result<Root, ControlError> {
         let root = Root::with_parts(
             dir,
@@ -146,6 +180,7 @@ impl Root {
         check_project_name(name)?;
         // The home's lock, then the new project's: no two projects of one name.
         let _lock = self.lock()?;
+        self.remove_unfinished_projects()?;
         let home = self.require_settings()?;
         let creator = creator_key(&home.project, acting)?;
         let mut names = vec![home.project.name.clone()];
@@ -173,7 +208,7 @@ impl Root {
             });
         }
         let dir = self.dir.join(PROJECTS_DIR).join(&project.id);
-        fs::create_dir_all(&dir).map_err(|source| ControlError::Io {
+        durable::create_dir(&dir).map_err(|source| ControlError::Io {
             path: dir.clone(),
             source,
         })?;
@@ -210,6 +245,7 @@ impl Root {
     pub fn delete_project(&self, acting: &str, id: &str) -> Result<(), ControlError> {
         self.require_organization_home()?;
         let _lock = self.lock()?;
+        self.remove_unfinished_projects()?;
         if self.require_settings()?.project.id == id {
             return Err(ControlError::OrganizationHomeKept {
                 path: self.dir.clone(),
@@ -233,12 +269,16 @@ impl Root {
         // it held can then be interrupted without leaving half a project.
         let dir = project.dir.clone();
         drop(project);
-        let gone = self.dir.join(PROJECTS_DIR).join(format!("deleted-{id}"));
-        fs::rename(&dir, &gone).map_err(|source| ControlError::Io {
+        let gone = self
+            .dir
+            .join(PROJECTS_DIR)
+            .join(format!("{DELETED_PREFIX}{id}"));
+        durable::rename_dir(&dir, &gone).map_err(|source| ControlError::Io {
             path: dir.clone(),
             source,
         })?;
-        fs::remove_dir_all(&gone).map_err(|source| ControlError::Io { path: gone, source })
+        durable::remove_dir_if_present(&gone)
+            .map_err(|source| ControlError::Io { path: gone, source })
     }
 }
 
