@@ -234,10 +234,10 @@ fn create(root: &Root) -> Result<(), ControlError> {
 fn one_project(root: &Root) -> Option<String> {
     let projects = root.member_projects().unwrap();
     assert!(projects.len() <= 1, "{projects:?}");
-    projects.first().map(|(id, _)| {
-        let project = root.member_project(id).unwrap();
+    projects.first().map(|m| {
+        let project = root.member_project(&m.id).unwrap();
         assert_eq!(project.require_settings().unwrap().project.name, "p");
-        id.clone()
+        m.id.clone()
     })
 }
 
@@ -254,7 +254,7 @@ fn every_crash_point_of_creating_and_deleting_a_project() {
     let deleted = walk(
         |root| create(root).unwrap(),
         |root| match root.member_projects()?.first() {
-            Some((id, _)) => root.delete_project(DEFAULT_OWNER, id),
+            Some(m) => root.delete_project(DEFAULT_OWNER, &m.id),
             None => Err(ControlError::UnknownProject { id: "p".into() }),
         },
         |root, finished| {

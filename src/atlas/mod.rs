@@ -144,8 +144,10 @@ impl AtlasApi {
         if let Some((_, verifier)) = self.root.api_key(public_key)? {
             return Ok(Some(verifier));
         }
-        for (id, _) in self.root.member_projects()? {
-            if let Some((_, verifier)) = self.root.member_project(&id)?.api_key(public_key)? {
+        for member in self.root.member_projects()? {
+            if let Some((_, verifier)) =
+                self.root.member_project(&member.id)?.api_key(public_key)?
+            {
                 return Ok(Some(verifier));
             }
         }

@@ -49,9 +49,7 @@ pub(super) fn list_groups(call: &Call<'_>) -> Outcome {
     let org = org_id(call)?;
     let home = call.api.root();
     let mut projects = vec![home.require_settings()?];
-    for (id, _) in home.member_projects()? {
-        projects.push(home.member_project(&id)?.require_settings()?);
-    }
+    projects.extend(home.member_projects()?.into_iter().map(|m| m.settings));
     let views = projects
         .iter()
         .filter(|s| s.project.role_of(call.acting).is_ok())

@@ -73,6 +73,7 @@ pub use init::{
     InitOptions, DEFAULT_ACCOUNT, DEFAULT_CMK_ALIAS, DEFAULT_REGION, DEFAULT_ROLE_NAME,
 };
 pub use load::{LoadReport, MAX_LOAD_VALUE_SIZE};
+pub use organization::MemberProject;
 pub use private_endpoints::{EndpointStatus, PrivateEndpoint};
 pub use restore_jobs::RestoreJob;
 pub use root::{KmsWrapper, Root};

@@ -27,6 +27,17 @@ const DELETED_PREFIX: &str = "deleted-";
 /// The longest project name Atlas takes.
 const MAX_PROJECT_NAME: usize = 64;
 
+/// A project of an organization, other than its home.
+#[derive(Clone, Debug)]
+pub struct MemberProject {
+    /// Its id.
+    pub id: String,
+    /// Its root directory.
+    pub dir: PathBuf,
+    /// Its settings when listed.
+    pub settings: Settings,
+}
+
 /// `organization.json`: the home, relative to the project's directory.
 #[derive(Serialize, Deserialize)]
 struct HomeLink {
@@ -77,9 +88,9 @@ impl Root {
         })
     }
 
-    /// The directories of the organization's other projects, by project id (this root
-    /// must be the home; a directory whose creation never finished is not one).
-    pub fn member_projects(&self) -> Result<Vec<(String, PathBuf)>, ControlError> {
+    /// The organization's other projects, in the order of their ids (this root must be the
+    /// home; a directory whose creation never finished is not one).
+    pub fn member_projects(&self) -> Result<Vec<MemberProject>, ControlError> {
         let dir = self.dir.join(PROJECTS_DIR);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -95,12 +106,16 @@ impl Root {
             let name = entry.file_name().to_string_lossy().into_owned();
             if is_project_id(&name) && home_of(&entry.path())?.is_some() {
                 let root = Root::open_member_dir(self, entry.path())?;
-                if root.settings()?.is_some() {
-                    projects.push((name, entry.path()));
+                if let Some(settings) = root.settings()? {
+                    projects.push(MemberProject {
+                        id: name,
+                        dir: entry.path(),
+                        settings,
+                    });
                 }
             }
         }
-        projects.sort();
+        projects.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(projects)
     }
 
@@ -183,13 +198,14 @@ impl Root {
         self.remove_unfinished_projects()?;
         let home = self.require_settings()?;
         let creator = creator_key(&home.project, acting)?;
-        let mut names = vec![home.project.name.clone()];
-        for (_, dir) in self.member_projects()? {
-            if let Some(settings) = Root::open_member_dir(self, dir)?.settings()? {
-                names.push(settings.project.name);
-            }
-        }
-        if names.iter().any(|n| n == name) {
+        let taken = std::iter::once(home.project.name.clone())
+            .chain(
+                self.member_projects()?
+                    .into_iter()
+                    .map(|m| m.settings.project.name),
+            )
+            .any(|n| n == name);
+        if taken {
             return Err(ControlError::ProjectExists {
                 name: name.to_string(),
             });
@@ -236,9 +252,7 @@ impl Root {
         root.save(&settings)?;
         Ok(root)
     }
-}
 
-impl Root {
     /// Deletes project `id` of this organization (not the home, which holds the
     /// organization's KMS): one with no clusters and no snapshots left, so nothing is
     /// lost. Only a Project Owner of it may.

@@ -236,8 +236,8 @@ fn run(cli: Cli) -> CliResult {
         Command::Tick { all_projects: true } => {
             let home = open()?;
             let mut projects = vec![(home.require_settings()?.project, home.tick()?)];
-            for (id, _) in home.member_projects()? {
-                let member = home.member_project(&id)?;
+            for listed in home.member_projects()? {
+                let member = home.member_project(&listed.id)?;
                 let tick = member.tick()?;
                 projects.push((member.require_settings()?.project, tick));
             }
@@ -314,9 +314,8 @@ fn org_command(root: &Root, user: &str, command: OrgCommand, out: Output) -> Cli
                 "name": home.project.name,
                 "dir": root.dir(),
             })];
-            for (id, dir) in root.member_projects()? {
-                let settings = root.member_project(&id)?.require_settings()?;
-                rows.push(json!({ "id": id, "name": settings.project.name, "dir": dir }));
+            for m in root.member_projects()? {
+                rows.push(json!({ "id": m.id, "name": m.settings.project.name, "dir": m.dir }));
             }
             out.print(&rows, || {
                 rows.iter()
