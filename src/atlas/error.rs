@@ -120,7 +120,14 @@ impl From<ControlError> for ApiError {
             C::BadClusterName { name } => return named(400, "CLUSTER_NAME_INVALID", &[name]),
             C::ProjectExists { name } => return named(409, "GROUP_ALREADY_EXISTS", &[name]),
             C::BadProjectName { name } => return named(400, "INVALID_GROUP_NAME", &[name]),
-            C::UnknownProject { id } => return named(404, "GROUP_NOT_FOUND", &[id]),
+            C::UnknownProject { id } => {
+                return ApiError::new(
+                    404,
+                    "GROUP_NOT_FOUND",
+                    format!("No group with ID {id} exists."),
+                )
+                .with_parameters(&[id])
+            }
             C::ProjectInUse { clusters, .. } if !clusters.is_empty() => {
                 (409, "CANNOT_CLOSE_GROUP_ACTIVE_ATLAS_CLUSTERS")
             }

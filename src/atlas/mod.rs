@@ -1,8 +1,8 @@
 //! `atrest atlas serve`: the Atlas Administration API (v2) for encryption at rest, over
 //! the root's organization (its project and the projects created beside it), so that
 //! scripts, the Atlas CLI, Terraform and SDKs rehearse against Atlas's own paths, shapes
-//! and words. A translation layer only: every change is a call
-//! on [`Root`], the same the CLI makes, so the two see one state.
+//! and words. A translation layer only: every change is a call on [`Root`], the same the
+//! CLI makes, so the two see one state.
 //!
 //! | file | owns |
 //! |---|---|
@@ -65,9 +65,9 @@ impl std::fmt::Debug for AtlasApi {
 
 impl AtlasApi {
     /// Serves `root` (an initialised project) and the projects of its organization. Their
-    /// KMS calls go through a fault injector
-    /// that `/atrest/v1/kmsFaults` drives; digest nonces age on `nonce_clock` (real time,
-    /// unless a test moves it), not on the emulator clock a test jumps by days.
+    /// KMS calls go through a fault injector that `/atrest/v1/kmsFaults` drives; digest
+    /// nonces age on `nonce_clock` (real time, unless a test moves it), not on the emulator
+    /// clock a test jumps by days.
     pub fn new(mut root: Root, nonce_clock: SharedClock) -> Result<Self, ControlError> {
         root.require_settings()?;
         // The injector's own client is never called: each KMS client the root makes is
@@ -160,16 +160,7 @@ impl AtlasApi {
         if group == self.root.require_settings()?.project.id {
             return Ok(Project::Home(&self.root));
         }
-        match self.root.member_project(group) {
-            Ok(root) => Ok(Project::Member(Box::new(root))),
-            Err(ControlError::UnknownProject { .. }) => Err(ApiError::new(
-                404,
-                "GROUP_NOT_FOUND",
-                format!("No group with ID {group} exists."),
-            )
-            .with_parameters(&[group])),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Project::Member(Box::new(self.root.member_project(group)?)))
     }
 }
 
@@ -193,7 +184,7 @@ impl std::ops::Deref for Project<'_> {
 impl Handler for AtlasApi {
     fn handle(&self, request: &Request<'_>) -> Response {
         let key = match self.authenticate(request) {
-            Ok(public_key) => public_key,
+            Ok(key) => key,
             Err(refusal) => return self.unauthorized(refusal),
         };
         let (path, query) = request.uri.split_once('?').unwrap_or((request.uri, ""));
