@@ -236,3 +236,53 @@ fn a_sequence_prints_as_the_rust_that_builds_it() {
     assert_eq!(atrest::fuzzing::ops::to_rust(&ops), printed);
     run(&ops).unwrap();
 }
+
+/// The control plane, crashed at each of the first eight steps of every operation that
+/// makes durable changes there, up and shut down: the root opens again as a new process
+/// would, holds the project and the node as before the operation or after it, and the
+/// sequence goes on to a recovery.
+#[test]
+fn a_control_plane_crash_at_any_step_leaves_before_or_after() {
+    use Op::*;
+    let put = |key: u8| Put {
+        db: Db::A,
+        key,
+        value: vec![key; 40],
+    };
+    let interrupted = [
+        put(9),
+        Batch(vec![(Db::B, 1, Some(b"b".to_vec())), (Db::A, 1, None)]),
+        RotateMaster,
+        RotateCmk,
+        RollDataKey { db: Db::A },
+        ValidityCheck,
+        Reopen,
+    ];
+    for op in interrupted {
+        for shut_down in [false, true] {
+            for at in 0..8 {
+                let mut ops = vec![put(1), put(2)];
+                if shut_down {
+                    ops.extend([DisableCmk { which: 0 }, ValidityCheck, RotateMaster]);
+                    ops.push(EnableCmk { which: 0 });
+                }
+                ops.extend([
+                    Crash { at },
+                    op.clone(),
+                    ValidityCheck,
+                    Get { db: Db::A, key: 1 },
+                    RotateCmk,
+                    put(3),
+                    Reopen,
+                    Scan {
+                        db: Db::A,
+                        first: None,
+                    },
+                ]);
+                if let Err(divergence) = run_control(&ops) {
+                    panic!("{divergence}\n{ops:?}");
+                }
+            }
+        }
+    }
+}

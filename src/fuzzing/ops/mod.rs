@@ -134,9 +134,9 @@ pub enum Op {
     /// Atlas's validity check (control level; the store-level runner skips it).
     ValidityCheck,
     /// The next operation stops at its `at % 8 + 1`th durable step or KMS call, as a kill
-    /// there would (see [`crate::crash`]); the store is then opened again and must hold
-    /// the records from before that operation or from after it (store level; the control
-    /// runner skips it).
+    /// there would (see [`crate::crash`]); the store (or the root) is then opened again
+    /// and must hold the records, keys and project state from before that operation or
+    /// from after it.
     Crash { at: u8 },
 }
 
