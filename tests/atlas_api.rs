@@ -300,6 +300,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ),
     ("GET", "/api/atlas/v2/groups/{}/alerts"),
     ("GET", "/api/atlas/v2/groups/{}/alerts/{}"),
+    ("PATCH", "/api/atlas/v2/groups/{}/alerts/{}"),
     ("GET", "/api/atlas/v2/groups/{}/alerts/{}/alertConfigs"),
     ("GET", "/api/atlas/v2/groups/{}/alertConfigs"),
     ("POST", "/api/atlas/v2/groups/{}/alertConfigs"),
@@ -369,6 +370,8 @@ fn json_body() -> impl Strategy<Value = Vec<u8>> {
         "threshold",
         "notifications",
         "matchers",
+        "acknowledgedUntil",
+        "unacknowledgeAlert",
     ]);
     let value = prop::sample::select(vec![
         json!(true),

@@ -1,12 +1,12 @@
 //! `alerts` (the ones Atlas raises for encryption at rest: the rotation reminder and an
-//! invalid key, open while their condition holds) and `events` (the project's activity
+//! invalid key, open while their condition holds, acknowledged until a time) and `events` (the project's activity
 //! feed under Atlas's event type names, filtered as Atlas filters them).
 
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::project::{derived_id, org_id};
-use super::routes::{Call, Outcome};
+use super::routes::{boolean, string, Call, Outcome};
 use super::wire::page;
 use crate::clock::Timestamp;
 use crate::control::project::Alert;
@@ -49,6 +49,15 @@ pub(super) fn alert_view(settings: &Settings, index: usize, alert: &Alert) -> Va
         }
         if let Some(config) = &alert.alert_config_id {
             fields.insert("alertConfigId".into(), json!(config));
+        }
+        if let Some(acknowledged) = &alert.acknowledged {
+            fields.insert(
+                "acknowledgedUntil".into(),
+                json!(acknowledged.until.to_string()),
+            );
+            if let Some(comment) = &acknowledged.comment {
+                fields.insert("acknowledgementComment".into(), json!(comment));
+            }
         }
     }
     view
@@ -100,6 +109,51 @@ pub(super) fn find_alert<'s>(
         })
 }
 
+/// The longest acknowledgement comment Atlas takes.
+const MAX_COMMENT_CHARS: usize = 200;
+
+/// Acknowledges an alert until a time, or takes the acknowledgement back.
+pub(super) fn acknowledge_alert(call: &Call<'_>) -> Outcome {
+    let body = call.object(
+        &[
+            "acknowledgedUntil",
+            "acknowledgementComment",
+            "unacknowledgeAlert",
+        ],
+        &["links"],
+    )?;
+    let settings = call.settings()?;
+    let (index, _) = find_alert(&settings, call.param(1))?;
+    let acknowledgement = match boolean(&body, "unacknowledgeAlert")? {
+        Some(true) => None,
+        _ => {
+            let until = string(&body, "acknowledgedUntil")?.ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "MISSING_ATTRIBUTE",
+                    "The required attribute acknowledgedUntil was not specified.",
+                )
+                .with_parameters(&["acknowledgedUntil"])
+            })?;
+            let comment = string(&body, "acknowledgementComment")?;
+            if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+                return Err(ApiError::validation(format!(
+                    "acknowledgementComment is limited to {MAX_COMMENT_CHARS} characters."
+                ))
+                .with_parameters(&["acknowledgementComment"]));
+            }
+            Some((
+                parse_date(until, "acknowledgedUntil")?,
+                comment.map(str::to_string),
+            ))
+        }
+    };
+    let alert = call
+        .root
+        .acknowledge_alert(call.acting, index, acknowledgement)?;
+    Ok((200, Some(alert_view(&call.settings()?, index, &alert))))
+}
+
 pub(super) fn get_alert(call: &Call<'_>) -> Outcome {
     let settings = call.settings()?;
     let (index, alert) = find_alert(&settings, call.param(1))?;
@@ -141,17 +195,20 @@ fn event_view(settings: &Settings, org: &str, event: &Event) -> Value {
 fn date(call: &Call<'_>, name: &str) -> Result<Option<Timestamp>, ApiError> {
     call.query
         .get(name)
-        .map(|text| {
-            humantime::parse_rfc3339_weak(text)
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| Timestamp::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
-                .ok_or_else(|| {
-                    ApiError::validation(format!("{name} must be an ISO 8601 date and time."))
-                        .with_parameters(&[name])
-                })
-        })
+        .map(|text| parse_date(text, name))
         .transpose()
+}
+
+/// `text`, the value of `name`, as an ISO 8601 date and time.
+fn parse_date(text: &str, name: &str) -> Result<Timestamp, ApiError> {
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| Timestamp::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+        .ok_or_else(|| {
+            ApiError::validation(format!("{name} must be an ISO 8601 date and time."))
+                .with_parameters(&[name])
+        })
 }
 
 pub(super) fn list_events(call: &Call<'_>) -> Outcome {

@@ -133,6 +133,7 @@ impl From<ControlError> for ApiError {
             }
             C::ProjectInUse { .. } => (409, "CANNOT_CLOSE_GROUP_ACTIVE_BACKUP"),
             C::OrganizationHomeKept { .. } => (400, "VALIDATION_ERROR"),
+            C::UnknownAlert { .. } => (404, "ALERT_NOT_FOUND"),
             C::UnknownAlertConfig { id } => return named(404, "ALERT_CONFIG_NOT_FOUND", &[id]),
             C::UnsupportedAlertEvent { event } => {
                 return named(400, "INVALID_EVENT_TYPE_FOR_ALERT", &[event])

@@ -47,6 +47,8 @@ const V1: &[&str] = &["2023-01-01"];
 /// ClusterDescription20240805 (which 2024-10-23 also writes).
 const CLUSTER_VERSIONS: &[&str] = &["2023-01-01", "2023-02-01", "2024-08-05", "2024-10-23"];
 const CLUSTER_READ_VERSIONS: &[&str] = &["2023-01-01", "2023-02-01", "2024-08-05"];
+/// Acknowledging an alert.
+const ALERT_VERSIONS: &[&str] = &["2023-01-01", "2024-05-30"];
 /// Deleting a cluster answers no body: every version that has it.
 const CLUSTER_DELETE_VERSIONS: &[&str] = &["2023-01-01", "2023-02-01"];
 
@@ -252,6 +254,13 @@ const ROUTES: &[Route] = &[
         V1,
         Need::Read,
         activity::get_alert,
+    ),
+    route(
+        "PATCH",
+        "/groups/{}/alerts/{}",
+        ALERT_VERSIONS,
+        Need::Clusters,
+        activity::acknowledge_alert,
     ),
     route(
         "GET",

@@ -3,12 +3,12 @@
 //! with Atlas's defaults (the reminder after `rotation_reminder_days`, 90 unless set, and
 //! the invalid-key alert, both on) and keeps its own list once one is changed. The
 //! notification targets are kept as given: atrest sends no notifications, it raises the
-//! alerts that `alerts` and Atlas's API show.
+//! alerts that `alerts` and Atlas's API show, which Atlas's API may acknowledge.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::project::{atlas_id, ProjectState};
+use super::project::{atlas_id, Acknowledgement, Alert, ProjectState};
 use super::{ControlError, Root, ALERT_KEY_INVALID, ALERT_NEEDS_ROTATION};
 use crate::clock::{Clock, Timestamp};
 
@@ -206,6 +206,31 @@ impl Root {
             config.enabled = enabled;
             config.updated = now;
             Ok(config.clone())
+        })
+    }
+
+    /// Acknowledges the project's alert number `index` (oldest first) until `until` with
+    /// `comment`, or, given `None`, takes an acknowledgement back. A Project Owner or
+    /// Cluster Manager may.
+    pub fn acknowledge_alert(
+        &self,
+        acting: &str,
+        index: usize,
+        acknowledgement: Option<(Timestamp, Option<String>)>,
+    ) -> Result<Alert, ControlError> {
+        self.transact(|s| {
+            s.project.require_writer(acting, "acknowledging an alert")?;
+            let alert = s
+                .project
+                .alerts
+                .get_mut(index)
+                .ok_or(ControlError::UnknownAlert { index })?;
+            alert.acknowledged = acknowledgement.map(|(until, comment)| Acknowledgement {
+                until,
+                comment,
+                by: acting.to_string(),
+            });
+            Ok(alert.clone())
         })
     }
 

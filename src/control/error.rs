@@ -157,6 +157,9 @@ pub enum ControlError {
         clusters: Vec<String>,
         snapshots: usize,
     },
+    #[error("the project has no alert number {index}")]
+    /// An unknown alert.
+    UnknownAlert { index: usize },
     #[error("API key {public_key} already exists")]
     /// A second API key with the same public half.
     ApiKeyExists { public_key: String },

@@ -214,6 +214,22 @@ pub struct Alert {
     /// The alert configuration that raised it, for the alerts Atlas raises.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_config_id: Option<String>,
+    /// Acknowledged through Atlas's API: until when, why, by whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// An alert's acknowledgement: Atlas sends no more notifications of it until `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Acknowledgement {
+    /// When it lapses.
+    pub until: Timestamp,
+    /// What the acknowledger wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Who acknowledged it: a member or an API key's public half.
+    pub by: String,
 }
 
 /// A configuration change made while the clusters were shut down, applied by the next
@@ -470,6 +486,7 @@ impl ProjectState {
             created,
             text,
             alert_config_id,
+            acknowledged: None,
         });
     }
 }

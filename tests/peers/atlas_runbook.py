@@ -423,7 +423,16 @@ assert emulator("GET", "status")["shutDown"], "shut down after the check"
 assert "shut down" in atrest_fails("--cluster", "Runbook", "get", "runbook", "k1")
 alerts = call("GET", "/groups/{groupId}/alerts", 200, {"groupId": group}, query={"status": "OPEN"})
 assert [a["eventTypeName"] for a in alerts["results"]] == ["AWS_ENCRYPTION_KEY_INVALID"], alerts
-call("GET", "/groups/{groupId}/alerts/{alertId}", 200, {"groupId": group, "alertId": alerts["results"][0]["id"]})
+where_alert = {"groupId": group, "alertId": alerts["results"][0]["id"]}
+call("GET", "/groups/{groupId}/alerts/{alertId}", 200, where_alert)
+acked = call("PATCH", "/groups/{groupId}/alerts/{alertId}", 200, where_alert,
+             body={"acknowledgedUntil": "2099-01-01T00:00:00Z", "acknowledgementComment": "on it"})
+assert acked["acknowledgedUntil"].startswith("2099-01-01") and acked["acknowledgementComment"] == "on it", acked
+call("PATCH", "/groups/{groupId}/alerts/{alertId}", 401, where_alert, key=READER,
+     body={"acknowledgedUntil": "2099-01-01T00:00:00Z"})
+call("PATCH", "/groups/{groupId}/alerts/{alertId}", 400, where_alert, body={"acknowledgementComment": "no date"})
+unacked = call("PATCH", "/groups/{groupId}/alerts/{alertId}", 200, where_alert, body={"unacknowledgeAlert": True})
+assert "acknowledgedUntil" not in unacked and unacked["status"] == "OPEN", unacked
 assert "AWS_ENCRYPTION_KEY_INVALID" in event_names()
 print("current key disabled: valid false, clusters shut down after the check, alert open")
 
@@ -592,6 +601,6 @@ for dirpath, _, files in os.walk(ROOT):
 
 operations = sorted({(m, t) for m, t, _ in CHECKED})
 # Every route atlas serve has (src/atlas/routes.rs) answered at least once here.
-assert len(operations) == 39, operations
+assert len(operations) == 40, operations
 print(f"{len(CHECKED)} responses of {len(operations)} operations valid against Atlas's OpenAPI document")
 print("runbook ok")
