@@ -240,6 +240,10 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/api/atlas/v2/groups"),
     ("POST", "/api/atlas/v2/groups"),
     ("GET", "/api/atlas/v2/groups/{}"),
+    ("GET", "/api/atlas/v2/groups/{}/apiKeys"),
+    ("POST", "/api/atlas/v2/groups/{}/apiKeys"),
+    ("PATCH", "/api/atlas/v2/groups/{}/apiKeys/{}"),
+    ("DELETE", "/api/atlas/v2/groups/{}/apiKeys/{}"),
     ("GET", "/api/atlas/v2/groups/{}/cloudProviderAccess"),
     ("POST", "/api/atlas/v2/groups/{}/cloudProviderAccess"),
     ("GET", "/api/atlas/v2/groups/{}/cloudProviderAccess/{}"),
@@ -371,6 +375,8 @@ fn json_body() -> impl Strategy<Value = Vec<u8>> {
         "notifications",
         "matchers",
         "acknowledgedUntil",
+        "desc",
+        "roles",
         "unacknowledgeAlert",
     ]);
     let value = prop::sample::select(vec![

@@ -15,11 +15,13 @@
 //! | `cluster_shapes` | a cluster in each version's shape (2023-01-01, 2023-02-01, 2024-08-05) |
 //! | `backup` | a cluster's `backup/snapshots` and `backup/restoreJobs` |
 //! | `activity` | `alerts` and `events` |
+//! | `api_keys` | `apiKeys` of a project: listed, created, changed, removed |
 //! | `alert_configs` | `alertConfigs`: the rotation reminder and the invalid-key alert, editable |
 //! | `emulator` | `/atrest/v1/...`: what a test needs and Atlas lacks (clock, tick, KMS faults) |
 
 mod activity;
 mod alert_configs;
+mod api_keys;
 mod backup;
 mod cluster_shapes;
 mod clusters;

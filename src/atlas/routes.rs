@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::wire::{error_response, negotiate, Query, Style};
-use super::{activity, alert_configs, backup, clusters, project, AtlasApi, Project};
+use super::{activity, alert_configs, api_keys, backup, clusters, project, AtlasApi, Project};
 use crate::control::project::ProjectRole;
 use crate::control::{Root, Settings};
 use crate::http::{Request, Response};
@@ -79,6 +79,28 @@ const ROUTES: &[Route] = &[
         V1,
         Need::Owner,
         project::delete_group,
+    ),
+    route("GET", "/groups/{}/apiKeys", V1, Need::Owner, api_keys::list),
+    route(
+        "POST",
+        "/groups/{}/apiKeys",
+        V1,
+        Need::Owner,
+        api_keys::create,
+    ),
+    route(
+        "PATCH",
+        "/groups/{}/apiKeys/{}",
+        V1,
+        Need::Owner,
+        api_keys::update,
+    ),
+    route(
+        "DELETE",
+        "/groups/{}/apiKeys/{}",
+        V1,
+        Need::Owner,
+        api_keys::remove,
     ),
     route(
         "GET",

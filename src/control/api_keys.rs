@@ -32,6 +32,19 @@ pub struct ApiKey {
     pub created: Timestamp,
 }
 
+impl ApiKey {
+    /// This key as another project of the organization lists it: with `role` there, from
+    /// `now`, and no organization role (that stays with the home's entry).
+    pub fn assigned(&self, role: ProjectRole, now: Timestamp) -> ApiKey {
+        ApiKey {
+            role,
+            org_role: None,
+            created: now,
+            ..self.clone()
+        }
+    }
+}
+
 /// An organization role of an API key, by Atlas's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrgRole {
@@ -128,6 +141,63 @@ impl Root {
                 });
             }
             self.forget_secret(&secret_name(public_key))
+        })
+    }
+
+    /// Changes API key `public_key`'s project role or description. Only a Project Owner
+    /// may.
+    pub fn update_api_key(
+        &self,
+        acting: &str,
+        public_key: &str,
+        role: Option<ProjectRole>,
+        description: Option<&str>,
+    ) -> Result<ApiKey, ControlError> {
+        self.transact(|settings| {
+            let project = &mut settings.project;
+            project.require_owner(acting, "changing an API key")?;
+            let key = project
+                .api_keys
+                .iter_mut()
+                .find(|k| k.public_key == public_key)
+                .ok_or_else(|| ControlError::UnknownApiKey {
+                    public_key: public_key.to_string(),
+                })?;
+            if let Some(role) = role {
+                key.role = role;
+            }
+            if let Some(description) = description {
+                key.description = description.to_string();
+            }
+            Ok(key.clone())
+        })
+    }
+
+    /// Gives `key`, a key of the organization's home, `role` in this project: it
+    /// authenticates through the home, and acts here with that role. Only a Project Owner
+    /// may.
+    pub fn assign_api_key(
+        &self,
+        acting: &str,
+        key: &ApiKey,
+        role: ProjectRole,
+    ) -> Result<ApiKey, ControlError> {
+        let now = self.clock.now();
+        self.transact(|settings| {
+            let project = &mut settings.project;
+            project.require_owner(acting, "assigning an API key")?;
+            if project
+                .api_keys
+                .iter()
+                .any(|k| k.public_key == key.public_key)
+            {
+                return Err(ControlError::ApiKeyExists {
+                    public_key: key.public_key.clone(),
+                });
+            }
+            let assigned = key.assigned(role, now);
+            project.api_keys.push(assigned.clone());
+            Ok(assigned)
         })
     }
 

@@ -216,12 +216,7 @@ impl Root {
             project.alert_configs = Some(Vec::new());
         }
         if let Some(key) = creator {
-            project.api_keys.push(ApiKey {
-                role: ProjectRole::Owner,
-                org_role: None,
-                created: now,
-                ..key
-            });
+            project.api_keys.push(key.assigned(ProjectRole::Owner, now));
         }
         let dir = self.dir.join(PROJECTS_DIR).join(&project.id);
         durable::create_dir(&dir).map_err(|source| ControlError::Io {

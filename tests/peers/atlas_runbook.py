@@ -259,6 +259,31 @@ call("POST", "/groups/{groupId}/cloudProviderAccess", 401, {"groupId": group}, k
      body={"providerName": "AWS"})
 print("read-only key: reads, cannot PATCH")
 
+# --- API keys through the API ---------------------------------------------------------------
+
+keys = "/groups/{groupId}/apiKeys"
+one_key = keys + "/{apiUserId}"
+listed = call("GET", keys, 200, {"groupId": group})
+assert {sys.argv[5], sys.argv[7]} <= {k["publicKey"] for k in listed["results"]}, listed
+assert all(k["privateKey"].startswith("****") for k in listed["results"]), listed
+call("GET", keys, 401, {"groupId": group}, key=READER)
+api_made = call("POST", keys, 200, {"groupId": group}, body={"desc": "runbook made", "roles": ["GROUP_READ_ONLY"]})
+assert re.fullmatch(r"[0-9a-f-]{36}", api_made["privateKey"]), api_made
+MADE = HTTPDigestAuth(api_made["publicKey"], api_made["privateKey"])
+call("GET", "/groups/{groupId}", 200, {"groupId": group}, key=MADE)
+call("GET", "/groups/{groupId}/encryptionAtRest", 401, {"groupId": group}, key=MADE)
+where_key = {"groupId": group, "apiUserId": api_made["id"]}
+bad = call("PATCH", one_key, 400, where_key, body={"roles": ["GROUP_DATA_ACCESS_ADMIN"]})
+assert bad["errorCode"] == "INVALID_ROLE_FOR_GROUP", bad
+call("PATCH", one_key, 400, where_key, body={"roles": ["GROUP_OWNER", "GROUP_READ_ONLY"]})
+changed = call("PATCH", one_key, 200, where_key, body={"roles": ["GROUP_OWNER"], "desc": "promoted"})
+assert changed["roles"] == [{"groupId": group, "roleName": "GROUP_OWNER"}] and changed["desc"] == "promoted", changed
+call("GET", "/groups/{groupId}/encryptionAtRest", 200, {"groupId": group}, key=MADE)
+call("DELETE", one_key, 204, where_key)
+gone = requests.get(URL + BASE + "/groups", auth=MADE, timeout=30)
+assert gone.status_code == 401, gone.status_code
+print("an API key made, promoted and deleted through the API; deleted, it authenticates nothing")
+
 # --- Authorize a role ---------------------------------------------------------------------
 
 role = call("POST", "/groups/{groupId}/cloudProviderAccess", 200, {"groupId": group}, body={"providerName": "AWS"})
@@ -597,10 +622,12 @@ print("clusters and the second project deleted; a snapshot kept with retainBacku
 for dirpath, _, files in os.walk(ROOT):
     for name in files:
         with open(os.path.join(dirpath, name), "rb") as f:
-            assert made_key["privateKey"].encode() not in f.read(), f"{name} holds a private key"
+            held = f.read()
+            for private in (made_key["privateKey"], api_made["privateKey"]):
+                assert private.encode() not in held, f"{name} holds a private key"
 
 operations = sorted({(m, t) for m, t, _ in CHECKED})
 # Every route atlas serve has (src/atlas/routes.rs) answered at least once here.
-assert len(operations) == 40, operations
+assert len(operations) == 44, operations
 print(f"{len(CHECKED)} responses of {len(operations)} operations valid against Atlas's OpenAPI document")
 print("runbook ok")
