@@ -173,34 +173,6 @@ impl Root {
         })
     }
 
-    /// Gives `key`, a key of the organization's home, `role` in this project: it
-    /// authenticates through the home, and acts here with that role. Only a Project Owner
-    /// may.
-    pub fn assign_api_key(
-        &self,
-        acting: &str,
-        key: &ApiKey,
-        role: ProjectRole,
-    ) -> Result<ApiKey, ControlError> {
-        let now = self.clock.now();
-        self.transact(|settings| {
-            let project = &mut settings.project;
-            project.require_owner(acting, "assigning an API key")?;
-            if project
-                .api_keys
-                .iter()
-                .any(|k| k.public_key == key.public_key)
-            {
-                return Err(ControlError::ApiKeyExists {
-                    public_key: key.public_key.clone(),
-                });
-            }
-            let assigned = key.assigned(role, now);
-            project.api_keys.push(assigned.clone());
-            Ok(assigned)
-        })
-    }
-
     /// API key `public_key` and its verifier, if the project has that key and keeps its
     /// verifier (a key that created this project is verified by the organization's home).
     pub fn api_key(
