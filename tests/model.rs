@@ -155,19 +155,29 @@ fn a_scripted_sequence_matches_the_model() {
     run(&more).unwrap();
 }
 
+/// A 40-byte record under `key` of database A.
+fn put40(key: u8) -> Op {
+    Op::Put {
+        db: Db::A,
+        key,
+        value: vec![key; 40],
+    }
+}
+
+/// A batch over two databases: a put and a delete.
+fn a_batch() -> Op {
+    Op::Batch(vec![(Db::B, 1, Some(b"b".to_vec())), (Db::A, 1, None)])
+}
+
 /// A crash at each of the first eight steps of every operation that makes durable changes:
 /// the store opens again and holds the records from before the operation or after it.
 #[test]
 fn a_crash_at_any_step_of_an_operation_leaves_before_or_after() {
     use Op::*;
-    let put = |key: u8| Put {
-        db: Db::A,
-        key,
-        value: vec![key; 40],
-    };
+    let put = put40;
     let interrupted = [
         put(9),
-        Batch(vec![(Db::B, 1, Some(b"b".to_vec())), (Db::A, 1, None)]),
+        a_batch(),
         Delete { db: Db::A, key: 2 },
         RotateMaster,
         RotateCmk,
@@ -244,14 +254,10 @@ fn a_sequence_prints_as_the_rust_that_builds_it() {
 #[test]
 fn a_control_plane_crash_at_any_step_leaves_before_or_after() {
     use Op::*;
-    let put = |key: u8| Put {
-        db: Db::A,
-        key,
-        value: vec![key; 40],
-    };
+    let put = put40;
     let interrupted = [
         put(9),
-        Batch(vec![(Db::B, 1, Some(b"b".to_vec())), (Db::A, 1, None)]),
+        a_batch(),
         RotateMaster,
         RotateCmk,
         RollDataKey { db: Db::A },

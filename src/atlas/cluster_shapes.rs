@@ -110,24 +110,39 @@ fn members(version: &str) -> (Vec<&'static str>, Vec<&'static str>) {
     (writable.concat(), read_only.concat())
 }
 
-/// ClusterDescription20240805.
-fn current_view(settings: &Settings, spec: &ClusterSpec) -> Value {
+/// The members every shape shows alike, and the replication spec's id.
+fn shared_view(settings: &Settings, spec: &ClusterSpec) -> (Map<String, Value>, String) {
     let project = &settings.project.id;
     let name = &spec.name;
-    json!({
+    let shared = json!({
         "id": derived_id(&format!("cluster {name} of {project}")),
         "groupId": project,
         "name": name,
         "clusterType": "REPLICASET",
-        "backupEnabled": spec.backup == Backup::Cloud,
         "encryptionAtRestProvider": if spec.encrypt { "AWS" } else { "NONE" },
         "stateName": state_name(settings, name),
         "paused": false,
         "mongoDBMajorVersion": MONGODB_MAJOR_VERSION,
         "mongoDBVersion": MONGODB_VERSION,
-        "replicationSpecs": [{
-            "id": derived_id(&format!("replication spec of {name} of {project}")),
-            "zoneId": derived_id(&format!("zone of {name} of {project}")),
+        "links": [],
+    });
+    let replication = derived_id(&format!("replication spec of {name} of {project}"));
+    match shared {
+        Value::Object(members) => (members, replication),
+        _ => (Map::new(), replication),
+    }
+}
+
+/// ClusterDescription20240805.
+fn current_view(settings: &Settings, spec: &ClusterSpec) -> Value {
+    let (mut view, replication) = shared_view(settings, spec);
+    let zone = derived_id(&format!("zone of {} of {}", spec.name, settings.project.id));
+    view.insert("backupEnabled".into(), json!(spec.backup == Backup::Cloud));
+    view.insert(
+        "replicationSpecs".into(),
+        json!([{
+            "id": replication,
+            "zoneId": zone,
             "zoneName": "Zone 1",
             "regionConfigs": [{
                 "providerName": "AWS",
@@ -138,9 +153,9 @@ fn current_view(settings: &Settings, spec: &ClusterSpec) -> Value {
                     "nodeCount": spec.nodes,
                 },
             }],
-        }],
-        "links": [],
-    })
+        }]),
+    );
+    Value::Object(view)
 }
 
 /// What a cluster request asks, whatever the shape it came in.
@@ -193,21 +208,11 @@ pub(super) fn view(settings: &Settings, spec: &ClusterSpec, version: &str) -> Va
 
 /// LegacyAtlasCluster.
 fn legacy_view(settings: &Settings, spec: &ClusterSpec) -> Value {
-    let project = &settings.project.id;
-    let name = &spec.name;
+    let (mut view, replication) = shared_view(settings, spec);
     let region = atlas_region(&settings.region);
-    json!({
-        "id": derived_id(&format!("cluster {name} of {project}")),
-        "groupId": project,
-        "name": name,
-        "clusterType": "REPLICASET",
+    let legacy = json!({
         "backupEnabled": false,
         "providerBackupEnabled": spec.backup == Backup::Cloud,
-        "encryptionAtRestProvider": if spec.encrypt { "AWS" } else { "NONE" },
-        "stateName": state_name(settings, name),
-        "paused": false,
-        "mongoDBMajorVersion": MONGODB_MAJOR_VERSION,
-        "mongoDBVersion": MONGODB_VERSION,
         "diskSizeGB": DISK_SIZE_GB,
         "numShards": 1,
         "replicationFactor": spec.nodes,
@@ -217,7 +222,7 @@ fn legacy_view(settings: &Settings, spec: &ClusterSpec) -> Value {
             "regionName": region,
         },
         "replicationSpecs": [{
-            "id": derived_id(&format!("replication spec of {name} of {project}")),
+            "id": replication,
             "numShards": 1,
             "zoneName": "Zone 1",
             "regionsConfig": { region.clone(): {
@@ -227,8 +232,11 @@ fn legacy_view(settings: &Settings, spec: &ClusterSpec) -> Value {
                 "analyticsNodes": 0,
             }},
         }],
-        "links": [],
-    })
+    });
+    if let Value::Object(members) = legacy {
+        view.extend(members);
+    }
+    Value::Object(view)
 }
 
 /// LegacyAtlasCluster's instance size (`providerSettings`) and node count
