@@ -198,6 +198,14 @@ fn curl_digest_reads_and_a_read_only_key_cannot_patch() {
     assert!(!ok(&root, &["project", "api-key", "list"]).contains(&reader));
     let (status, _) = curl(&groups, Some((&reader, &reader_secret)), &[]);
     assert_eq!(status, 401);
+
+    // Emulator time another process moves is the server's at its next request: 91 days
+    // on, the server's tick raises the CMK rotation reminder.
+    ok(&root, &["clock", "advance", "91d"]);
+    let tick = format!("{}/atrest/v1/tick", served.url);
+    let (status, body) = curl(&tick, Some((&owner, &owner_secret)), &["-X", "POST"]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("AWS_ENCRYPTION_KEY_NEEDS_ROTATION"), "{body}");
 }
 
 #[test]

@@ -189,6 +189,9 @@ impl Handler for AtlasApi {
             Ok(key) => key,
             Err(refusal) => return self.unauthorized(refusal),
         };
+        if let Err(e) = self.root.sync_clock() {
+            return error_response(&e.into(), false);
+        }
         let (path, query) = request.uri.split_once('?').unwrap_or((request.uri, ""));
         let query = match Query::parse(query) {
             Ok(query) => query,

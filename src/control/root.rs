@@ -172,6 +172,19 @@ impl Root {
         Ok(())
     }
 
+    /// Catches up with emulator time another process moved (`clock advance`, another
+    /// server): a long-running process calls this before each request, so its clock is
+    /// never behind the root's.
+    pub fn sync_clock(&self) -> Result<(), ControlError> {
+        if let Some(saved) = read_json::<ClockFile>(&self.shared.join(CLOCK_FILE))? {
+            let saved = Duration::from_millis(saved.offset_ms);
+            if saved > self.clock.offset() {
+                self.clock.set_offset(saved);
+            }
+        }
+        Ok(())
+    }
+
     /// Passes every KMS client the project's clusters and checks use through `wrap`
     /// (for instance a [`FaultyKms`](crate::kms::FaultyKms), to rehearse outages).
     pub fn wrap_kms(&mut self, wrap: KmsWrapper) {
