@@ -127,14 +127,8 @@ pub(super) fn acknowledge_alert(call: &Call<'_>) -> Outcome {
     let acknowledgement = match boolean(&body, "unacknowledgeAlert")? {
         Some(true) => None,
         _ => {
-            let until = string(&body, "acknowledgedUntil")?.ok_or_else(|| {
-                ApiError::new(
-                    400,
-                    "MISSING_ATTRIBUTE",
-                    "The required attribute acknowledgedUntil was not specified.",
-                )
-                .with_parameters(&["acknowledgedUntil"])
-            })?;
+            let until = string(&body, "acknowledgedUntil")?
+                .ok_or_else(|| ApiError::missing("acknowledgedUntil"))?;
             let comment = string(&body, "acknowledgementComment")?;
             if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
                 return Err(ApiError::validation(format!(

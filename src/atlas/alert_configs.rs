@@ -69,14 +69,8 @@ fn find(settings: &Settings, id: &str) -> Result<AlertConfig, ApiError> {
 /// The body of a POST or PUT, in Atlas's words where it is wrong.
 fn spec(call: &Call<'_>) -> Result<AlertConfigSpec, ApiError> {
     let body = call.object(WRITABLE, READ_ONLY)?;
-    let event = string(&body, "eventTypeName")?.ok_or_else(|| {
-        ApiError::new(
-            400,
-            "MISSING_ATTRIBUTE",
-            "The required attribute eventTypeName was not specified.",
-        )
-        .with_parameters(&["eventTypeName"])
-    })?;
+    let event =
+        string(&body, "eventTypeName")?.ok_or_else(|| ApiError::missing("eventTypeName"))?;
     if body
         .get("matchers")
         .is_some_and(|m| m.as_array().is_none_or(|m| !m.is_empty()))

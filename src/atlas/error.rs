@@ -52,6 +52,16 @@ impl ApiError {
         .with_parameters(&[name])
     }
 
+    /// 400 for a required attribute the request lacks.
+    pub fn missing(name: &str) -> Self {
+        ApiError::new(
+            400,
+            "MISSING_ATTRIBUTE",
+            format!("The required attribute {name} was not specified."),
+        )
+        .with_parameters(&[name])
+    }
+
     /// 400 for a read-only attribute in a request.
     pub fn read_only(name: &str) -> Self {
         ApiError::new(

@@ -146,7 +146,15 @@ impl AtlasApi {
         if let Some((_, verifier)) = self.root.api_key(public_key)? {
             return Ok(Some(verifier));
         }
-        for member in self.root.member_projects()? {
+        // Only the projects whose listing names the key are opened for their secrets.
+        let holders = self.root.member_projects()?.into_iter().filter(|m| {
+            m.settings
+                .project
+                .api_keys
+                .iter()
+                .any(|k| k.public_key == public_key)
+        });
+        for member in holders {
             if let Some((_, verifier)) =
                 self.root.member_project(&member.id)?.api_key(public_key)?
             {

@@ -76,14 +76,9 @@ pub(super) fn create_group(call: &Call<'_>) -> Outcome {
     )?;
     let org = org_id(call)?;
     let required = |member: &str| -> Result<String, ApiError> {
-        string(&body, member)?.map(str::to_string).ok_or_else(|| {
-            ApiError::new(
-                400,
-                "MISSING_ATTRIBUTE",
-                format!("The required attribute {member} was not specified."),
-            )
-            .with_parameters(&[member])
-        })
+        string(&body, member)?
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::missing(member))
     };
     let (name, org_given) = (required("name")?, required("orgId")?);
     if org_given != org {

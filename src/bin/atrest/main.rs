@@ -237,9 +237,8 @@ fn run(cli: Cli) -> CliResult {
             let home = open()?;
             let mut projects = vec![(home.require_settings()?.project, home.tick()?)];
             for listed in home.member_projects()? {
-                let member = home.member_project(&listed.id)?;
-                let tick = member.tick()?;
-                projects.push((member.require_settings()?.project, tick));
+                let tick = home.member_project(&listed.id)?.tick()?;
+                projects.push((listed.settings.project, tick));
             }
             let reports: Vec<_> = projects
                 .iter()
