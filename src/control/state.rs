@@ -186,10 +186,21 @@ pub(super) struct ClockFile {
 
 /// The settings at `path`, or `None` before `init`.
 pub(super) fn read_settings(path: &Path) -> Result<Option<Settings>, ControlError> {
-    let Some(value) = read_json::<serde_json::Value>(path)? else {
+    /// Only the format, read first so that another version's file is named as such
+    /// rather than as corrupt; the rest of the file is skipped, not built.
+    #[derive(Deserialize)]
+    struct FormatOnly {
+        format: Option<u64>,
+    }
+    let Some(bytes) = read_bytes(path)? else {
         return Ok(None);
     };
-    if let Some(format) = value.get("format").and_then(|f| f.as_u64()) {
+    let corrupt = |source| ControlError::SettingsCorrupt {
+        path: path.to_path_buf(),
+        source,
+    };
+    let probe: FormatOnly = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    if let Some(format) = probe.format {
         if format != u64::from(SETTINGS_FORMAT) {
             return Err(ControlError::SettingsFormat {
                 path: path.to_path_buf(),
@@ -198,11 +209,7 @@ pub(super) fn read_settings(path: &Path) -> Result<Option<Settings>, ControlErro
             });
         }
     }
-    let settings: Settings =
-        serde_json::from_value(value).map_err(|source| ControlError::SettingsCorrupt {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let settings: Settings = serde_json::from_slice(&bytes).map_err(corrupt)?;
     settings
         .check()
         .map_err(|reason| ControlError::InvalidSettings {
@@ -239,18 +246,23 @@ impl Settings {
     }
 }
 
+/// The bytes at `path`, or `None` when there is no file.
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, ControlError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ControlError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 pub(super) fn read_json<T: for<'de> Deserialize<'de>>(
     path: &Path,
 ) -> Result<Option<T>, ControlError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(ControlError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    let Some(bytes) = read_bytes(path)? else {
+        return Ok(None);
     };
     serde_json::from_slice(&bytes)
         .map(Some)

@@ -26,18 +26,33 @@ type Rocks = DBWithThreadMode<MultiThreaded>;
 /// A node's RocksDB. Closing it flushes every column family first, so that a store closed
 /// cleanly needs nothing from its write-ahead log: a log cut short or deleted while the
 /// store is closed then loses nothing (RocksDB cannot tell such a cut from the torn last
-/// record a crash leaves, which it must tolerate).
+/// record a crash leaves, which it must tolerate). A simulated crash ([`crate::crash`])
+/// closes it without flushing, as a killed process would.
 pub(super) struct Db {
     rocks: Rocks,
     /// The block cache every column family of this store shares, new ones too.
     cache: rocksdb::Cache,
+    /// The column families open, so that closing flushes them without reading the
+    /// MANIFEST again to list them.
+    families: std::sync::Mutex<Vec<String>>,
 }
 
 impl Db {
+    fn new(rocks: Rocks, cache: rocksdb::Cache, families: Vec<String>) -> Self {
+        Db {
+            rocks,
+            cache,
+            families: std::sync::Mutex::new(families),
+        }
+    }
+
     /// Creates a column family with the store's options.
     pub(super) fn create_family(&self, name: &str) -> Result<(), rocksdb::Error> {
+        let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         self.rocks
-            .create_cf(name, &family_options_with(&self.cache))
+            .create_cf(name, &family_options_with(&self.cache))?;
+        families.push(name.to_string());
+        Ok(())
     }
 
     /// Reached before every change to this RocksDB (see [`crate::crash`]).
@@ -60,9 +75,13 @@ impl Deref for Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
+        // A killed process flushes nothing: the next open replays the log, as it must.
+        if crate::crash::has_crashed() {
+            return;
+        }
         // Best effort: a flush that fails leaves the records in the log, as a crash would.
         // One flush of every column family: one wait for the background job, not one each.
-        let families = Db::list_cf(&Options::default(), self.rocks.path()).unwrap_or_default();
+        let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let handles: Vec<_> = families
             .iter()
             .filter_map(|name| self.rocks.cf_handle(name))
@@ -106,7 +125,11 @@ pub(super) fn create_with_marker(
     )
     .map_err(|source| opening_failed(path, marker, source))?;
     record_holder(path);
-    Ok(Db { rocks, cache })
+    let families = vec![
+        rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string(),
+        marker.to_string(),
+    ];
+    Ok(Db::new(rocks, cache, families))
 }
 
 /// Who has a store open, beside RocksDB's own lock: what a second opener is told.
@@ -207,7 +230,7 @@ pub(super) fn open_existing(
     )
     .map_err(|source| opening_failed(path, marker, source))?;
     record_holder(path);
-    Ok(Db { rocks, cache })
+    Ok(Db::new(rocks, cache, families))
 }
 
 /// A node store's block cache unless told otherwise: RocksDB's own default size, shared

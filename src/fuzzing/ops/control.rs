@@ -123,14 +123,15 @@ fn open_root(
 /// The model once `op`, stopped by a crash, left the root as `root` (opened again) finds
 /// it: the project and the node are as they were `before` the operation or as it would
 /// have left them (`during`: the model as the operation had advanced it), and each is
-/// taken as found. A new process has no injected faults.
+/// taken as found. A new process has no injected faults. With the model, the cluster it
+/// opened to look, if it could, for the run to keep as it keeps any it opened.
 fn after_crash(
     root: &crate::control::Root,
     faulty: &FaultyKms,
     before: ControlModel,
     during: ControlModel,
     op: &Op,
-) -> Result<ControlModel, String> {
+) -> Result<(ControlModel, Option<Arc<crate::control::cluster::Cluster>>), String> {
     faulty.heal();
     let settings = root.require_settings().map_err(|e| e.to_string())?;
     let mut model = ControlModel {
@@ -168,7 +169,7 @@ fn after_crash(
         _ => None,
     };
     if model.shut_down || !model.enabled(&model.cmk) {
-        return Ok(model);
+        return Ok((model, None));
     }
     // The node: every record opens, and they are those from before the operation or
     // those it was writing; its master key was rotated or not (a queued rotation applied
@@ -210,7 +211,7 @@ fn after_crash(
         ));
     }
     model.master_version = version;
-    Ok(model)
+    Ok((model, Some(cluster)))
 }
 
 /// Runs `ops` against a root (project, CMK, one single-node encrypted cluster, KMS faults
@@ -413,7 +414,7 @@ pub fn run_control(ops: &[Op]) -> Result<(), String> {
                 drop(root);
                 drop(armed);
                 root = open_root(&scratch.0, &faulty).map_err(&fail)?;
-                model = after_crash(&root, &faulty, before, model, op)
+                (model, held) = after_crash(&root, &faulty, before, model, op)
                     .map_err(|e| fail(format!("after {crashed}: {e}")))?;
             }
             _ => {

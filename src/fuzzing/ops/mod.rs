@@ -97,7 +97,7 @@ impl FaultKind {
 }
 
 /// One step. Keys are one byte, so operations collide on the same records often.
-#[derive(Arbitrary, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub enum Op {
     /// Store `value` under `key`.
     Put { db: Db, key: u8, value: Vec<u8> },
@@ -138,6 +138,91 @@ pub enum Op {
     /// and must hold the records, keys and project state from before that operation or
     /// from after it.
     Crash { at: u8 },
+}
+
+/// Makes one kind of operation from fuzzer bytes.
+type MakeOp = fn(&mut Unstructured<'_>) -> arbitrary::Result<Op>;
+
+/// Each kind of operation and how often it comes up, out of the weights' sum. Data
+/// operations come up most and those that close or replace a RocksDB (reopen, snapshot,
+/// restore, a crash) least, as storage engines weight their own metamorphic tests: a
+/// sequence then carries data across its rotations and restarts, and a second of fuzzing
+/// runs more steps (opening a RocksDB costs as much as a hundred data operations).
+const OP_WEIGHTS: [(u32, MakeOp); 18] = [
+    (12, |u| {
+        Ok(Op::Put {
+            db: u.arbitrary()?,
+            key: u.arbitrary()?,
+            value: u.arbitrary()?,
+        })
+    }),
+    (4, |u| {
+        Ok(Op::Delete {
+            db: u.arbitrary()?,
+            key: u.arbitrary()?,
+        })
+    }),
+    (6, |u| Ok(Op::Batch(u.arbitrary()?))),
+    (8, |u| {
+        Ok(Op::Get {
+            db: u.arbitrary()?,
+            key: u.arbitrary()?,
+        })
+    }),
+    (4, |u| {
+        Ok(Op::Scan {
+            db: u.arbitrary()?,
+            first: u.arbitrary()?,
+        })
+    }),
+    (3, |_| Ok(Op::RotateMaster)),
+    (3, |_| Ok(Op::RotateCmk)),
+    (2, |_| Ok(Op::RotateKeyOnDemand)),
+    (2, |u| {
+        Ok(Op::DisableCmk {
+            which: u.arbitrary()?,
+        })
+    }),
+    (2, |u| {
+        Ok(Op::EnableCmk {
+            which: u.arbitrary()?,
+        })
+    }),
+    (3, |u| {
+        Ok(Op::Tick {
+            days: u.arbitrary()?,
+        })
+    }),
+    (2, |u| Ok(Op::RollDataKey { db: u.arbitrary()? })),
+    (3, |u| {
+        Ok(Op::Fault {
+            calls: u.arbitrary()?,
+            kind: u.arbitrary()?,
+        })
+    }),
+    (2, |_| Ok(Op::ValidityCheck)),
+    (1, |_| Ok(Op::Reopen)),
+    (2, |_| Ok(Op::Snapshot)),
+    (1, |u| {
+        Ok(Op::Restore {
+            which: u.arbitrary()?,
+        })
+    }),
+    (2, |u| Ok(Op::Crash { at: u.arbitrary()? })),
+];
+
+impl<'a> Arbitrary<'a> for Op {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let total: u32 = OP_WEIGHTS.iter().map(|(weight, _)| weight).sum();
+        let mut pick = u.int_in_range(0..=total - 1)?;
+        for (weight, make) in OP_WEIGHTS {
+            if pick < weight {
+                return make(u);
+            }
+            pick -= weight;
+        }
+        Err(arbitrary::Error::IncorrectFormat)
+    }
 }
 
 /// `ops` as Rust source: a `vec![...]` of operations that a test can paste and hand to
