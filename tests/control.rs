@@ -851,3 +851,30 @@ fn a_multi_region_replica_in_the_projects_region_is_accepted() {
     load(&root, "failover", 10);
     assert_eq!(records(&root, "failover").len(), 10);
 }
+
+#[test]
+fn a_settings_file_of_another_format_is_named_as_such_not_as_corrupt() {
+    let (dir, _root, _kms) = project();
+    let path = dir.path().join("atrest.json");
+    let mut settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let format = settings["format"].as_u64().unwrap();
+    let reopen = || Root::open(dir.path()).and_then(|root| root.settings());
+    // Another version's file, whether or not the rest of it still parses as this one's.
+    settings["format"] = (format + 1).into();
+    std::fs::write(&path, serde_json::to_vec(&settings).unwrap()).unwrap();
+    let err = reopen().unwrap_err();
+    assert!(
+        matches!(err, ControlError::SettingsFormat { found, .. } if u64::from(found) == format + 1),
+        "{err}"
+    );
+    settings["project"] = "a shape this version does not know".into();
+    std::fs::write(&path, serde_json::to_vec(&settings).unwrap()).unwrap();
+    let err = reopen().unwrap_err();
+    assert!(matches!(err, ControlError::SettingsFormat { .. }), "{err}");
+    // This version's format, damaged: corrupt.
+    settings["format"] = format.into();
+    std::fs::write(&path, serde_json::to_vec(&settings).unwrap()).unwrap();
+    let err = reopen().unwrap_err();
+    assert!(matches!(err, ControlError::SettingsCorrupt { .. }), "{err}");
+}

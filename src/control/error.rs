@@ -28,7 +28,7 @@ pub enum ControlError {
     #[error("{clusters} exists but {path}/atrest.json does not: an earlier init was interrupted; remove {clusters} and run init again")]
     /// Clusters without settings: an `init` that stopped halfway.
     InterruptedInit { path: PathBuf, clusters: PathBuf },
-    #[error("{path} was made by an earlier atrest (settings format {found}, this one reads {expected}); initialise a new root")]
+    #[error("{path} was written by another version of atrest (settings format {found}; this one reads {expected}): open it with that version, or initialise a new root")]
     /// Settings of another format.
     SettingsFormat {
         path: PathBuf,

@@ -186,30 +186,37 @@ pub(super) struct ClockFile {
 
 /// The settings at `path`, or `None` before `init`.
 pub(super) fn read_settings(path: &Path) -> Result<Option<Settings>, ControlError> {
-    /// Only the format, read first so that another version's file is named as such
-    /// rather than as corrupt; the rest of the file is skipped, not built.
-    #[derive(Deserialize)]
-    struct FormatOnly {
-        format: Option<u64>,
-    }
     let Some(bytes) = read_bytes(path)? else {
         return Ok(None);
     };
-    let corrupt = |source| ControlError::SettingsCorrupt {
+    let wrong_format = |found: u64| ControlError::SettingsFormat {
         path: path.to_path_buf(),
-        source,
+        found: u32::try_from(found).unwrap_or(u32::MAX),
+        expected: SETTINGS_FORMAT,
     };
-    let probe: FormatOnly = serde_json::from_slice(&bytes).map_err(corrupt)?;
-    if let Some(format) = probe.format {
-        if format != u64::from(SETTINGS_FORMAT) {
-            return Err(ControlError::SettingsFormat {
-                path: path.to_path_buf(),
-                found: u32::try_from(format).unwrap_or(u32::MAX),
-                expected: SETTINGS_FORMAT,
+    // Parsed once; only a file that does not parse is read again, for its format alone,
+    // so that another version's file is named as such rather than as corrupt.
+    let settings: Settings = match serde_json::from_slice(&bytes) {
+        Ok(settings) => settings,
+        Err(source) => {
+            #[derive(Deserialize)]
+            struct FormatOnly {
+                format: Option<u64>,
+            }
+            return Err(match serde_json::from_slice::<FormatOnly>(&bytes) {
+                Ok(FormatOnly {
+                    format: Some(found),
+                }) if found != u64::from(SETTINGS_FORMAT) => wrong_format(found),
+                _ => ControlError::SettingsCorrupt {
+                    path: path.to_path_buf(),
+                    source,
+                },
             });
         }
+    };
+    if settings.format != SETTINGS_FORMAT {
+        return Err(wrong_format(u64::from(settings.format)));
     }
-    let settings: Settings = serde_json::from_slice(&bytes).map_err(corrupt)?;
     settings
         .check()
         .map_err(|reason| ControlError::InvalidSettings {
