@@ -194,6 +194,8 @@ fn bench_runs_both_sides_and_reports_ratios() {
             assert!(w["ratio"].as_f64().unwrap() > 0.0, "{w}");
             assert!(w["cpu_ratio"].as_f64().unwrap() >= 0.0, "{w}");
             assert!(w["plaintext"]["ops_per_sec"].as_f64().unwrap() > 0.0, "{w}");
+            let cycles = w["cycles"].as_u64().unwrap();
+            assert!((1..=20).contains(&cycles), "{w}");
         }
         let readrandom = &size["workloads"][2];
         for side in readrandom["latency"].as_array().unwrap() {

@@ -97,6 +97,8 @@ pub struct Workload {
     pub cpu_ratio: f64,
     /// Per-operation latency of point workloads, plain and encrypted.
     pub latency: Option<[Latency; 2]>,
+    /// Cycles of plain, encrypted, encrypted, plain turns run (more where a turn is short).
+    pub cycles: u32,
 }
 
 /// Everything measured at one value size.

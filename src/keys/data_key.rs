@@ -45,6 +45,43 @@ pub enum SealError {
     Crypto(#[from] CryptoError),
 }
 
+/// Uses of one data key, counted against its reservation when claimed
+/// ([`DataKey::claim`]): a run of seals (half a batch, on either of two threads) spends
+/// them without contending on the key's shared count at every record.
+pub struct ClaimedUses {
+    key: Arc<DataKey>,
+    left: u64,
+}
+
+impl ClaimedUses {
+    /// [`DataKey::seal_record_into`], spending one claimed use; refuses once they are spent.
+    pub fn seal_record_into(
+        &mut self,
+        store: StoreId,
+        database: &str,
+        key: &[u8],
+        value: &[u8],
+        aad: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
+        let Some(left) = self.left.checked_sub(1) else {
+            return Err(SealError::ReservationSpent { key: self.key.id() });
+        };
+        self.left = left;
+        self.key
+            .seal_counted_into(store, database, key, value, aad, out)
+    }
+}
+
+impl fmt::Debug for ClaimedUses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClaimedUses")
+            .field("key", &self.key.id())
+            .field("left", &self.left)
+            .finish()
+    }
+}
+
 impl DataKey {
     /// The key's id, unique in its store.
     pub fn id(&self) -> u32 {
@@ -108,6 +145,39 @@ impl DataKey {
         if count > self.reserved_uses() {
             return Err(SealError::ReservationSpent { key: self.id() });
         }
+        self.seal_counted_into(store, database, key, value, aad, out)
+    }
+
+    /// Takes up to `wanted` (at least one) of the uses the persisted keystore still allows
+    /// this key, in one step on the shared count, for a run of seals that then touch it no
+    /// more; `None` when none is left.
+    pub fn claim(self: Arc<Self>, wanted: u64) -> Option<ClaimedUses> {
+        let reserved = self.reserved_uses();
+        let wanted = wanted.max(1);
+        let before = self
+            .material
+            .uses
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                let left = reserved.saturating_sub(used);
+                (left > 0).then(|| used.saturating_add(left.min(wanted)))
+            })
+            .ok()?;
+        Some(ClaimedUses {
+            key: self,
+            left: reserved.saturating_sub(before).min(wanted),
+        })
+    }
+
+    /// Seals a use already counted.
+    fn seal_counted_into(
+        &self,
+        store: StoreId,
+        database: &str,
+        key: &[u8],
+        value: &[u8],
+        aad: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
         let nonce = Nonce::random();
         let mut header = [0u8; RECORD_HEADER_LEN];
         Record::write_header(&mut header, self.id(), &nonce);
@@ -345,6 +415,52 @@ mod tests {
             Err(SealError::ReservationSpent { .. })
         ));
         assert_eq!(key.uses(), 4, "the refused seal stays counted");
+    }
+
+    #[test]
+    fn claims_take_no_more_than_the_reservation_left_and_seal_no_more_than_they_took() {
+        let l = limits(100, 10);
+        let (ks, key) = key_for_seal(keystore(), &l, SystemClock.now());
+        seal(&key, &ks).unwrap();
+        let mut first = Arc::clone(&key).claim(4).unwrap();
+        assert_eq!(key.uses(), 5, "a claim counts all it takes at once");
+        let mut second = Arc::clone(&key).claim(100).unwrap();
+        assert_eq!(key.uses(), 10, "a claim takes what is left, not more");
+        assert!(Arc::clone(&key).claim(1).is_none(), "nothing is left");
+        let mut sealed = Vec::new();
+        for (claim, took) in [(&mut first, 4), (&mut second, 5)] {
+            for _ in 0..took {
+                claim
+                    .seal_record_into(
+                        ks.store_id(),
+                        "db",
+                        b"k",
+                        b"v",
+                        &mut Vec::new(),
+                        &mut sealed,
+                    )
+                    .unwrap();
+            }
+            let before = sealed.len();
+            assert!(matches!(
+                claim.seal_record_into(
+                    ks.store_id(),
+                    "db",
+                    b"k",
+                    b"v",
+                    &mut Vec::new(),
+                    &mut sealed
+                ),
+                Err(SealError::ReservationSpent { .. })
+            ));
+            assert_eq!(sealed.len(), before, "a refused seal appends nothing");
+        }
+        assert_eq!(key.uses(), 10, "claimed seals touch the count no more");
+        let record = Record::decode(sealed.get(..RECORD_OVERHEAD + 1).unwrap()).unwrap();
+        let opened = key
+            .open_record(ks.store_id(), "db", b"k", &record, &mut Vec::new())
+            .unwrap();
+        assert_eq!(opened, b"v");
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod data_key;
 mod integrity;
 mod status;
 
-pub use data_key::{DataKey, DataKeyLimits, SealError, SealStep, MAX_DATA_KEY_USES};
+pub use data_key::{ClaimedUses, DataKey, DataKeyLimits, SealError, SealStep, MAX_DATA_KEY_USES};
 pub use status::{DatabaseKeys, KeystoreStatus};
 
 use data_key::KeyMaterial;

@@ -1,71 +1,41 @@
 //! The encrypted node store: RocksDB underneath, every value sealed under its database's
 //! data key, the keystore in a reserved column family changed only by one synced write.
+//! Opening, reading and key management live here; writing in `writes`, scans in `scan`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use super::batch::BatchOp;
-use super::engine::{
-    create_with_marker, open_existing, read_applied, stamp_applied, Db, KEYSTORE_CF,
-};
+use super::engine::{create_with_marker, open_existing, read_applied, Db, KEYSTORE_CF};
 use super::scan::open_record;
-use super::sealer::{InFlight, SealJob, SealerSlot, PARALLEL_MIN_PUTS};
-use super::{
-    display_key, refuse_reserved, validate_database_name, StoreError, StoreOptions, StoreTick,
-    WriteBatch,
-};
+use super::sealer::SealerSlot;
+use super::{refuse_reserved, validate_database_name, StoreError, StoreOptions, StoreTick};
 use crate::clock::Timestamp;
 use crate::crash::CrashPoint;
 use crate::durable::recover_dir;
-use crate::keys::{
-    DataKey, KeysError, Keystore, KeystoreStatus, NodeIdentity, SealError, SealStep, StoreId,
-};
+use crate::keys::{KeysError, Keystore, KeystoreStatus, NodeIdentity, StoreId};
 use crate::kms::Kms;
 
 const KEYSTORE_KEY: &[u8] = b"keystore";
 
 thread_local! {
     /// Associated data is built per record; one buffer per thread, never freed.
-    static AAD_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-thread_local! {
-    /// A put's sealed record, which RocksDB copies: one buffer per thread, reused.
-    static SEALED_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A buffer larger than this is not kept for the next put.
-const KEPT_SCRATCH_BYTES: usize = 1 << 20;
-
-/// Runs `f` with this thread's empty sealed-record buffer (a fresh one if it is in use).
-fn with_sealed_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
-    SEALED_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut sealed) => {
-            sealed.clear();
-            let result = f(&mut sealed);
-            if sealed.capacity() > KEPT_SCRATCH_BYTES {
-                *sealed = Vec::new();
-            }
-            result
-        }
-        Err(_) => f(&mut Vec::new()),
-    })
+    pub(super) static AAD_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An open node store. Share it between threads with `Arc`.
 pub struct Store {
     pub(super) db: Db,
-    id: StoreId,
+    pub(super) id: StoreId,
     pub(super) path: PathBuf,
     pub(super) kms: Arc<dyn Kms>,
     keystore: RwLock<Arc<Keystore>>,
     /// Serializes keystore changes; readers never wait on it. Lock order: this mutex,
     /// then `keystore` for the instant of the swap.
     keystore_writer: Mutex<()>,
-    options: StoreOptions,
-    write_options: rocksdb::WriteOptions,
+    pub(super) options: StoreOptions,
+    pub(super) write_options: rocksdb::WriteOptions,
     /// The second thread that seals half of each large batch.
-    sealer: SealerSlot,
+    pub(super) sealer: SealerSlot,
 }
 
 impl std::fmt::Debug for Store {
@@ -327,7 +297,7 @@ impl Store {
     }
 
     /// The column family of a database that has a data key, hence a column family.
-    fn column_family(
+    pub(super) fn column_family(
         &self,
         database: &str,
     ) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
@@ -336,14 +306,14 @@ impl Store {
             .ok_or_else(|| self.missing_family(database))
     }
 
-    fn missing_family(&self, database: &str) -> StoreError {
+    pub(super) fn missing_family(&self, database: &str) -> StoreError {
         StoreError::Keys(KeysError::Corrupt {
             store: self.id(),
             reason: format!("database {database:?} has a data key but no column family"),
         })
     }
 
-    fn ensure_column_family(&self, database: &str) -> Result<(), StoreError> {
+    pub(super) fn ensure_column_family(&self, database: &str) -> Result<(), StoreError> {
         if self.db.cf_handle(database).is_none() {
             self.db.crash_point(CrashPoint::RecordWrite)?;
             self.db
@@ -351,74 +321,6 @@ impl Store {
                 .map_err(|e| self.rocks_error(e))?;
         }
         Ok(())
-    }
-
-    /// The data key for one more seal in `database`, following the keystore's
-    /// [`SealStep`]s: reservations and rollovers are persisted (one synced write each)
-    /// before a key seals under them; a database gets its column family with its first key.
-    fn key_for_seal(&self, database: &str) -> Result<Arc<DataKey>, StoreError> {
-        let limits = self.options.data_key_limits;
-        loop {
-            if let SealStep::Seal(key) = self
-                .keystore()
-                .seal_step(database, &limits, || self.now())?
-            {
-                return Ok(key);
-            }
-            let _writer = self.lock_keystore_writer();
-            // Another writer may have persisted what was needed meanwhile: decide again.
-            if let SealStep::Persist(next) = self
-                .keystore()
-                .seal_step(database, &limits, || self.now())?
-            {
-                validate_database_name(database)?;
-                self.ensure_column_family(database)?;
-                self.install_keystore(next)?;
-            }
-        }
-    }
-
-    /// Seals `value` for `record_key` in `database` with `cached` (the database's key as a
-    /// batch last used it), replacing it whenever its reservation is spent; appends the
-    /// sealed record to `out`.
-    fn seal(
-        &self,
-        cached: &mut Option<Arc<DataKey>>,
-        database: &str,
-        record_key: &[u8],
-        value: &[u8],
-        aad: &mut Vec<u8>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), StoreError> {
-        loop {
-            if let Some(key) = cached.as_ref() {
-                match key.seal_record_into(self.id, database, record_key, value, aad, out) {
-                    Ok(()) => return Ok(()),
-                    Err(SealError::ReservationSpent { .. }) => {}
-                    Err(SealError::Crypto(e)) => {
-                        return Err(StoreError::Corrupt {
-                            database: database.to_string(),
-                            key: display_key(record_key),
-                            reason: format!("sealing failed: {e}"),
-                        })
-                    }
-                }
-            }
-            *cached = Some(self.key_for_seal(database)?);
-        }
-    }
-
-    /// Seals `value` under `database`'s active data key and stores it under `key`.
-    pub fn put(&self, database: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        with_sealed_scratch(|sealed| {
-            AAD_SCRATCH
-                .with_borrow_mut(|aad| self.seal(&mut None, database, key, value, aad, sealed))?;
-            let cf = self.column_family(database)?;
-            self.db.crash_point(CrashPoint::RecordWrite)?;
-            self.db
-                .put_cf_opt(&cf, key, &*sealed, &self.write_options)
-                .map_err(|e| self.rocks_error(e))
-        })
     }
 
     /// The value under `key`, or `None`; a database never written to holds nothing.
@@ -444,159 +346,9 @@ impl Store {
         Ok(Some(value))
     }
 
-    /// Deletes `key` from `database`; deleting what is absent is not an error.
-    pub fn delete(&self, database: &str, key: &[u8]) -> Result<(), StoreError> {
-        validate_database_name(database)?;
-        let Some(cf) = self.db.cf_handle(database) else {
-            return Ok(());
-        };
-        self.db.crash_point(CrashPoint::RecordWrite)?;
-        self.db
-            .delete_cf_opt(&cf, key, &self.write_options)
-            .map_err(|e| self.rocks_error(e))
-    }
-
-    /// Applies every put and delete of `batch`, in any number of databases, atomically.
-    pub fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        self.write_batch(batch, None)
-    }
-
-    /// Applies `batch` as cluster write `sequence`: the sequence lands atomically with
-    /// the data, so a node that missed a write is seen to be behind.
-    pub fn write_at(&self, batch: &WriteBatch, sequence: u64) -> Result<(), StoreError> {
-        self.write_batch(batch, Some(sequence))
-    }
-
     /// The last cluster write this store applied (0: none).
     pub fn applied(&self) -> Result<u64, StoreError> {
         read_applied(&self.db, KEYSTORE_CF, &self.path)
-    }
-
-    fn write_batch(&self, batch: &WriteBatch, sequence: Option<u64>) -> Result<(), StoreError> {
-        for database in batch.databases() {
-            validate_database_name(database)?;
-        }
-        // Each database's data key and column family, resolved once per batch; a key is
-        // looked up again only when its reserved uses run out.
-        let mut keys: Vec<Option<Arc<DataKey>>> = vec![None; batch.databases().len()];
-        let mut families: Vec<_> = batch
-            .databases()
-            .iter()
-            .map(|d| self.db.cf_handle(d))
-            .collect();
-        let mut ahead = self.seal_ahead(batch, &mut keys)?;
-        let mut sealed = Vec::new();
-        let mut rocks_batch = rocksdb::WriteBatch::default();
-        AAD_SCRATCH.with_borrow_mut(|aad| {
-            for (index, op) in batch.ops().iter().enumerate() {
-                let (database, key, value) = match op {
-                    BatchOp::Put {
-                        database,
-                        key,
-                        value,
-                    } => (*database, key, value),
-                    // A delete in a database that never existed deletes nothing.
-                    BatchOp::Delete { database, key } => {
-                        if let Some(Some(cf)) = families.get(*database) {
-                            rocks_batch.delete_cf(cf, key);
-                        }
-                        continue;
-                    }
-                };
-                let (Some(name), Some(cached), Some(family)) = (
-                    batch.databases().get(database),
-                    keys.get_mut(database),
-                    families.get_mut(database),
-                ) else {
-                    continue;
-                };
-                let from_helper = match ahead.as_mut() {
-                    Some((split, in_flight)) if index >= *split => {
-                        in_flight.job().and_then(SealJob::take)
-                    }
-                    _ => None,
-                };
-                let record = match from_helper {
-                    Some(record) => record,
-                    None => {
-                        sealed.clear();
-                        self.seal(cached, name, key, value, aad, &mut sealed)?;
-                        &sealed
-                    }
-                };
-                if family.is_none() {
-                    *family = Some(self.column_family(name)?);
-                }
-                let cf = family.as_ref().ok_or_else(|| self.missing_family(name))?;
-                rocks_batch.put_cf(cf, key, record);
-            }
-            Ok::<(), StoreError>(())
-        })?;
-        if let Some(sequence) = sequence {
-            stamp_applied(
-                &mut rocks_batch,
-                &self.db,
-                KEYSTORE_CF,
-                sequence,
-                &self.path,
-            )?;
-        }
-        self.db.crash_point(CrashPoint::RecordWrite)?;
-        self.db
-            .write_opt(rocks_batch, &self.write_options)
-            .map_err(|e| self.rocks_error(e))
-    }
-
-    /// Hands the second half of a large `batch`'s puts to the store's second thread to
-    /// seal while this one seals the first; returns where that half starts. Only where
-    /// every database's key, resolved here into `keys` (in database order, as the batch
-    /// first names them), has reserved uses enough for all the batch's puts.
-    fn seal_ahead(
-        &self,
-        batch: &WriteBatch,
-        keys: &mut [Option<Arc<DataKey>>],
-    ) -> Result<Option<(usize, InFlight<'_>)>, StoreError> {
-        let mut puts = vec![0u64; keys.len()];
-        for op in batch.ops() {
-            if let BatchOp::Put { database, .. } = op {
-                if let Some(n) = puts.get_mut(*database) {
-                    *n += 1;
-                }
-            }
-        }
-        // A seeded thread keeps its nonces to itself, so that a replay seals the same bytes.
-        if puts.iter().sum::<u64>() < PARALLEL_MIN_PUTS as u64 || crate::crypto::is_thread_seeded()
-        {
-            return Ok(None);
-        }
-        for (index, name) in batch.databases().iter().enumerate() {
-            if let (Some(slot @ None), Some(1..)) = (keys.get_mut(index), puts.get(index)) {
-                *slot = Some(self.key_for_seal(name)?);
-            }
-        }
-        let covered = keys.iter().zip(&puts).all(|(key, &needed)| {
-            needed == 0
-                || key
-                    .as_ref()
-                    .is_some_and(|k| k.reserved_uses().saturating_sub(k.uses()) >= needed)
-        });
-        let Some(mut sealer) = covered.then(|| self.sealer.borrow()).flatten() else {
-            return Ok(None);
-        };
-        let split = batch.ops().len() / 2;
-        let job = sealer.job();
-        job.prepare(self.id, batch.databases(), keys);
-        for op in batch.ops().get(split..).unwrap_or_default() {
-            if let BatchOp::Put {
-                database,
-                key,
-                value,
-            } = op
-            {
-                job.push(*database, key, value);
-            }
-        }
-        Ok(InFlight::send(&self.sealer, sealer).map(|in_flight| (split, in_flight)))
     }
 
     /// The column families of every database, and the keystore's.

@@ -21,6 +21,7 @@ mod plain;
 mod scan;
 mod sealer;
 mod snapshot;
+mod writes;
 
 /// When data keys roll over; see [`crate::keys::DataKeyLimits`].
 pub use crate::keys::DataKeyLimits;

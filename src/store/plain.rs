@@ -144,12 +144,12 @@ impl PlainStore {
                     key,
                     value,
                 } => {
-                    if let Some(cf) = families.get(*database) {
+                    if let Some(cf) = families.get(database) {
                         rocks_batch.put_cf(cf, key, value);
                     }
                 }
                 BatchOp::Delete { database, key } => {
-                    if let Some(cf) = families.get(*database) {
+                    if let Some(cf) = families.get(database) {
                         rocks_batch.delete_cf(cf, key);
                     }
                 }

@@ -18,9 +18,12 @@ use crate::format::Record;
 use crate::keys::{DataKey, Keystore};
 
 /// Records read from RocksDB per batch, at most.
-const BATCH_RECORDS: usize = 2048;
-/// Stored bytes per batch, at most (a batch always takes one record).
-const BATCH_BYTES: usize = 256 << 10;
+const BATCH_RECORDS: usize = 4096;
+/// Stored bytes of a scan's first batch, at most (a batch always takes one record); each
+/// batch after may hold twice its predecessor's, up to [`MAX_BATCH_BYTES`]: a short scan
+/// answers soon, and a long one wakes the second thread seldom (a wake costs microseconds).
+const FIRST_BATCH_BYTES: usize = 64 << 10;
+const MAX_BATCH_BYTES: usize = 1 << 20;
 /// Batches a scan holds ahead of its caller, decrypted or not.
 const MAX_PENDING: usize = 4;
 /// Batches queued at or being decrypted by the second thread.
@@ -93,8 +96,8 @@ struct Batch {
 }
 
 impl Batch {
-    fn is_full(&self) -> bool {
-        self.lengths.len() >= BATCH_RECORDS || self.stored.len() >= BATCH_BYTES
+    fn is_full(&self, bytes: usize) -> bool {
+        self.lengths.len() >= BATCH_RECORDS || self.stored.len() >= bytes
     }
 
     fn is_empty(&self) -> bool {
@@ -227,7 +230,11 @@ impl Scan<'_> {
     /// Copies the next batch of stored records out of RocksDB.
     fn read_batch(&mut self) -> Box<Batch> {
         let mut batch = self.spare.pop().unwrap_or_default();
-        while !batch.is_full() {
+        let bytes = FIRST_BATCH_BYTES
+            .checked_shl(self.batches_read.min(8) as u32)
+            .unwrap_or(MAX_BATCH_BYTES)
+            .min(MAX_BATCH_BYTES);
+        while !batch.is_full(bytes) {
             let copied = self.cursor.next_with(self.path, |key, stored| {
                 batch.stored.extend_from_slice(key);
                 batch.stored.extend_from_slice(stored);

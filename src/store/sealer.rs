@@ -2,25 +2,28 @@
 //! batch large enough to pay for it and kept while the store is open, seals the second
 //! half of a batch's puts while the writing thread seals the first. The half travels as
 //! one owned buffer (copied once, the buffers reused batch after batch), so no record's
-//! allocation crosses threads. Nothing durable happens on the second thread: a put it
-//! could not seal (its key's reserved uses ran out under a concurrent writer) is left to
-//! the writing thread, which persists more first.
+//! allocation crosses threads. Each thread seals with uses of the data key claimed for its
+//! half at once, so the two never contend on the key's count record by record. Nothing
+//! durable happens on the second thread: a put it could not seal (its claim fell short of
+//! its half, the key's reserved uses taken by a concurrent writer) is left to the writing
+//! thread, which persists more first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use crate::keys::{DataKey, StoreId};
+use crate::keys::{ClaimedUses, StoreId};
 
 /// Puts in a batch below which the hand-over costs more than the second thread saves.
-pub(super) const PARALLEL_MIN_PUTS: usize = 128;
+pub(super) const PARALLEL_MIN_PUTS: u64 = 128;
 
 /// Puts to seal and, once sealed, their records: what crosses between the threads.
 #[derive(Default)]
 pub(super) struct SealJob {
     store: Option<StoreId>,
     databases: Vec<String>,
-    keys: Vec<Option<Arc<DataKey>>>,
+    /// Each database's uses claimed for this job (`None`: seals none of its puts).
+    keys: Vec<Option<ClaimedUses>>,
     /// Each put's key and value, back to back.
     input: Vec<u8>,
     /// Each put's database index, key length and value length.
@@ -35,18 +38,17 @@ pub(super) struct SealJob {
 }
 
 impl SealJob {
-    /// Starts a job for `store` with each database's name and resolved key.
+    /// Starts a job for `store` with each database's name and the uses claimed for it.
     pub(super) fn prepare(
         &mut self,
         store: StoreId,
         databases: &[String],
-        keys: &[Option<Arc<DataKey>>],
+        keys: Vec<Option<ClaimedUses>>,
     ) {
         self.store = Some(store);
         self.databases.clear();
         self.databases.extend_from_slice(databases);
-        self.keys.clear();
-        self.keys.extend_from_slice(keys);
+        self.keys = keys;
         self.input.clear();
         self.puts.clear();
         self.output.clear();
@@ -76,11 +78,11 @@ impl SealJob {
             let before = self.output.len();
             let sealed = self
                 .keys
-                .get(database)
-                .and_then(Option::as_ref)
+                .get_mut(database)
+                .and_then(Option::as_mut)
                 .zip(self.databases.get(database))
-                .is_some_and(|(data_key, name)| {
-                    data_key
+                .is_some_and(|(claimed, name)| {
+                    claimed
                         .seal_record_into(store, name, key, value, &mut aad, &mut self.output)
                         .is_ok()
                 });
@@ -147,6 +149,11 @@ impl SealerSlot {
         }
         idle.take()
     }
+
+    /// Returns a sealer borrowed and not used.
+    pub(super) fn give_back(&self, sealer: Box<Sealer>) {
+        *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(sealer);
+    }
 }
 
 /// A job handed to the second thread, and the sealer to give back when done.
@@ -193,7 +200,7 @@ impl Drop for InFlight<'_> {
             // Idle buffers keep no data key alive past the batch.
             job.keys.clear();
             sealer.job = job;
-            *self.slot.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(sealer);
+            self.slot.give_back(sealer);
         }
     }
 }
