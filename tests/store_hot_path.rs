@@ -1,7 +1,8 @@
 //! The store's fast paths give the same answers as the plain ones: long scans decrypted
 //! on a second thread, lent values (`Store::visit`), and large batches sealed on two
-//! threads, including when a reservation runs out or a key rolls over mid-batch, and when
-//! a record deep in a scan is corrupt.
+//! threads, including when a reservation runs out or a key rolls over mid-batch and when
+//! several writers' batches race for the uses reserved, and when a record deep in a scan
+//! is corrupt.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -181,9 +182,9 @@ fn a_corrupt_record_stops_a_long_scan_exactly_there() {
 
 #[test]
 fn large_batches_read_back_whatever_their_keys_reservations_do() {
-    // Reservations of 300 uses: most 1000-put batches outgrow what is reserved, and are
-    // sealed on one thread, persisting more as they go; keys roll over every 2,500 seals,
-    // so some batches span two keys.
+    // Reservations of 300 uses: each 1000-put batch outgrows what is reserved, so both of
+    // its sealing threads claim what is left and the writing thread persists more as it
+    // goes; keys roll over every 2,500 seals, so some batches span two keys.
     let dir = tempfile::tempdir().unwrap();
     let tight = DataKeyLimits {
         max_uses: 2_500,
@@ -231,4 +232,54 @@ fn large_batches_read_back_whatever_their_keys_reservations_do() {
     }
     let uses: u64 = store.keystore().data_keys().map(|k| k.uses()).sum();
     assert!(uses >= 3_000, "every seal is counted: {uses}");
+}
+
+#[test]
+fn concurrent_large_batches_never_seal_past_what_is_reserved() {
+    // Four writers share two databases and one sealing thread (a batch that finds it busy
+    // seals alone), with reservations far smaller than a batch: claims race, fall short
+    // and are renewed while keys roll over.
+    let dir = tempfile::tempdir().unwrap();
+    let limits = DataKeyLimits {
+        max_uses: 2_500,
+        reservation: 300,
+        max_age: None,
+    };
+    let store = open(dir.path(), limits);
+    std::thread::scope(|scope| {
+        for writer in 0..4u32 {
+            let store = &store;
+            scope.spawn(move || {
+                for round in 0..4u32 {
+                    let mut batch = WriteBatch::new();
+                    for i in 0..1_000 {
+                        let n = writer * 10_000 + round * 1_000 + i;
+                        batch.put(if i % 2 == 0 { "d" } else { "e" }, key(n), value(n, 1));
+                    }
+                    store.write(&batch).unwrap();
+                }
+            });
+        }
+    });
+    for (database, parity) in [("d", 0), ("e", 1)] {
+        let want: Vec<_> = (0..4u32)
+            .flat_map(|writer| (0..4_000u32).map(move |j| writer * 10_000 + j))
+            .filter(|n| n % 2 == parity)
+            .map(|n| (key(n), value(n, 1)))
+            .collect();
+        assert_eq!(scanned(&store, database, KeyRange::All), want, "{database}");
+    }
+    let keystore = store.keystore();
+    let keys: Vec<_> = keystore.data_keys().collect();
+    assert!(keys.len() >= 8, "keys rolled over: {}", keys.len());
+    for key in &keys {
+        assert!(
+            key.uses() <= key.reserved_uses() && key.reserved_uses() <= 2_500,
+            "key {} sealed {} of {} reserved",
+            key.id(),
+            key.uses(),
+            key.reserved_uses()
+        );
+    }
+    assert!(keys.iter().map(|k| k.uses()).sum::<u64>() >= 16_000);
 }
