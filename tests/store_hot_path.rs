@@ -15,6 +15,14 @@ use atrest::clock::SystemClock;
 use atrest::kms::{Caller, CreateKeyRequest, Kms, LocalKms};
 use atrest::store::{DataKeyLimits, KeyRange, Store, StoreError, StoreOptions, WriteBatch};
 
+/// Reservations of 300 uses, far fewer than a 1,000-put batch makes, and a new key every
+/// 2,500 seals.
+const TIGHT: DataKeyLimits = DataKeyLimits {
+    max_uses: 2_500,
+    reservation: 300,
+    max_age: None,
+};
+
 fn open(dir: &Path, limits: DataKeyLimits) -> Store {
     let kms = LocalKms::in_memory(Arc::new(SystemClock));
     let client = kms.client(Caller::account_root("111122223333", "us-east-1").unwrap());
@@ -186,12 +194,7 @@ fn large_batches_read_back_whatever_their_keys_reservations_do() {
     // its sealing threads claim what is left and the writing thread persists more as it
     // goes; keys roll over every 2,500 seals, so some batches span two keys.
     let dir = tempfile::tempdir().unwrap();
-    let tight = DataKeyLimits {
-        max_uses: 2_500,
-        reservation: 300,
-        max_age: None,
-    };
-    let store = open(dir.path(), tight);
+    let store = open(dir.path(), TIGHT);
     let first = fill(&store, "a", 6_000, 1);
     assert!(
         store.keystore().data_keys().count() >= 3,
@@ -240,12 +243,7 @@ fn concurrent_large_batches_never_seal_past_what_is_reserved() {
     // seals alone), with reservations far smaller than a batch: claims race, fall short
     // and are renewed while keys roll over.
     let dir = tempfile::tempdir().unwrap();
-    let limits = DataKeyLimits {
-        max_uses: 2_500,
-        reservation: 300,
-        max_age: None,
-    };
-    let store = open(dir.path(), limits);
+    let store = open(dir.path(), TIGHT);
     std::thread::scope(|scope| {
         for writer in 0..4u32 {
             let store = &store;
@@ -274,7 +272,7 @@ fn concurrent_large_batches_never_seal_past_what_is_reserved() {
     assert!(keys.len() >= 8, "keys rolled over: {}", keys.len());
     for key in &keys {
         assert!(
-            key.uses() <= key.reserved_uses() && key.reserved_uses() <= 2_500,
+            key.uses() <= key.reserved_uses() && key.reserved_uses() <= TIGHT.max_uses,
             "key {} sealed {} of {} reserved",
             key.id(),
             key.uses(),

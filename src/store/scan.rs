@@ -20,10 +20,11 @@ use crate::keys::{DataKey, Keystore};
 /// Records read from RocksDB per batch, at most.
 const BATCH_RECORDS: usize = 4096;
 /// Stored bytes of a scan's first batch, at most (a batch always takes one record); each
-/// batch after may hold twice its predecessor's, up to [`MAX_BATCH_BYTES`]: a short scan
-/// answers soon, and a long one wakes the second thread seldom (a wake costs microseconds).
+/// batch after may hold twice its predecessor's, [`BATCH_DOUBLINGS`] times (to 1 MiB): a
+/// short scan answers soon, and a long one wakes the second thread seldom (a wake costs
+/// microseconds).
 const FIRST_BATCH_BYTES: usize = 64 << 10;
-const MAX_BATCH_BYTES: usize = 1 << 20;
+const BATCH_DOUBLINGS: usize = 4;
 /// Batches a scan holds ahead of its caller, decrypted or not.
 const MAX_PENDING: usize = 4;
 /// Batches queued at or being decrypted by the second thread.
@@ -230,10 +231,7 @@ impl Scan<'_> {
     /// Copies the next batch of stored records out of RocksDB.
     fn read_batch(&mut self) -> Box<Batch> {
         let mut batch = self.spare.pop().unwrap_or_default();
-        let bytes = FIRST_BATCH_BYTES
-            .checked_shl(self.batches_read.min(8) as u32)
-            .unwrap_or(MAX_BATCH_BYTES)
-            .min(MAX_BATCH_BYTES);
+        let bytes = FIRST_BATCH_BYTES << self.batches_read.min(BATCH_DOUBLINGS);
         while !batch.is_full(bytes) {
             let copied = self.cursor.next_with(self.path, |key, stored| {
                 batch.stored.extend_from_slice(key);

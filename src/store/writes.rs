@@ -44,17 +44,24 @@ struct Sealing {
     expected: u64,
 }
 
-/// How many of `ops` are puts, in each of `databases` databases.
-fn puts_per_database<'a>(ops: impl Iterator<Item = BatchOp<'a>>, databases: usize) -> Vec<u64> {
-    let mut puts = vec![0; databases];
-    for op in ops {
+/// How many puts of `batch` come before operation `split` and how many from it on, in each
+/// of its databases.
+fn puts_per_database(batch: &WriteBatch, split: usize) -> (Vec<u64>, Vec<u64>) {
+    let databases = batch.databases().len();
+    let (mut before, mut after) = (vec![0; databases], vec![0; databases]);
+    for (index, op) in batch.ops().enumerate() {
         if let BatchOp::Put { database, .. } = op {
-            if let Some(n) = puts.get_mut(database) {
+            let half = if index < split {
+                &mut before
+            } else {
+                &mut after
+            };
+            if let Some(n) = half.get_mut(database) {
                 *n += 1;
             }
         }
     }
-    puts
+    (before, after)
 }
 
 impl Store {
@@ -172,10 +179,7 @@ impl Store {
         // claimed once for all the puts this thread seals in it.
         let mut families: Vec<_> = databases.iter().map(|d| self.db.cf_handle(d)).collect();
         let split = batch.len() / 2;
-        let (mine, theirs) = (
-            puts_per_database(batch.ops().take(split), databases.len()),
-            puts_per_database(batch.ops().skip(split), databases.len()),
-        );
+        let (mine, theirs) = puts_per_database(batch, split);
         // A seeded thread keeps its nonces to itself, so that a replay seals the same bytes.
         let parallel = mine.iter().chain(&theirs).sum::<u64>() >= PARALLEL_MIN_PUTS
             && !crate::crypto::is_thread_seeded();
