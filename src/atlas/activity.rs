@@ -4,9 +4,10 @@
 
 use serde_json::{json, Value};
 
+use super::body::{boolean, string};
 use super::error::ApiError;
 use super::project::{derived_id, org_id};
-use super::routes::{boolean, string, Call, Outcome};
+use super::routes::{Call, Outcome};
 use super::wire::page;
 use crate::clock::Timestamp;
 use crate::control::project::Alert;

@@ -5,8 +5,9 @@
 use serde_json::{json, Map, Value};
 
 use super::activity::{alert_view, atlas_alerts, find_alert};
+use super::body::{boolean, string};
 use super::error::ApiError;
-use super::routes::{boolean, string, Call, Outcome};
+use super::routes::{Call, Outcome};
 use super::wire::page;
 use crate::control::{AlertConfig, AlertConfigSpec, Settings};
 

@@ -4,10 +4,11 @@
 
 use serde_json::{json, Map, Value};
 
+use super::body::string;
 use super::create_api_key;
 use super::error::ApiError;
 use super::project::org_id;
-use super::routes::{string, Call, Outcome};
+use super::routes::{Call, Outcome};
 use super::wire::page;
 use crate::control::project::ProjectRole;
 use crate::control::{ApiKey, Settings};

@@ -4,10 +4,11 @@
 
 use serde_json::{json, Value};
 
+use super::body::string;
 use super::cluster_shapes::MONGODB_VERSION;
 use super::clusters::find;
 use super::error::ApiError;
-use super::routes::{cannot_access, string, Call, Outcome};
+use super::routes::{cannot_access, Call, Outcome};
 use super::wire::page;
 use crate::control::{ControlError, RestoreJob, Settings};
 use crate::store::SnapshotInfo;

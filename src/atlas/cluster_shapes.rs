@@ -7,11 +7,12 @@
 
 use serde_json::{json, Map, Value};
 
+use super::body::{boolean, check_members, string};
 use super::clusters::state_name;
 use super::error::ApiError;
 use super::project::derived_id;
-use super::routes::{boolean, check_members, string};
-use crate::control::project::{atlas_region, Backup, ClusterSpec};
+use crate::control::ids::atlas_region;
+use crate::control::project::{Backup, ClusterSpec};
 use crate::control::Settings;
 
 /// The MongoDB version atrest's clusters report: the store is not MongoDB, so a fixed one.

@@ -18,8 +18,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::body::{check_members, string};
 use super::error::ApiError;
-use super::routes::{cannot_access, check_members, string};
+use super::routes::cannot_access;
 use super::wire::Style;
 use super::{AtlasApi, Project};
 use crate::control::project::ProjectRole;

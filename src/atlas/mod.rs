@@ -10,6 +10,7 @@
 //! | `wire` | versioned media types and 406, `pretty`, `envelope`, paging, the query |
 //! | `error` | Atlas's error body, and which one each control-plane error is |
 //! | `routes` | the route table: method, path, versions, the role each needs |
+//! | `body` | a request body's members: which may be written, each one's JSON type |
 //! | `project` | `groups`, `cloudProviderAccess`, `encryptionAtRest` and its private endpoints |
 //! | `clusters` | `clusters`: created, read, updated, deleted |
 //! | `cluster_shapes` | a cluster in each version's shape (2023-01-01, 2023-02-01, 2024-08-05) |
@@ -23,6 +24,7 @@ mod activity;
 mod alert_configs;
 mod api_keys;
 mod backup;
+mod body;
 mod cluster_shapes;
 mod clusters;
 mod digest;
@@ -40,7 +42,8 @@ pub use digest::{authorization, REALM};
 pub use error::ApiError;
 
 use crate::clock::SharedClock;
-use crate::control::project::{uuid_string, ProjectRole};
+use crate::control::ids::uuid_string;
+use crate::control::project::ProjectRole;
 use crate::control::{ApiKey, ControlError, OrgRole, Root, DEFAULT_ACCOUNT, DEFAULT_REGION};
 use crate::http::{Handler, HttpServer, Request, Response};
 use crate::kms::{Caller, FaultyKms};

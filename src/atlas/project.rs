@@ -7,10 +7,12 @@ use aws_lc_rs::digest;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+use super::body::{boolean, check_members, string};
 use super::error::ApiError;
-use super::routes::{boolean, check_members, string, Call, Outcome};
+use super::routes::{Call, Outcome};
 use super::wire::page;
-use crate::control::project::{atlas_region, AccessRole, KmsAccess, PendingAccessRole};
+use crate::control::ids::atlas_region;
+use crate::control::project::{AccessRole, KmsAccess, PendingAccessRole};
 use crate::control::{AccessRequest, EndpointStatus, PrivateEndpoint, Settings};
 
 /// A 24-hex-digit id for something atrest keeps no id of (the organization, a cluster, a

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::body::check_members;
 use super::error::ApiError;
 use super::wire::{error_response, negotiate, Query, Style};
 use super::{activity, alert_configs, api_keys, backup, clusters, project, AtlasApi, Project};
@@ -534,48 +535,6 @@ pub(super) fn cannot_access(group: &str) -> ApiError {
         format!("User cannot access group {group}."),
     )
     .with_parameters(&[group])
-}
-
-/// Refuses members of `object` not in `writable`.
-pub(super) fn check_members(
-    object: &Map<String, Value>,
-    writable: &[&str],
-    read_only: &[&str],
-) -> Result<(), ApiError> {
-    for name in object.keys() {
-        if read_only.contains(&name.as_str()) {
-            return Err(ApiError::read_only(name));
-        }
-        if !writable.contains(&name.as_str()) {
-            return Err(ApiError::invalid_attribute(name));
-        }
-    }
-    Ok(())
-}
-
-/// Member `name` of `object` as a string, if present.
-pub(super) fn string<'v>(
-    object: &'v Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'v str>, ApiError> {
-    match object.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => {
-            Err(ApiError::validation(format!("{name} must be a string.")).with_parameters(&[name]))
-        }
-    }
-}
-
-/// Member `name` of `object` as a boolean, if present.
-pub(super) fn boolean(object: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
-    match object.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(
-            ApiError::validation(format!("{name} must be true or false.")).with_parameters(&[name]),
-        ),
-    }
 }
 
 #[cfg(test)]

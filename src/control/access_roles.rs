@@ -3,7 +3,8 @@
 //! with the IAM role's ARN, and deauthorizes it when no feature uses it any more.
 
 use super::events::{EVENT_ROLE_ADDED, EVENT_ROLE_DELETED};
-use super::project::{atlas_id, AccessRole, KmsAccess, PendingAccessRole};
+use super::ids::atlas_id;
+use super::project::{AccessRole, KmsAccess, PendingAccessRole};
 use super::rules::{check_iam_role_arn, external_id_uuid};
 use super::{ControlError, Root};
 use crate::clock::Clock;

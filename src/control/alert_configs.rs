@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::project::{atlas_id, Acknowledgement, Alert, ProjectState};
+use super::ids::atlas_id;
+use super::project::{Acknowledgement, Alert, ProjectState};
 use super::{ControlError, Root, ALERT_KEY_INVALID, ALERT_NEEDS_ROTATION};
 use crate::clock::{Clock, Timestamp};
 

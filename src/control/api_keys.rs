@@ -9,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::project::{atlas_id, ProjectRole};
+use super::ids::atlas_id;
+use super::project::ProjectRole;
 use super::{ControlError, Root};
 use crate::clock::{Clock, Timestamp};
 

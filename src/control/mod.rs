@@ -24,6 +24,7 @@
 //! | `backup_storage` | where snapshots live (the root's directory or an S3 bucket), moving them |
 //! | `status` | the project and its clusters as Atlas's API and `status` show them |
 //! | [`project`] | the project's state: users, roles, encryption config, clusters, alerts |
+//! | [`ids`] | Atlas's spellings: 24-hex-digit ids, UUIDs, region names |
 //! | `cluster_lifecycle` | a project's clusters created (crash-safely) and deleted |
 //! | [`cluster`] | a cluster of N nodes: fan-out, rolling operations, the shutdown gate |
 //! | `error` | [`ControlError`] |
@@ -50,6 +51,7 @@ pub mod cluster;
 mod cluster_lifecycle;
 mod error;
 mod events;
+pub mod ids;
 mod init;
 mod load;
 mod organization;

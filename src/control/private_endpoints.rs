@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::events::{EVENT_PRIVATE_ENDPOINT_CREATED, EVENT_PRIVATE_ENDPOINT_DELETED};
-use super::project::{atlas_id, atlas_region};
+use super::ids::{atlas_id, atlas_region};
 use super::{ControlError, Root};
 use crate::clock::{Clock, Timestamp};
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::events::EVENT_RESTORE_SUCCESSFUL;
-use super::project::atlas_id;
+use super::ids::atlas_id;
 use super::{ControlError, Root, Settings};
 use crate::clock::{Clock, Timestamp};
 

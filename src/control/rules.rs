@@ -4,9 +4,9 @@
 use super::events::{
     EVENT_CLUSTER_UPDATE_COMPLETED, EVENT_CONFIGURATION_UPDATED, EVENT_ROLE_ADDED,
 };
+use super::ids::{atlas_id, uuid_string};
 use super::project::{
-    atlas_id, check_cluster_may_encrypt, check_cluster_name, tier_size, uuid_string, AccessRole,
-    Backup, ClusterSpec, KmsAccess, KmsCaller, ProjectRole, QueuedChange, User,
+    AccessRole, Backup, ClusterSpec, KmsAccess, KmsCaller, ProjectRole, QueuedChange, User,
 };
 use super::state::Settings;
 use super::{Applied, ControlError, Root};
@@ -414,4 +414,103 @@ pub(super) fn verify_key(
 
 pub(super) fn check_context() -> EncryptionContext {
     [("atrest".to_string(), "validity-check".to_string())].into()
+}
+
+/// Atlas's rules for a cluster that uses encryption at rest.
+pub fn check_cluster_may_encrypt(spec: &ClusterSpec) -> Result<(), ControlError> {
+    let size = tier_size(&spec.tier)?;
+    if size < 10 {
+        return Err(ControlError::TierTooSmall {
+            cluster: spec.name.clone(),
+            tier: spec.tier.clone(),
+        });
+    }
+    if spec.serverless {
+        return Err(ControlError::ServerlessUnsupported {
+            cluster: spec.name.clone(),
+        });
+    }
+    if spec.backup == Backup::Legacy {
+        return Err(ControlError::LegacyBackup {
+            cluster: spec.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The number of an `M<n>` tier.
+pub fn tier_size(tier: &str) -> Result<u32, ControlError> {
+    tier.strip_prefix('M')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ControlError::BadTier {
+            tier: tier.to_string(),
+        })
+}
+
+/// A cluster name Atlas accepts: 1 to 64 of letters, digits and `-`, starting with a letter
+/// or digit.
+pub fn check_cluster_name(name: &str) -> Result<(), ControlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ControlError::BadClusterName {
+            name: name.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(tier: &str) -> ClusterSpec {
+        ClusterSpec {
+            name: "c".into(),
+            tier: tier.into(),
+            nodes: 3,
+            backup: Backup::Cloud,
+            serverless: false,
+            encrypt: true,
+        }
+    }
+
+    #[test]
+    fn tiers_below_m10_serverless_and_legacy_backups_are_refused() {
+        for tier in ["M0", "M2", "M5"] {
+            let err = check_cluster_may_encrypt(&spec(tier)).unwrap_err();
+            assert!(err.to_string().contains(tier), "{err}");
+        }
+        for tier in ["M10", "M30", "M700"] {
+            check_cluster_may_encrypt(&spec(tier)).unwrap();
+        }
+        assert!(matches!(
+            check_cluster_may_encrypt(&spec("X1")),
+            Err(ControlError::BadTier { .. })
+        ));
+        let serverless = ClusterSpec {
+            serverless: true,
+            ..spec("M10")
+        };
+        assert!(matches!(
+            check_cluster_may_encrypt(&serverless),
+            Err(ControlError::ServerlessUnsupported { .. })
+        ));
+        let legacy = ClusterSpec {
+            backup: Backup::Legacy,
+            ..spec("M10")
+        };
+        assert!(matches!(
+            check_cluster_may_encrypt(&legacy),
+            Err(ControlError::LegacyBackup { .. })
+        ));
+        let no_backup = ClusterSpec {
+            backup: Backup::None,
+            ..spec("M10")
+        };
+        check_cluster_may_encrypt(&no_backup).unwrap();
+    }
 }

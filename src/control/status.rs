@@ -5,9 +5,8 @@ use std::fmt;
 use serde::Serialize;
 
 use super::cluster::NodeStatus;
-use super::project::{
-    atlas_region, AccessRole, ClusterConfig, KmsAccess, QueuedChange, User, DEFAULT_CLUSTER,
-};
+use super::ids::atlas_region;
+use super::project::{AccessRole, ClusterConfig, KmsAccess, QueuedChange, User, DEFAULT_CLUSTER};
 use super::state::CmkRotation;
 use super::{ControlError, Root};
 use crate::clock::Timestamp;
