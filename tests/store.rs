@@ -500,46 +500,6 @@ fn many_threads_share_one_store() {
     assert_eq!(total, 2000);
 }
 
-/// The write-ahead logs under `dir`.
-fn wals(dir: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect()
-}
-
-/// A store closed cleanly needs nothing from its logs: cutting them short or deleting
-/// them while it is closed loses nothing. (Damage to the log a crash leaves is
-/// `tests/crash.rs`'s.)
-#[test]
-fn a_log_cut_short_or_deleted_while_closed_loses_nothing() {
-    let f = Fixture::new();
-    let store = f.create();
-    for i in 0..5001u32 {
-        store.put("db", &i.to_be_bytes(), b"acknowledged").unwrap();
-    }
-    drop(store);
-    for wal in wals(&f.path) {
-        let len = std::fs::metadata(&wal).unwrap().len();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&wal)
-            .unwrap()
-            .set_len(len / 2)
-            .unwrap();
-    }
-    let store = f.open().unwrap();
-    assert_eq!(scan_all(&store, "db", KeyRange::All).len(), 5001);
-    store.put("db", b"after", b"reopen").unwrap();
-    drop(store);
-    for wal in wals(&f.path) {
-        std::fs::remove_file(wal).unwrap();
-    }
-    let store = f.open().unwrap();
-    assert_eq!(scan_all(&store, "db", KeyRange::All).len(), 5002);
-}
-
 /// Every stored byte of the run below (each column family's records, the keystore's
 /// among them), made on a thread seeded with `seed`, or on an unseeded one.
 fn stored_bytes_of_a_run(seed: Option<u64>) -> Vec<(String, Vec<u8>, Vec<u8>)> {

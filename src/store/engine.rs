@@ -252,6 +252,10 @@ fn family_options_with(cache: &rocksdb::Cache) -> Options {
     opts
 }
 
+/// The write-ahead logs a store keeps: twice what one busy database's two memtables
+/// (64 MiB each, RocksDB's default) log, so a busy database is never flushed early for it.
+pub const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
+
 /// The RocksDB options of every store; a plaintext baseline opened with them measures
 /// exactly what encryption adds.
 pub fn rocksdb_options() -> Options {
@@ -267,6 +271,12 @@ pub fn rocksdb_options() -> Options {
     opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_track_and_verify_wals_in_manifest(true);
     opts.set_max_background_jobs(2);
+    // RocksDB keeps every log from the oldest write a column family has not flushed, and
+    // the keystore's family is written at creation and then seldom: unbounded, it pins
+    // every log since (RocksDB's own bound is 4 times all memtables, 1.5 GiB for a store
+    // of one database), all of it replayed at the next open. Past this bound RocksDB
+    // flushes the families that pin the oldest log.
+    opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     // RocksDB opens each column family's tables with this many threads, started at every
     // open whatever the number of tables: 16 by default, which for the few tables of a
     // node's databases costs more than the opening itself (a fuzz run that reopens stores

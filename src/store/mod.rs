@@ -27,7 +27,10 @@ mod writes;
 pub use crate::keys::DataKeyLimits;
 pub use batch::WriteBatch;
 pub use encrypted::Store;
-pub use engine::{column_family_options, rocksdb_options, DEFAULT_BLOCK_CACHE_BYTES, HOLDER_FILE};
+pub use engine::{
+    column_family_options, rocksdb_options, DEFAULT_BLOCK_CACHE_BYTES, HOLDER_FILE,
+    MAX_TOTAL_WAL_BYTES,
+};
 pub use node::{Node, NodeScan};
 pub use plain::{is_plain_store, PlainScan, PlainStore};
 pub use scan::Scan;
