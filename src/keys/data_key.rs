@@ -111,8 +111,8 @@ impl DataKey {
 
     /// Seals one record value for `key` in `database` of `store`: header, ciphertext and
     /// tag in one allocation. `aad` is scratch space, reused across calls. Counts the use,
-    /// and refuses once the uses the persisted keystore reserved are spent (the spent count
-    /// stays counted: counts only ever over-count).
+    /// and refuses, counting nothing, once the uses the persisted keystore reserved are
+    /// spent: no key ever seals past what a reopen would count.
     pub fn seal_record(
         &self,
         store: StoreId,
@@ -137,12 +137,7 @@ impl DataKey {
         aad: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> Result<(), SealError> {
-        let count = self
-            .material
-            .uses
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
-        if count > self.reserved_uses() {
+        if self.take_uses(1) == 0 {
             return Err(SealError::ReservationSpent { key: self.id() });
         }
         self.seal_counted_into(store, database, key, value, aad, out)
@@ -152,20 +147,24 @@ impl DataKey {
     /// this key, in one step on the shared count, for a run of seals that then touch it no
     /// more; `None` when none is left.
     pub fn claim(self: Arc<Self>, wanted: u64) -> Option<ClaimedUses> {
+        match self.take_uses(wanted) {
+            0 => None,
+            left => Some(ClaimedUses { key: self, left }),
+        }
+    }
+
+    /// Counts up to `wanted` (at least one) more uses, never past the reservation, in one
+    /// step; how many it counted (0: the reservation is spent, the count unchanged).
+    fn take_uses(&self, wanted: u64) -> u64 {
         let reserved = self.reserved_uses();
         let wanted = wanted.max(1);
-        let before = self
-            .material
+        self.material
             .uses
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
                 let left = reserved.saturating_sub(used);
                 (left > 0).then(|| used.saturating_add(left.min(wanted)))
             })
-            .ok()?;
-        Some(ClaimedUses {
-            key: self,
-            left: reserved.saturating_sub(before).min(wanted),
-        })
+            .map_or(0, |before| reserved.saturating_sub(before).min(wanted))
     }
 
     /// Seals a use already counted.
@@ -414,7 +413,7 @@ mod tests {
             seal(&key, &ks),
             Err(SealError::ReservationSpent { .. })
         ));
-        assert_eq!(key.uses(), 4, "the refused seal stays counted");
+        assert_eq!(key.uses(), 3, "a refused seal is not counted");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Opening, reading and key management live here; writing in `writes`, scans in `scan`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use super::engine::{create_with_marker, open_existing, read_applied, Db, KEYSTORE_CF};
 use super::scan::open_record;
@@ -169,7 +169,13 @@ impl Store {
 
     /// The current keystore. Cheap: an `Arc` clone.
     pub fn keystore(&self) -> Arc<Keystore> {
-        Arc::clone(&self.keystore.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&self.borrow_keystore())
+    }
+
+    /// The current keystore under its read lock, for one point operation's lookups (no
+    /// count of the `Arc` touched); held for no more than that operation's seal or open.
+    pub(super) fn borrow_keystore(&self) -> RwLockReadGuard<'_, Arc<Keystore>> {
+        self.keystore.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The key hierarchy, safe to print: CMK, master key, data keys per database.
@@ -336,11 +342,16 @@ impl Store {
         else {
             return Ok(None);
         };
-        let keystore = self.keystore();
         let mut value = Vec::new();
         AAD_SCRATCH.with_borrow_mut(|aad| {
             open_record(
-                &keystore, &mut None, database, key, &stored, aad, &mut value,
+                &self.borrow_keystore(),
+                &mut None,
+                database,
+                key,
+                &stored,
+                aad,
+                &mut value,
             )
         })?;
         Ok(Some(value))

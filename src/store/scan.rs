@@ -34,9 +34,9 @@ const MAX_AT_WORKER: usize = 3;
 /// and key, into `plain`. `cached` is the data key the last record used: a scan meets the
 /// same key record after record, so it is looked up (and its database checked) only when
 /// it changes.
-pub(super) fn open_record(
-    keystore: &Keystore,
-    cached: &mut Option<Arc<DataKey>>,
+pub(super) fn open_record<'k>(
+    keystore: &'k Keystore,
+    cached: &mut Option<&'k DataKey>,
     database: &str,
     record_key: &[u8],
     stored: &[u8],
@@ -49,10 +49,10 @@ pub(super) fn open_record(
         reason,
     };
     let record = Record::decode(stored).map_err(|e| corrupt(e.to_string()))?;
-    let key = match cached {
+    let key = match *cached {
         Some(key) if key.id() == record.data_key_id => key,
         _ => {
-            let key = keystore.data_key(record.data_key_id).ok_or_else(|| {
+            let key = keystore.data_key(record.data_key_id).map(Arc::as_ref).ok_or_else(|| {
                 corrupt(format!(
                     "it names data key {}, which this store does not hold (was it copied from another store?)",
                     record.data_key_id
@@ -65,7 +65,8 @@ pub(super) fn open_record(
                     key.database()
                 )));
             }
-            cached.insert(Arc::clone(key))
+            *cached = Some(key);
+            key
         }
     };
     key.open_record_into(keystore.store_id(), database, record_key, &record, aad, plain)

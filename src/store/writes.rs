@@ -36,6 +36,15 @@ fn with_sealed_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     })
 }
 
+/// The error of a seal the cipher refused.
+fn sealing_failed(database: &str, record_key: &[u8], e: crate::crypto::CryptoError) -> StoreError {
+    StoreError::Corrupt {
+        database: database.to_string(),
+        key: display_key(record_key),
+        reason: format!("sealing failed: {e}"),
+    }
+}
+
 /// A writer's uses claimed in one database, and the seals it still expects to make there
 /// (what it claims next time).
 #[derive(Default)]
@@ -121,11 +130,7 @@ impl Store {
                     }
                     Err(SealError::ReservationSpent { .. }) => {}
                     Err(SealError::Crypto(e)) => {
-                        return Err(StoreError::Corrupt {
-                            database: database.to_string(),
-                            key: display_key(record_key),
-                            reason: format!("sealing failed: {e}"),
-                        })
+                        return Err(sealing_failed(database, record_key, e))
                     }
                 }
             }
@@ -133,12 +138,44 @@ impl Store {
         }
     }
 
+    /// Seals `value` for a single put: with the active data key's use counted in place,
+    /// the keystore borrowed (no `Arc` counted) while it seals. Where the key's
+    /// reservation is spent, or the database has no key yet, as [`Store::seal`] does,
+    /// persisting what is needed first.
+    fn seal_one(
+        &self,
+        database: &str,
+        record_key: &[u8],
+        value: &[u8],
+        aad: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        {
+            let keystore = self.borrow_keystore();
+            if let Some(active) = keystore.active_data_key(database) {
+                match active.seal_record_into(self.id, database, record_key, value, aad, out) {
+                    Ok(()) => return Ok(()),
+                    Err(SealError::ReservationSpent { .. }) => {}
+                    Err(SealError::Crypto(e)) => {
+                        return Err(sealing_failed(database, record_key, e))
+                    }
+                }
+            }
+        }
+        self.seal(
+            &mut Sealing::default(),
+            database,
+            record_key,
+            value,
+            aad,
+            out,
+        )
+    }
+
     /// Seals `value` under `database`'s active data key and stores it under `key`.
     pub fn put(&self, database: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         with_sealed_scratch(|sealed| {
-            AAD_SCRATCH.with_borrow_mut(|aad| {
-                self.seal(&mut Sealing::default(), database, key, value, aad, sealed)
-            })?;
+            AAD_SCRATCH.with_borrow_mut(|aad| self.seal_one(database, key, value, aad, sealed))?;
             let cf = self.column_family(database)?;
             self.db.crash_point(CrashPoint::RecordWrite)?;
             self.db
