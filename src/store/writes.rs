@@ -36,12 +36,21 @@ fn with_sealed_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     })
 }
 
-/// The error of a seal the cipher refused.
-fn sealing_failed(database: &str, record_key: &[u8], e: crate::crypto::CryptoError) -> StoreError {
-    StoreError::Corrupt {
-        database: database.to_string(),
-        key: display_key(record_key),
-        reason: format!("sealing failed: {e}"),
+/// Whether a seal of `record_key` in `database` was made (`false`: the uses reserved were
+/// spent first), or the cipher's error.
+fn sealed(
+    result: Result<(), SealError>,
+    database: &str,
+    record_key: &[u8],
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(SealError::ReservationSpent { .. }) => Ok(false),
+        Err(SealError::Crypto(e)) => Err(StoreError::Corrupt {
+            database: database.to_string(),
+            key: display_key(record_key),
+            reason: format!("sealing failed: {e}"),
+        }),
     }
 }
 
@@ -123,15 +132,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         loop {
             if let Some(uses) = sealing.claimed.as_mut() {
-                match uses.seal_record_into(self.id, database, record_key, value, aad, out) {
-                    Ok(()) => {
-                        sealing.expected = sealing.expected.saturating_sub(1);
-                        return Ok(());
-                    }
-                    Err(SealError::ReservationSpent { .. }) => {}
-                    Err(SealError::Crypto(e)) => {
-                        return Err(sealing_failed(database, record_key, e))
-                    }
+                let result = uses.seal_record_into(self.id, database, record_key, value, aad, out);
+                if sealed(result, database, record_key)? {
+                    sealing.expected = sealing.expected.saturating_sub(1);
+                    return Ok(());
                 }
             }
             sealing.claimed = Some(self.claim(database, sealing.expected)?);
@@ -153,12 +157,10 @@ impl Store {
         {
             let keystore = self.borrow_keystore();
             if let Some(active) = keystore.active_data_key(database) {
-                match active.seal_record_into(self.id, database, record_key, value, aad, out) {
-                    Ok(()) => return Ok(()),
-                    Err(SealError::ReservationSpent { .. }) => {}
-                    Err(SealError::Crypto(e)) => {
-                        return Err(sealing_failed(database, record_key, e))
-                    }
+                let result =
+                    active.seal_record_into(self.id, database, record_key, value, aad, out);
+                if sealed(result, database, record_key)? {
+                    return Ok(());
                 }
             }
         }
