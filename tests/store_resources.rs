@@ -1,5 +1,6 @@
-//! A store's write-ahead logs: a store closed cleanly needs nothing from them, and the
-//! logs a running store keeps stay bounded although its keystore is seldom written.
+//! What a store holds on to: its write-ahead logs (a store closed cleanly needs nothing
+//! from them, and those a running store keeps stay bounded although its keystore is seldom
+//! written) and its block cache (which holds tables up to its capacity).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use atrest::clock::SystemClock;
 use atrest::kms::{Caller, CreateKeyRequest, Kms, LocalKms};
 use atrest::store::{KeyRange, Store, StoreOptions, WriteBatch, MAX_TOTAL_WAL_BYTES};
+use rocksdb::perf::{PerfContext, PerfMetric, PerfStatsLevel};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -32,13 +34,11 @@ impl Fixture {
     }
 
     fn create(&self) -> Store {
-        Store::create(
-            &self.path,
-            self.kms.clone(),
-            &self.cmk,
-            StoreOptions::default(),
-        )
-        .unwrap()
+        self.create_with(StoreOptions::default())
+    }
+
+    fn create_with(&self, options: StoreOptions) -> Store {
+        Store::create(&self.path, self.kms.clone(), &self.cmk, options).unwrap()
     }
 
     fn open(&self) -> Store {
@@ -56,17 +56,22 @@ fn count(store: &Store, database: &str) -> usize {
     store.scan(database, KeyRange::All).unwrap().count()
 }
 
-/// The write-ahead logs under `dir`.
-fn wals(dir: &Path) -> Vec<PathBuf> {
+/// The files under `dir` named `*.extension`.
+fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect()
 }
 
-fn wal_bytes(dir: &Path) -> u64 {
-    wals(dir)
+/// The write-ahead logs under `dir`.
+fn wals(dir: &Path) -> Vec<PathBuf> {
+    files(dir, "log")
+}
+
+fn bytes(files: &[PathBuf]) -> u64 {
+    files
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
@@ -126,10 +131,10 @@ fn the_logs_kept_stay_bounded_however_seldom_the_keystore_is_written() {
         }
         store.write(&batch).unwrap();
         if round % 16 == 0 {
-            most = most.max(wal_bytes(&f.path));
+            most = most.max(bytes(&wals(&f.path)));
         }
     }
-    most = most.max(wal_bytes(&f.path));
+    most = most.max(bytes(&wals(&f.path)));
     assert!(
         most < 2 * MAX_TOTAL_WAL_BYTES,
         "{} MiB of logs kept after {} MiB written",
@@ -139,4 +144,58 @@ fn the_logs_kept_stay_bounded_however_seldom_the_keystore_is_written() {
     drop(store);
     let store = f.open();
     assert_eq!(count(&store, "db"), KEYS as usize);
+}
+
+/// A store whose tables nearly fill its block cache reads them all a second time without
+/// reading a block from its files: the cache holds what its capacity says. (RocksDB's LRU
+/// cache, in shards of 512 KiB that each evict on their own, misses here in the shards the
+/// blocks happen to fill most; an encrypted store's records, 33 bytes longer than their
+/// values, reach such a size before their plaintext does.)
+#[test]
+fn tables_near_the_block_cache_size_are_read_twice_from_it_alone() {
+    const CACHE: u64 = 8 << 20;
+    // 50,000 records of 100 bytes: tables of 88% of the cache.
+    const ROUNDS: u32 = 50;
+    let f = Fixture::new();
+    let store = f.create_with(StoreOptions {
+        block_cache_bytes: CACHE as usize,
+        ..StoreOptions::default()
+    });
+    let value = [0x5a; 100];
+    for round in 0..ROUNDS {
+        let mut batch = WriteBatch::new();
+        for i in 0..1000 {
+            batch.put("db", (round * 1000 + i).to_be_bytes(), value);
+        }
+        store.write(&batch).unwrap();
+    }
+    store.flush().unwrap();
+    store.compact().unwrap();
+    let tables = bytes(&files(&f.path, "sst"));
+    assert!(
+        (CACHE * 4 / 5..CACHE * 23 / 25).contains(&tables),
+        "{tables} bytes of tables for a cache of {CACHE}"
+    );
+    let read_all = || {
+        let mut records = 0;
+        store
+            .visit("db", KeyRange::All, |_, _| {
+                records += 1;
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(records, ROUNDS as usize * 1000);
+    };
+    read_all();
+    rocksdb::perf::set_perf_stats(PerfStatsLevel::EnableCount);
+    let mut perf = PerfContext::default();
+    perf.reset();
+    read_all();
+    let blocks_read = perf.metric(PerfMetric::BlockReadCount);
+    let blocks_cached = perf.metric(PerfMetric::BlockCacheHitCount);
+    assert_eq!(
+        blocks_read, 0,
+        "{blocks_read} blocks read from the files, {blocks_cached} found in the cache"
+    );
+    assert!(blocks_cached > 0);
 }
