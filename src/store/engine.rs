@@ -244,14 +244,15 @@ pub fn column_family_options(block_cache_bytes: usize) -> Options {
     family_options_with(&block_cache(block_cache_bytes))
 }
 
-/// A node's block cache: RocksDB's hyper clock cache, its table sized for blocks of RocksDB's
-/// default 4 KiB (the estimate RocksDB advises; its self-sizing variant is experimental).
-/// RocksDB's LRU cache splits a 32 MiB cache into 64 shards of 512 KiB, each evicting on its
-/// own, so data near the cache's size already misses in the shards it fills unevenly (an
-/// encrypted store's records are 33 bytes longer than their plaintext and reach that size
-/// first); the clock cache holds what its capacity says, and finds a block without a lock.
+/// The charge the block cache's table is sized for: RocksDB's default block of 4 KiB (the
+/// estimate RocksDB advises; its self-sizing variant is experimental).
 const BLOCK_BYTES: usize = 4 << 10;
 
+/// A node's block cache: RocksDB's hyper clock cache. Its LRU cache splits a 32 MiB cache
+/// into 64 shards of 512 KiB, each evicting on its own, so data near the cache's size
+/// already misses in the shards it fills unevenly (an encrypted store's records are 33
+/// bytes longer than their plaintext and reach that size first); the clock cache holds what
+/// its capacity says, and finds a block without a lock.
 fn block_cache(bytes: usize) -> rocksdb::Cache {
     rocksdb::Cache::new_hyper_clock_cache(bytes, BLOCK_BYTES)
 }
