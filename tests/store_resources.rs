@@ -199,3 +199,34 @@ fn tables_near_the_block_cache_size_are_read_twice_from_it_alone() {
     );
     assert!(blocks_cached > 0);
 }
+
+/// A block cache of any size serves every read: of no bytes or fewer than one block it
+/// caches nothing, and one too large for any machine, meant as no bound, is not made
+/// whole at the store's open.
+#[test]
+fn a_block_cache_of_any_size_serves_every_read() {
+    for cache in [0, 1, 4096, 1 << 30, (1 << 30) + 1, usize::MAX] {
+        let f = Fixture::new();
+        let options = StoreOptions {
+            block_cache_bytes: cache,
+            ..StoreOptions::default()
+        };
+        let store = f.create_with(options.clone());
+        for i in 0..2000u32 {
+            store.put("db", &i.to_be_bytes(), &[0x5a; 100]).unwrap();
+        }
+        store.flush().unwrap();
+        assert_eq!(
+            store.get("db", &7u32.to_be_bytes()).unwrap().as_deref(),
+            Some(&[0x5a; 100][..])
+        );
+        assert_eq!(count(&store, "db"), 2000, "a cache of {cache} bytes");
+        drop(store);
+        let store = Store::open(&f.path, f.kms.clone(), &f.cmk, options).unwrap();
+        assert_eq!(
+            count(&store, "db"),
+            2000,
+            "a cache of {cache} bytes, reopened"
+        );
+    }
+}

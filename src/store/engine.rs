@@ -248,13 +248,26 @@ pub fn column_family_options(block_cache_bytes: usize) -> Options {
 /// estimate RocksDB advises; its self-sizing variant is experimental).
 const BLOCK_BYTES: usize = 4 << 10;
 
-/// A node's block cache: RocksDB's hyper clock cache. Its LRU cache splits a 32 MiB cache
-/// into 64 shards of 512 KiB, each evicting on its own, so data near the cache's size
-/// already misses in the shards it fills unevenly (an encrypted store's records are 33
-/// bytes longer than their plaintext and reach that size first); the clock cache holds what
-/// its capacity says, and finds a block without a lock.
+/// The largest block cache that is a clock cache. RocksDB allocates a clock cache's table
+/// whole when it makes the cache, 64 bytes a slot for every 2.9 KiB of capacity: 32 MiB at
+/// this size, and for a capacity meant as no bound (`usize::MAX`) more than any machine
+/// holds, which RocksDB answers by aborting the process.
+const CLOCK_CACHE_MAX_BYTES: usize = 1 << 30;
+
+/// A node's block cache: up to [`CLOCK_CACHE_MAX_BYTES`], RocksDB's hyper clock cache. Its
+/// LRU cache splits a 32 MiB cache into 64 shards of 512 KiB, each evicting on its own, so
+/// data near the cache's size already misses in the shards it fills unevenly (an encrypted
+/// store's records are 33 bytes longer than their plaintext and reach that size first); the
+/// clock cache holds what its capacity says, and finds a block without a lock. Past that
+/// size the LRU cache's 64 shards hold 16 MiB or more each, and fill evenly. A clock cache
+/// of no bytes would be a table of 2^63 slots (RocksDB 10.4), so none is one byte: it
+/// caches nothing either.
 fn block_cache(bytes: usize) -> rocksdb::Cache {
-    rocksdb::Cache::new_hyper_clock_cache(bytes, BLOCK_BYTES)
+    if bytes > CLOCK_CACHE_MAX_BYTES {
+        rocksdb::Cache::new_lru_cache(bytes)
+    } else {
+        rocksdb::Cache::new_hyper_clock_cache(bytes.max(1), BLOCK_BYTES)
+    }
 }
 
 fn family_options_with(cache: &rocksdb::Cache) -> Options {
