@@ -150,6 +150,8 @@ pub struct StoreOptions {
     pub data_key_limits: DataKeyLimits,
     /// Bytes of RocksDB block cache, shared by the node's databases; it holds stored
     /// (encrypted) blocks, so records are decrypted on every read whether cached or not.
+    /// Up to 1 GiB it is RocksDB's hyper clock cache, above it RocksDB's LRU cache; 0
+    /// caches nothing.
     pub block_cache_bytes: usize,
 }
 
