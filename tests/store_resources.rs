@@ -42,13 +42,11 @@ impl Fixture {
     }
 
     fn open(&self) -> Store {
-        Store::open(
-            &self.path,
-            self.kms.clone(),
-            &self.cmk,
-            StoreOptions::default(),
-        )
-        .unwrap()
+        self.open_with(StoreOptions::default())
+    }
+
+    fn open_with(&self, options: StoreOptions) -> Store {
+        Store::open(&self.path, self.kms.clone(), &self.cmk, options).unwrap()
     }
 }
 
@@ -222,7 +220,7 @@ fn a_block_cache_of_any_size_serves_every_read() {
         );
         assert_eq!(count(&store, "db"), 2000, "a cache of {cache} bytes");
         drop(store);
-        let store = Store::open(&f.path, f.kms.clone(), &f.cmk, options).unwrap();
+        let store = f.open_with(options);
         assert_eq!(
             count(&store, "db"),
             2000,
